@@ -1,0 +1,35 @@
+# The two commands: `make demo` and `make test`. Both set everything up from a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: all install demo test bench lint clean sysdeps
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the tests drive as real clients (dig, curl). Installed only when missing.
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+demo: install
+	bash examples/demo.sh
+
+test: install sysdeps
+	$(BIN)/python -m pytest -n 2 -q tests
+
+bench: install
+	BENCH=1 bash scripts/sysdeps.sh
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

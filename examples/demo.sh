@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The main job end to end on the embedded SQLite store: create the example manifests, list and describe
+# them, expose, update, delete. Uses a throwaway store so it never touches ~/.kubesvc.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+DEMO_DIR=$(mktemp -d)
+export KUBESVC_STORE="$DEMO_DIR/store.db"
+cleanup() {
+  if [ -x "$(command -v kubesvc)" ] && [ -f "$KUBESVC_STORE" ]; then kubesvc down >/dev/null 2>&1 || true; fi
+  rm -rf "$DEMO_DIR"
+}
+trap cleanup EXIT
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+step kubesvc init
+step kubesvc create -f examples/web.yaml
+step kubesvc create -f examples/services.yaml
+step kubesvc apply -f examples/external.yaml
+step kubesvc get svc -o wide
+step kubesvc get endpoints
+step kubesvc get pods --show-labels
+step kubesvc describe svc web
+step kubesvc create -f examples/deployment.yaml
+step kubesvc expose deployment api --port=8000 --name=api --type=LoadBalancer
+step kubesvc get svc api -o jsonpath='{.status.loadBalancer.ingress[0].ip}'; echo
+step kubesvc label pod web-3 app=retired --overwrite
+step kubesvc get ep web
+step kubesvc delete svc ext
+step kubesvc get all
+
+if [ -f examples/demo-traffic.sh ]; then
+  step bash examples/demo-traffic.sh
+fi
+printf '\ndemo finished\n'

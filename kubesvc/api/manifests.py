@@ -1,0 +1,243 @@
+"""Read ``-f`` sources and dump objects as kubectl prints them.
+
+Rules kept here (kubectl's resource builder, spec §9.2):
+- ``-f`` takes files, directories (only .json/.yaml/.yml; subdirectories with -R; lexical order)
+  and ``-`` (stdin, reported as ``STDIN``).
+- A file holds several YAML documents; ``kind: List`` (any ``*List``) is flattened into items.
+- Input is untrusted: size, nesting depth and YAML aliases are bounded, and every failure is a
+  one-line ``ClientError`` naming the source. Nothing here touches the store.
+- Dumps are kubectl's: YAML block style, keys sorted, list items not indented under their key.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable
+
+from kubesvc.errors import ClientError
+
+MAX_INPUT_BYTES = 32 * 1024 * 1024
+MAX_DEPTH = 100
+MAX_NODES = 1_000_000
+MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@dataclass
+class Manifest:
+    """One object read from a source, with where it came from (for error messages)."""
+
+    obj: dict[str, Any]
+    source: str
+
+
+def expand_paths(paths: Iterable[str], recursive: bool) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        if p == "-":
+            out.append("-")
+            continue
+        if p.startswith(("http://", "https://")):
+            raise ClientError(f'the URL "{p}" cannot be read: kubesvc reads local files and STDIN only')
+        path = Path(p)
+        if not path.exists():
+            raise ClientError(f'the path "{p}" does not exist')
+        if path.is_dir():
+            out.extend(_walk(path, recursive))
+        else:
+            out.append(p)
+    return out
+
+
+def _walk(d: Path, recursive: bool) -> list[str]:
+    files: list[str] = []
+    for entry in sorted(os.listdir(d)):
+        full = d / entry
+        if full.is_dir():
+            if recursive:
+                files.extend(_walk(full, recursive))
+        elif full.suffix in MANIFEST_SUFFIXES:
+            files.append(str(full))
+    return files
+
+
+def read_sources(paths: Iterable[str], recursive: bool = False, stdin: BinaryIO | None = None) -> list[Manifest]:
+    """All objects from ``-f`` arguments, in order. Raises ClientError on the first bad source."""
+    manifests: list[Manifest] = []
+    for p in expand_paths(paths, recursive):
+        if p == "-":
+            raw = (stdin or sys.stdin.buffer).read(MAX_INPUT_BYTES + 1)
+            source = "STDIN"
+        else:
+            try:
+                with open(p, "rb") as fh:
+                    raw = fh.read(MAX_INPUT_BYTES + 1)
+            except OSError as exc:
+                raise ClientError(f'the path "{p}" cannot be read: {exc.strerror}') from None
+            source = p
+        for obj in parse_documents(raw, source):
+            manifests.append(Manifest(obj, source))
+    return manifests
+
+
+def parse_documents(raw: bytes, source: str) -> list[dict[str, Any]]:
+    """Bytes -> list of objects (documents split, Lists flattened, empty documents dropped)."""
+    if len(raw) > MAX_INPUT_BYTES:
+        raise ClientError(f"error parsing {source}: input is larger than {MAX_INPUT_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ClientError(f"error parsing {source}: input is not UTF-8 text") from None
+    if "\x00" in text:
+        raise ClientError(f"error parsing {source}: input contains binary data")
+    docs = _load_all(text, source)
+    objects: list[dict[str, Any]] = []
+    for doc in docs:
+        if doc is None:
+            continue
+        _check_shape(doc, source)
+        if not isinstance(doc, dict):
+            raise ClientError(f"error parsing {source}: json: cannot unmarshal {_json_type(doc)} into Go value of type map[string]interface {{}}")
+        objects.extend(_flatten(doc, source))
+    return objects
+
+
+def _json_type(v: Any) -> str:
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    return "value"
+
+
+def _flatten(doc: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    kind = doc.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
+        out: list[dict[str, Any]] = []
+        for item in doc["items"]:
+            if not isinstance(item, dict):
+                raise ClientError(f"error parsing {source}: List items must be objects")
+            out.extend(_flatten(item, source))
+        return out
+    return [doc]
+
+
+def _check_shape(doc: Any, source: str) -> None:
+    """Bound depth and total node count (alias bombs expand into huge trees)."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    seen_containers: set[int] = set()
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ClientError(f"error parsing {source}: document is too large (more than {MAX_NODES} values)")
+        if depth > MAX_DEPTH:
+            raise ClientError(f"error parsing {source}: document is nested too deeply (more than {MAX_DEPTH} levels)")
+        if isinstance(node, dict):
+            if id(node) in seen_containers:
+                count += len(node)
+            seen_containers.add(id(node))
+            stack.extend((v, depth + 1) for v in node.values())
+            for k in node:
+                if not isinstance(k, str):
+                    raise ClientError(f"error parsing {source}: mapping keys must be strings, got {k!r}")
+        elif isinstance(node, list):
+            seen_containers.add(id(node))
+            stack.extend((v, depth + 1) for v in node)
+
+
+def _load_all(text: str, source: str) -> list[Any]:
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            return [json.loads(text)]
+        except (json.JSONDecodeError, RecursionError):
+            pass  # may still be YAML (flow style); fall through for the YAML error text
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.allow_duplicate_keys = False
+    try:
+        docs = list(yaml.load_all(text))
+    except YAMLError as exc:
+        raise ClientError(f"error parsing {source}: error converting YAML to JSON: yaml: {_yaml_reason(exc)}") from None
+    except RecursionError:
+        raise ClientError(f"error parsing {source}: document is nested too deeply") from None
+    except (ValueError, TypeError) as exc:
+        raise ClientError(f"error parsing {source}: {exc}") from None
+    return [_jsonable(d, source) for d in docs]
+
+
+def _yaml_reason(exc: Exception) -> str:
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"line {mark.line + 1}: {problem}"
+    return str(problem)
+
+
+def _jsonable(node: Any, source: str, depth: int = 0) -> Any:
+    """YAML values -> JSON values (timestamps and dates become strings, like kubectl)."""
+    if depth > MAX_DEPTH:
+        raise ClientError(f"error parsing {source}: document is nested too deeply (more than {MAX_DEPTH} levels)")
+    if isinstance(node, dict):
+        return {(k if isinstance(k, str) else _key(k, source)): _jsonable(v, source, depth + 1) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_jsonable(v, source, depth + 1) for v in node]
+    if node is None or isinstance(node, (str, bool, int, float)):
+        if isinstance(node, float) and (node != node or node in (float("inf"), float("-inf"))):
+            raise ClientError(f"error parsing {source}: unsupported value: {node}")
+        return node
+    if hasattr(node, "isoformat"):
+        return node.isoformat().replace("+00:00", "Z")
+    if isinstance(node, bytes):
+        import base64
+
+        return base64.b64encode(node).decode()
+    return str(node)
+
+
+def _key(k: Any, source: str) -> str:
+    if isinstance(k, (bool, int, float)) or k is None:
+        return json.dumps(k) if not isinstance(k, (int, float)) or isinstance(k, bool) else str(k)
+    raise ClientError(f"error parsing {source}: mapping keys must be strings")
+
+
+# ---------------------------------------------------------------------------------------- dumping
+
+
+def to_json(obj: Any) -> str:
+    """kubectl's -o json: 4-space indent, keys in the object's order."""
+    return json.dumps(obj, indent=4, ensure_ascii=False) + "\n"
+
+
+def to_yaml(obj: Any) -> str:
+    """kubectl's -o yaml: block style, keys sorted, sequences not indented under their key."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.indent(mapping=2, sequence=2, offset=0)
+    yaml.width = 4096
+    yaml.sort_base_mapping_type_on_output = True  # type: ignore[attr-defined]
+    buf = io.StringIO()
+    yaml.dump(_sorted(obj), buf)
+    return buf.getvalue()
+
+
+def _sorted(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _sorted(node[k]) for k in sorted(node)}
+    if isinstance(node, list):
+        return [_sorted(v) for v in node]
+    return node

@@ -1,0 +1,65 @@
+"""The Typer app: global options and the list of mounted commands (one verb per module)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+from typing_extensions import Annotated
+
+from kubesvc.cli.common import Context, set_global
+
+HELP = """kubesvc: Kubernetes Services on one machine, no cluster.
+
+The same manifests and kubectl habits: create, apply, get, describe, delete, expose, label, annotate."""
+
+
+class FunnelGroup(TyperGroup):
+    """Routes every typed error through the one funnel, for `main()` and Typer's CliRunner alike."""
+
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
+        from kubesvc.cli.common import Exit, print_error
+        from kubesvc.errors import KubesvcError
+
+        try:
+            return super().invoke(ctx)
+        except Exit as e:
+            raise typer.Exit(e.code) from None
+        except KubesvcError as e:
+            print_error(e)
+            raise typer.Exit(1) from None
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        cls=FunnelGroup,
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def root(
+        ctx: typer.Context,
+        store: Annotated[Optional[str], typer.Option("--store", help="Path of the SQLite store (default $KUBESVC_STORE, else ~/.kubesvc/store.db).")] = None,
+        namespace: Annotated[Optional[str], typer.Option("--namespace", "-n", help="Namespace for this request.")] = None,
+    ) -> None:
+        ctx.obj = Context(store_path=store, namespace=namespace)
+        set_global(ctx.obj)
+
+    from kubesvc.cli.commands import admin, apply, create, delete, describe, expose, get, label
+
+    app.add_typer(create.app, name="create")
+    app.command("apply")(apply.apply)
+    app.command("get")(get.get)
+    app.command("describe")(describe.describe)
+    app.command("delete")(delete.delete)
+    app.command("expose")(expose.expose)
+    app.command("label")(label.label)
+    app.command("annotate")(label.annotate)
+    app.command("version")(admin.version)
+    app.command("init")(admin.init)
+    return app

@@ -1,0 +1,158 @@
+"""`kubesvc create -f` and the `create service|namespace` generators."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from typing_extensions import Annotated
+
+from kubesvc.cli import common
+from kubesvc.cli.common import (
+    DryRunOpt, Exit, Failure, FilenameOpt, NamespaceOpt, OutputOpt, RecursiveOpt, StoreOpt, ValidateOpt,
+)
+from kubesvc.errors import ClientError, Invalid, KubesvcError
+
+app = typer.Typer(help="Create a resource from a file or from stdin, or with a generator.", no_args_is_help=False)
+
+
+@app.callback(invoke_without_command=True)
+def create(
+    ctx: typer.Context,
+    filename: FilenameOpt = None,
+    recursive: RecursiveOpt = False,
+    namespace: NamespaceOpt = None,
+    output: OutputOpt = None,
+    dry_run: DryRunOpt = "none",
+    validate: ValidateOpt = "strict",
+    store: StoreOpt = None,
+) -> None:
+    """Create a resource from a file or from stdin: kubesvc create -f FILE|DIR|-."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from kubesvc.cli import resources
+
+    mode = common.dry_run_mode(dry_run)
+    vmode = common.validate_mode(validate)
+    out_fmt = common.check_output(output)
+    ns, explicit = common.namespace(namespace)
+    items = resources.load(filename, recursive, ns, explicit, "create")
+    reg = common.registry(store)
+    failures: list[Failure] = []
+    for item in items:
+        try:
+            result = reg.create(item.obj, dry_run=mode != "none", validate=vmode)
+        except KubesvcError as e:
+            failures.append(Failure(e, f'error when creating "{item.source}": '))
+            continue
+        for w in result.warnings:
+            common.warn(w)
+        if out_fmt:
+            common.print_objects([result.object], out_fmt, True)
+        else:
+            common.out(f"{common.type_name(result.object)} created{_suffix(mode)}\n")
+    if failures:
+        common.print_failures(failures)
+        raise Exit(1)
+
+
+def _suffix(mode: str) -> str:
+    return {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
+
+
+service_app = typer.Typer(help="Create a service using a specified subcommand.")
+app.add_typer(service_app, name="service")
+app.add_typer(service_app, name="svc", hidden=True)
+
+TcpOpt = Annotated[Optional[list[str]], typer.Option("--tcp", help="Port pairs <port>:<targetPort>; can be repeated.")]
+
+
+def _generate(kind: str, name: str, tcp: Optional[list[str]], node_port: Optional[int], cluster_ip: Optional[str],
+              external_name: Optional[str], namespace: Optional[str], output: Optional[str], dry_run: str,
+              store: Optional[str]) -> None:
+    from kubesvc.api import expose as exposelib
+
+    mode = common.dry_run_mode(dry_run)
+    out_fmt = common.check_output(output)
+    svc = exposelib.create_service(kind, name, tcp=tcp or [], node_port=node_port, cluster_ip=cluster_ip,
+                                   external_name=external_name)
+    ns, _ = common.namespace(namespace)
+    if mode == "client":
+        if out_fmt:
+            common.print_objects([svc], out_fmt, True)
+        else:
+            common.out(f"service/{name} created (dry run)\n")
+        return
+    svc["metadata"].pop("creationTimestamp", None)
+    svc["metadata"]["namespace"] = ns
+    svc.pop("status", None)
+    type_word = {"clusterip": "ClusterIP", "nodeport": "NodePort", "loadbalancer": "LoadBalancer",
+                 "externalname": "ExternalName"}[kind]
+    try:
+        result = common.registry(store).create(svc, dry_run=mode == "server")
+    except Invalid as e:
+        raise ClientError(f"failed to create {type_word} service: {e.status_message()}") from None
+    if out_fmt:
+        common.print_objects([result.object], out_fmt, True)
+    else:
+        common.out(f"service/{name} created{_suffix(mode)}\n")
+
+
+@service_app.command("clusterip")
+def create_clusterip(
+    name: str,
+    tcp: TcpOpt = None,
+    clusterip: Annotated[Optional[str], typer.Option("--clusterip", help="Assign your own ClusterIP or set to 'None' for a 'headless' service.")] = None,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a ClusterIP service."""
+    _generate("clusterip", name, tcp, None, clusterip, None, namespace, output, dry_run, store)
+
+
+@service_app.command("nodeport")
+def create_nodeport(
+    name: str,
+    tcp: TcpOpt = None,
+    node_port: Annotated[Optional[int], typer.Option("--node-port", help="Port used to expose the service on each node.")] = None,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a NodePort service."""
+    _generate("nodeport", name, tcp, node_port, None, None, namespace, output, dry_run, store)
+
+
+@service_app.command("loadbalancer")
+def create_loadbalancer(
+    name: str, tcp: TcpOpt = None,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a LoadBalancer service."""
+    _generate("loadbalancer", name, tcp, None, None, None, namespace, output, dry_run, store)
+
+
+@service_app.command("externalname")
+def create_externalname(
+    name: str,
+    external_name: Annotated[Optional[str], typer.Option("--external-name", help="External name of the service.")] = None,
+    tcp: TcpOpt = None,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create an ExternalName service."""
+    _generate("externalname", name, tcp, None, None, external_name, namespace, output, dry_run, store)
+
+
+@app.command("namespace")
+def create_namespace(
+    name: str, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a namespace with the specified name."""
+    mode = common.dry_run_mode(dry_run)
+    out_fmt = common.check_output(output)
+    obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    result = common.registry(store).create(obj, dry_run=mode != "none")
+    if out_fmt:
+        common.print_objects([result.object], out_fmt, True)
+    else:
+        common.out(f"namespace/{name} created{_suffix(mode)}\n")
+
+
+app.command("ns", hidden=True)(create_namespace)

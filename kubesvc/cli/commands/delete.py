@@ -1,0 +1,84 @@
+"""`kubesvc delete`: by TYPE NAME..., TYPE/NAME, -f, -l or --all; prints `service "web" deleted`."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from kubesvc.cli import common
+from kubesvc.cli.common import Exit, Failure, FilenameOpt, NamespaceOpt, RecursiveOpt, SelectorOpt, StoreOpt
+from kubesvc.errors import ClientError, KubesvcError, NotFound
+
+
+def delete(
+    args: Annotated[Optional[list[str]], typer.Argument(help="TYPE NAME... or TYPE/NAME...")] = None,
+    filename: FilenameOpt = None,
+    recursive: RecursiveOpt = False,
+    namespace: NamespaceOpt = None,
+    selector: SelectorOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Delete all resources of the given types in the namespace.")] = False,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="With --all or -l: across all namespaces.")] = False,
+    ignore_not_found: Annotated[bool, typer.Option("--ignore-not-found", help="Treat 'resource not found' as a successful delete.")] = False,
+    dry_run: common.DryRunOpt = "none",
+    output: common.OutputOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Delete resources by file names, stdin, resources and names, or by resources and label selector."""
+    from kubesvc.api import selectors
+    from kubesvc.api.kinds import BY_KIND
+    from kubesvc.cli.commands.get import parse_targets
+
+    mode = common.dry_run_mode(dry_run)
+    out_fmt = common.check_output(output, ("name",))
+    ns, explicit = common.namespace(namespace)
+    reg = common.registry(store)
+    work: list[tuple[str, str, str, str]] = []  # kind, namespace, name, context
+    if filename:
+        from kubesvc.cli import resources
+
+        if args:
+            raise ClientError("when paths, URLs, or stdin is provided as input, you may not specify resource arguments as well")
+        for item in resources.load(filename, recursive, ns, explicit, "delete"):
+            work.append((item.kind.kind, item.namespace, item.name, f'error when deleting "{item.source}": '))
+    else:
+        if not args:
+            raise ClientError("You must provide one or more resources by argument or filename.\nExample resource specifications include:\n   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n   '<resource> <name>'\n   '<resource>'")
+        targets = parse_targets(args)
+        sel = selectors.parse(selector) if selector else None
+        for kind, names in targets:
+            if names:
+                work.extend((kind, ns, n, "") for n in names)
+            elif all_ or sel is not None:
+                scope = None if (all_namespaces or not BY_KIND[kind].namespaced) else ns
+                work.extend((kind, o["metadata"].get("namespace", ""), o["metadata"]["name"], "")
+                            for o in reg.list(kind, scope, sel))
+            else:
+                raise ClientError('resource(s) were provided, but no name was specified')
+    failures: list[Failure] = []
+    deleted = 0
+    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
+    for kind, obj_ns, name, context in work:
+        try:
+            obj: dict[str, Any] = reg.delete(kind, obj_ns, name, dry_run=mode != "none")
+        except NotFound as e:
+            if not ignore_not_found:
+                failures.append(Failure(e, context))
+            continue
+        except KubesvcError as e:
+            failures.append(Failure(e, context))
+            continue
+        deleted += 1
+        k = BY_KIND[kind]
+        if out_fmt == "name":
+            common.out(f"{k.type_name}/{name}\n")
+        else:
+            common.out(f'{k.type_name} "{obj["metadata"]["name"]}" deleted{suffix}\n')
+    if not work and not failures and not filename:
+        import sys
+
+        sys.stderr.write("No resources found\n")
+    if failures:
+        common.print_failures(failures)
+        raise Exit(1)

@@ -1,0 +1,81 @@
+"""`kubesvc expose`: a Service for a pod, service, rc, deployment or replicaset, as kubectl generates it."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from kubesvc.cli import common
+from kubesvc.cli.common import FilenameOpt, NamespaceOpt, OutputOpt, RecursiveOpt, StoreOpt
+from kubesvc.errors import ClientError
+
+Opt = typer.Option
+
+
+def expose(
+    args: Annotated[Optional[list[str]], typer.Argument(help="TYPE NAME or TYPE/NAME")] = None,
+    filename: FilenameOpt = None,
+    recursive: RecursiveOpt = False,
+    port: Annotated[Optional[str], Opt("--port", help="The port(s) the service serves on (comma list).")] = None,
+    target_port: Annotated[Optional[str], Opt("--target-port", help="Name or number of the port on the pods.")] = None,
+    protocol: Annotated[Optional[str], Opt("--protocol", help="TCP, UDP or SCTP for all ports.")] = None,
+    type_: Annotated[Optional[str], Opt("--type", help="ClusterIP, NodePort, LoadBalancer or ExternalName.")] = None,
+    name: Annotated[Optional[str], Opt("--name", help="The name of the new Service.")] = None,
+    selector: Annotated[Optional[str], Opt("--selector", help="k=v,... selector for the Service.")] = None,
+    labels: Annotated[Optional[str], Opt("--labels", "-l", help="Labels for the Service.")] = None,
+    session_affinity: Annotated[Optional[str], Opt("--session-affinity", help="None or ClientIP.")] = None,
+    cluster_ip: Annotated[Optional[str], Opt("--cluster-ip", help="ClusterIP to use, or None for headless.")] = None,
+    external_ip: Annotated[Optional[str], Opt("--external-ip", help="An external IP for the Service.")] = None,
+    load_balancer_ip: Annotated[Optional[str], Opt("--load-balancer-ip", help="IP for a LoadBalancer Service.")] = None,
+    namespace: NamespaceOpt = None,
+    output: OutputOpt = None,
+    dry_run: common.DryRunOpt = "none",
+    store: StoreOpt = None,
+) -> None:
+    """Expose a resource as a new Kubernetes Service."""
+    from kubesvc.api import expose as exposelib
+    from kubesvc.cli.commands.get import parse_targets
+
+    mode = common.dry_run_mode(dry_run)
+    out_fmt = common.check_output(output)
+    ns, explicit = common.namespace(namespace)
+    reg = common.registry(store)
+    sources: list[dict[str, Any]] = []
+    if filename:
+        from kubesvc.cli import resources
+
+        sources = [i.obj for i in resources.load(filename, recursive, ns, explicit, "expose")]
+    elif args:
+        for kind, names in parse_targets(args):
+            if not names:
+                raise ClientError("resource(s) were provided, but no name was specified")
+            sources.extend(reg.get(kind, ns, n) for n in names)
+    else:
+        raise ClientError(
+            "You must provide one or more resources by argument or filename.\nExample resource specifications include:\n"
+            "   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n   '<resource> <name>'\n   '<resource>'"
+        )
+    opts = exposelib.ExposeOptions(
+        port=port, target_port=target_port, protocol=protocol, type=type_, name=name, selector=selector,
+        labels=labels, session_affinity=session_affinity, cluster_ip=cluster_ip, external_ip=external_ip,
+        load_balancer_ip=load_balancer_ip,
+    )
+    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
+    for src in sources:
+        svc = exposelib.expose(src, opts)
+        if mode == "client":
+            if out_fmt:
+                common.print_objects([svc], out_fmt, True)
+            else:
+                common.out(f"service/{svc['metadata']['name']} exposed (dry run)\n")
+            continue
+        svc["metadata"].pop("creationTimestamp", None)
+        svc["metadata"]["namespace"] = src["metadata"].get("namespace") or ns
+        svc.pop("status", None)
+        result = reg.create(svc, dry_run=mode == "server")
+        if out_fmt:
+            common.print_objects([result.object], out_fmt, True)
+        else:
+            common.out(f"service/{svc['metadata']['name']} exposed{suffix}\n")

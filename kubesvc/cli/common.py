@@ -1,0 +1,201 @@
+"""Shared pieces of the commands: options, opening the store, kubectl's error lines, -o printing.
+
+Rules kept here (kubectl cmd/util/helpers.go):
+- A lone error prints in the standard form: Invalid as ``The Service "x" is invalid: ...`` (bullets for
+  several causes), other server errors as ``Error from server (<Reason>): [error when <verb> "<file>": ]<msg>``,
+  client errors as ``error: <msg>``.
+- Several errors print one line each in the server form (``Service "x" is invalid: [a, b]``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from kubesvc.errors import ClientError, Invalid, KubesvcError
+
+if TYPE_CHECKING:
+    from kubesvc.registry.generic import Registry
+
+
+class Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+@dataclass
+class Failure:
+    error: KubesvcError
+    context: str = ""  # e.g. 'error when creating "x.yaml": '
+
+
+def standard_message(err: KubesvcError, context: str = "") -> str:
+    if isinstance(err, ClientError):
+        return f"error: {err.message}"
+    if isinstance(err, Invalid):
+        return err.cli_message()
+    return f"Error from server ({err.reason}): {context}{err.message}"
+
+
+def multi_message(err: KubesvcError, context: str = "") -> str:
+    if isinstance(err, ClientError):
+        return f"error: {err.message}"
+    if isinstance(err, Invalid):
+        return f"Error from server (Invalid): {context}{err.status_message()}"
+    return f"Error from server ({err.reason}): {context}{err.message}"
+
+
+def print_error(err: KubesvcError, context: str = "") -> None:
+    sys.stderr.write(standard_message(err, context) + "\n")
+
+
+def print_failures(failures: list[Failure]) -> None:
+    if len(failures) == 1:
+        f = failures[0]
+        sys.stderr.write(standard_message(f.error, f.context) + "\n")
+        return
+    for f in failures:
+        sys.stderr.write(multi_message(f.error, f.context) + "\n")
+
+
+def out(text: str) -> None:
+    sys.stdout.write(text)
+
+
+def warn(text: str) -> None:
+    sys.stderr.write(f"Warning: {text}\n")
+
+
+# ---------------------------------------------------------------------------------------- options
+
+NamespaceOpt = Annotated[Optional[str], typer.Option("--namespace", "-n", help="If present, the namespace scope for this request.")]
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Path of the SQLite store (default $KUBESVC_STORE, else ~/.kubesvc/store.db).", envvar=None)]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output format: json|yaml|name|wide|jsonpath=...|custom-columns=...")]
+FilenameOpt = Annotated[Optional[list[str]], typer.Option("--filename", "-f", help="Files, directories or - (stdin) containing the resources.")]
+RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-R", help="Process the directory used in -f recursively.")]
+DryRunOpt = Annotated[str, typer.Option("--dry-run", help="none, client or server: only print what would be sent.")]
+ValidateOpt = Annotated[str, typer.Option("--validate", help="strict (default), warn, ignore (or true/false).")]
+SelectorOpt = Annotated[Optional[str], typer.Option("--selector", "-l", help="Label selector to filter on (k=v, k!=v, k in (a,b), k, !k).")]
+
+
+@dataclass
+class Context:
+    store_path: Optional[str] = None
+    namespace: Optional[str] = None
+
+
+_GLOBAL = Context()
+
+
+def set_global(ctx: Context) -> None:
+    """The root callback records the options given before the verb (-n, --store)."""
+    global _GLOBAL
+    _GLOBAL = ctx
+
+
+def global_ctx() -> Context:
+    return _GLOBAL
+
+
+def store_path(flag: Optional[str]) -> str:
+    from kubesvc.config import default_store_path
+
+    return flag or global_ctx().store_path or default_store_path()
+
+
+def namespace(flag: Optional[str]) -> tuple[str, bool]:
+    """(namespace, explicit?) from -n on the command, then -n before the command, then default."""
+    ns = flag or global_ctx().namespace
+    return (ns, True) if ns else ("default", False)
+
+
+_registries: dict[str, "Registry"] = {}
+
+
+def registry(flag: Optional[str]) -> "Registry":
+    from kubesvc.registry.generic import Registry
+    from kubesvc.store.db import Store
+
+    path = store_path(flag)
+    if path not in _registries:
+        try:
+            _registries[path] = Registry(Store(path))
+        except OSError as e:
+            raise ClientError(f'cannot open the store "{path}": {e.strerror or e}') from None
+        except Exception as e:  # sqlite3.DatabaseError: not a database, corrupt, locked for too long
+            import sqlite3
+
+            if isinstance(e, sqlite3.Error):
+                raise ClientError(f'cannot open the store "{path}": {e}') from None
+            raise
+    return _registries[path]
+
+
+def dry_run_mode(value: str) -> str:
+    v = value or "none"
+    if v in ("none", "client", "server"):
+        return v
+    if v in ("true", "unchanged"):
+        return "client"
+    raise ClientError(f'Invalid dry-run value ({value}). Must be "none", "server", or "client".')
+
+
+def validate_mode(value: str) -> str:
+    v = (value or "strict").lower()
+    if v in ("strict", "true"):
+        return "strict"
+    if v == "warn":
+        return "warn"
+    if v in ("ignore", "false"):
+        return "ignore"
+    raise ClientError(f'invalid - validate option "{value}"; must be one of: strict (or true), warn, ignore (or false)')
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def check_output(output: Optional[str], allowed: tuple[str, ...] = ("json", "yaml", "name")) -> str:
+    o = output or ""
+    base = o.split("=", 1)[0]
+    if o and base not in allowed and base not in ("jsonpath", "custom-columns", "jsonpath-as-json", "wide"):
+        raise ClientError(
+            f'unable to match a printer suitable for the output format "{o}", allowed formats are: '
+            "custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath,jsonpath-as-json,"
+            "jsonpath-file,name,template,templatefile,wide,yaml"
+        )
+    return o
+
+
+def print_objects(objs: list[dict[str, Any]], output: str, single: bool) -> None:
+    """-o json|yaml|name|jsonpath=|custom-columns= for any command that prints objects."""
+    from kubesvc.cli import printers
+
+    if output == "json":
+        out(printers.render_json(objs, single))
+    elif output == "yaml":
+        out(printers.render_yaml(objs, single))
+    elif output == "name":
+        out(printers.render_name(objs))
+    elif output.startswith("jsonpath="):
+        data = objs[0] if single and len(objs) == 1 else _as_list(objs)
+        out(printers.render_jsonpath(output[len("jsonpath=") :], data))
+    elif output.startswith("custom-columns="):
+        out(printers.render_custom_columns(output[len("custom-columns=") :], objs))
+    else:
+        raise ClientError(f'output format "{output}" is not supported here')
+
+
+def _as_list(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "items": objs, "kind": "List", "metadata": {"resourceVersion": ""}}
+
+
+def type_name(obj: dict[str, Any]) -> str:
+    from kubesvc.api.kinds import BY_KIND
+
+    return f"{BY_KIND[obj['kind']].type_name}/{obj['metadata']['name']}"

@@ -1,0 +1,366 @@
+"""The SQLite object store: the only code that speaks SQL.
+
+Rules kept here:
+- One file, WAL mode, a busy timeout: many processes read and write at once.
+- Every write is one short ``BEGIN IMMEDIATE`` transaction (a deferred BEGIN that reads first could not
+  wait for the write lock). Object rows, the revision counter, the change log and allocations commit
+  together, so a process killed mid-write leaves the store as it was before that write.
+- One store-wide revision counter (like etcd's): every object write takes the next revision and that is
+  the object's resourceVersion. The change log keeps (revision, type, object) so readers can ask
+  "what changed since N" cheaply; deletes are logged too. Old log rows are compacted; asking for a
+  compacted revision raises ``Gone``.
+- sqlite-utils creates the schema (first use only); hot paths use sqlite3 directly because importing
+  sqlite-utils costs ~0.1 s of CLI start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from kubesvc.api.kinds import BY_KIND
+from kubesvc.config import DEFAULTS, Settings
+from kubesvc.errors import AlreadyExists, Conflict, KubesvcError, NotFound
+
+SCHEMA_VERSION = 1
+CHANGE_LOG_KEEP = 50_000  # revisions kept in the change log before compaction
+BUSY_TIMEOUT_MS = 60_000
+
+
+class Gone(KubesvcError):
+    reason = "Expired"
+    code = 410
+
+
+@dataclass(frozen=True)
+class Change:
+    revision: int
+    type: str  # ADDED | MODIFIED | DELETED
+    kind: str
+    namespace: str
+    name: str
+    object: dict[str, Any]
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class Store:
+    """A handle on one store file. Cheap to open; one sqlite3 connection per handle."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        fresh = not os.path.exists(path)
+        if fresh:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Create with 0600 before SQLite opens it.
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if not self._has_schema():
+            self._create_schema()
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._settings: Settings | None = None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------ schema
+
+    def _has_schema(self) -> bool:
+        row = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if row is None:
+            return False
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return row is not None
+
+    def _create_schema(self) -> None:
+        import sqlite_utils
+
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
+                if self.conn.execute("SELECT 1 FROM meta WHERE key='schema_version'").fetchone():
+                    self.conn.execute("COMMIT")
+                    return
+            db = sqlite_utils.Database(self.conn)
+            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db["objects"].create(
+                {"kind": str, "namespace": str, "name": str, "uid": str, "revision": int, "body": str},
+                pk=("kind", "namespace", "name"),
+                if_not_exists=True,
+            )
+            db["changes"].create(
+                {"revision": int, "type": str, "kind": str, "namespace": str, "name": str, "body": str},
+                pk="revision",
+                if_not_exists=True,
+            )
+            db["allocations"].create(
+                {"pool": str, "value": str, "owner": str}, pk=("pool", "value"), if_not_exists=True
+            )
+            db["allocations"].create_index(["owner"], if_not_exists=True)
+            rows = [{"key": "revision", "value": "0"}, {"key": "compacted", "value": "0"}]
+            rows += [{"key": f"setting.{k}", "value": v} for k, v in DEFAULTS.items()]
+            db["meta"].insert_all(rows, ignore=True)
+            txn = Txn(self)
+            for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+                if txn.get("Namespace", "", ns) is None:
+                    txn.create(_namespace(ns))
+            db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, replace=True)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------------------------ reads
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            rows = self.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'setting.%'").fetchall()
+            self._settings = Settings.from_dict({k[len("setting.") :]: v for k, v in rows})
+        return self._settings
+
+    def revision(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='revision'").fetchone()
+        return int(row[0])
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a very cheap 'anything new?' probe."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return _get(self.conn, kind, namespace, name)
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return _list(self.conn, kind, namespace)
+
+    def list_with_revision(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+        """A consistent snapshot of several kinds (all namespaces) and the revision it reflects."""
+        self.conn.execute("BEGIN")
+        try:
+            rev = self.revision()
+            out = {k: _list(self.conn, k, None) for k in kinds}
+        finally:
+            self.conn.execute("COMMIT")
+        return rev, out
+
+    def changes(self, since: int, kinds: tuple[str, ...] | None = None) -> list[Change]:
+        """Every change with revision > since, oldest first. Raises Gone when since was compacted."""
+        compacted = int(self.conn.execute("SELECT value FROM meta WHERE key='compacted'").fetchone()[0])
+        if since < compacted:
+            raise Gone(f"too old resource version: {since} ({compacted})")
+        rows = self.conn.execute(
+            "SELECT revision, type, kind, namespace, name, body FROM changes WHERE revision > ? ORDER BY revision",
+            (since,),
+        ).fetchall()
+        out = [Change(r, t, k, ns, n, json.loads(b)) for r, t, k, ns, n, b in rows]
+        if kinds is not None:
+            out = [c for c in out if c.kind in kinds]
+        return out
+
+    def wait_for_change(self, since: int, timeout: float, interval: float = 0.01) -> int:
+        """Block until the revision moves past ``since`` or ``timeout`` passes; returns the revision."""
+        deadline = time.monotonic() + timeout
+        seen = self.data_version()
+        rev = self.revision()
+        while rev <= since and time.monotonic() < deadline:
+            time.sleep(interval)
+            dv = self.data_version()
+            if dv != seen:
+                seen = dv
+                rev = self.revision()
+        return rev
+
+    # ------------------------------------------------------------------------------ writes
+
+    @contextmanager
+    def write(self) -> Iterator["Txn"]:
+        """One BEGIN IMMEDIATE transaction; commits on success, rolls back on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Txn(self)
+        except BaseException:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # never hide the original error
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def set_settings(self, settings: Settings) -> None:
+        with self.write() as txn:
+            for k, v in settings.as_dict().items():
+                txn.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"setting.{k}", v))
+        self._settings = settings
+
+
+def _namespace(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+
+
+def _get(conn: sqlite3.Connection, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
+    ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _list(conn: sqlite3.Connection, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+    if namespace is None:
+        rows = conn.execute("SELECT body FROM objects WHERE kind=? ORDER BY namespace, name", (kind,)).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace)
+        ).fetchall()
+    loads = json.loads
+    return [loads(r[0]) for r in rows]
+
+
+class Txn:
+    """Operations inside one write transaction. Objects are dicts; metadata is set here."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.conn = store.conn
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return _get(self.conn, kind, namespace, name)
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return _list(self.conn, kind, namespace)
+
+    def _next_revision(self) -> int:
+        row = self.conn.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='revision' RETURNING value"
+        ).fetchone()
+        return int(row[0])
+
+    def _log(self, rev: int, type_: str, kind: str, ns: str, name: str, body: str) -> None:
+        self.conn.execute(
+            "INSERT INTO changes(revision, type, kind, namespace, name, body) VALUES (?, ?, ?, ?, ?, ?)",
+            (rev, type_, kind, ns, name, body),
+        )
+        if rev % 1000 == 0:
+            floor = rev - CHANGE_LOG_KEEP
+            if floor > 0:
+                self.conn.execute("DELETE FROM changes WHERE revision <= ?", (floor,))
+                self.conn.execute("UPDATE meta SET value=? WHERE key='compacted'", (str(floor),))
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind = obj["kind"]
+        meta = obj.setdefault("metadata", {})
+        ns = meta.get("namespace", "") if BY_KIND[kind].namespaced else ""
+        name = meta["name"]
+        if self.get(kind, ns, name) is not None:
+            raise AlreadyExists(BY_KIND[kind].resource, name)
+        rev = self._next_revision()
+        meta["uid"] = str(uuid.uuid4())
+        meta["resourceVersion"] = str(rev)
+        meta["creationTimestamp"] = now_rfc3339()
+        body = _dumps(obj)
+        self.conn.execute(
+            "INSERT INTO objects(kind, namespace, name, uid, revision, body) VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, ns, name, meta["uid"], rev, body),
+        )
+        self._log(rev, "ADDED", kind, ns, name, body)
+        return obj
+
+    def update(self, obj: dict[str, Any], *, check_version: bool = True) -> dict[str, Any]:
+        """Replace an object. With check_version, a resourceVersion that differs from the stored one
+        is a Conflict; an empty one means 'unconditional' (the caller decides whether that is allowed)."""
+        kind = obj["kind"]
+        meta = obj["metadata"]
+        ns = meta.get("namespace", "") if BY_KIND[kind].namespaced else ""
+        name = meta["name"]
+        row = self.conn.execute(
+            "SELECT uid, revision, body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, ns, name)
+        ).fetchone()
+        if row is None:
+            raise NotFound(BY_KIND[kind].resource, name)
+        uid, current_rev, old_body = row
+        given = meta.get("resourceVersion")
+        if check_version and given and str(given) != str(current_rev):
+            raise Conflict(BY_KIND[kind].resource, name)
+        old_meta = json.loads(old_body)["metadata"]
+        rev = self._next_revision()
+        meta["uid"] = uid
+        meta["resourceVersion"] = str(rev)
+        meta["creationTimestamp"] = old_meta.get("creationTimestamp")
+        body = _dumps(obj)
+        self.conn.execute(
+            "UPDATE objects SET revision=?, body=? WHERE kind=? AND namespace=? AND name=?",
+            (rev, body, kind, ns, name),
+        )
+        self._log(rev, "MODIFIED", kind, ns, name, body)
+        return obj
+
+    def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        ns = namespace if BY_KIND[kind].namespaced else ""
+        old = self.get(kind, ns, name)
+        if old is None:
+            raise NotFound(BY_KIND[kind].resource, name)
+        rev = self._next_revision()
+        self.conn.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, ns, name))
+        old["metadata"]["resourceVersion"] = str(rev)
+        self._log(rev, "DELETED", kind, ns, name, _dumps(old))
+        return old
+
+    # ------------------------------------------------------------------------------ allocations
+
+    def allocate(self, pool: str, value: str, owner: str) -> bool:
+        """Claim value in pool for owner. False when someone else holds it; True when free or ours."""
+        cur = self.conn.execute("INSERT OR IGNORE INTO allocations(pool, value, owner) VALUES (?, ?, ?)", (pool, value, owner))
+        if cur.rowcount == 1:
+            return True
+        row = self.conn.execute("SELECT owner FROM allocations WHERE pool=? AND value=?", (pool, value)).fetchone()
+        return row is not None and row[0] == owner
+
+    def is_allocated(self, pool: str, value: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM allocations WHERE pool=? AND value=?", (pool, value)).fetchone() is not None
+
+    def allocated(self, pool: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT value FROM allocations WHERE pool=?", (pool,))}
+
+    def owned(self, owner: str, pool: str | None = None) -> list[tuple[str, str]]:
+        if pool is None:
+            rows = self.conn.execute("SELECT pool, value FROM allocations WHERE owner=?", (owner,))
+        else:
+            rows = self.conn.execute("SELECT pool, value FROM allocations WHERE owner=? AND pool=?", (owner, pool))
+        return [(p, v) for p, v in rows]
+
+    def release(self, pool: str, value: str, owner: str) -> None:
+        self.conn.execute("DELETE FROM allocations WHERE pool=? AND value=? AND owner=?", (pool, value, owner))
+
+    def release_all(self, owner: str, pool: str | None = None) -> None:
+        if pool is None:
+            self.conn.execute("DELETE FROM allocations WHERE owner=?", (owner,))
+        else:
+            self.conn.execute("DELETE FROM allocations WHERE owner=? AND pool=?", (owner, pool))

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests and benchmarks use as real clients, when missing.
+set -euo pipefail
+need=()
+command -v dig >/dev/null || need+=(dnsutils)
+command -v curl >/dev/null || need+=(curl)
+command -v ip >/dev/null || need+=(iproute2)
+if [ "${BENCH:-0}" = 1 ]; then
+  command -v haproxy >/dev/null || need+=(haproxy)
+  command -v iperf3 >/dev/null || need+=(iperf3)
+  command -v wrk >/dev/null || need+=(wrk)
+  command -v nginx >/dev/null || need+=(nginx-light)
+  command -v dnsperf >/dev/null || need+=(dnsperf)
+  command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "sysdeps: missing ${need[*]}; install them (needs root)" >&2
+    exit 0
+  fi
+  echo "sysdeps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
