@@ -200,18 +200,22 @@ def _expressions_error(exprs: list[Any]) -> ClientError:
     return ClientError(f'couldn\'t convert expressions - "{_go_requirements(exprs)}" to map-based selector format')
 
 
+def _as_int32(v: Any) -> int:
+    return _int32(v) if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
 def _port_entries(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(port number as text, protocol defaulted to TCP) for each container port or service port."""
     out: list[tuple[str, str]] = []
     if obj.get("kind") == "Service":
         for p in _dict(obj.get("spec")).get("ports") or []:
             p = _dict(p)
-            out.append((str(_int32(int(p.get("port") or 0))), str(p.get("protocol") or "TCP")))
+            out.append((str(_as_int32(p.get("port"))), str(p.get("protocol") or "TCP")))
         return out
     for c in _pod_spec(obj).get("containers") or []:
         for p in _dict(c).get("ports") or []:
             p = _dict(p)
-            out.append((str(_int32(int(p.get("containerPort") or 0))), str(p.get("protocol") or "TCP")))
+            out.append((str(_as_int32(p.get("containerPort"))), str(p.get("protocol") or "TCP")))
     return out
 
 
@@ -252,18 +256,23 @@ def _service(
     }
 
 
-def _port(name: str, protocol: str, port: int, target: int | str | None = None, node_port: int = 0) -> dict[str, Any]:
+def _port(name: str, protocol: str, port: int, target: int | str, node_port: int = 0) -> dict[str, Any]:
+    """A ServicePort in Go field order; targetPort (a struct in Go) is always written."""
     out: dict[str, Any] = {}
     if name:
         out["name"] = name
     if protocol:
         out["protocol"] = protocol
     out["port"] = port
-    if target is not None and target != 0 and target != "":
-        out["targetPort"] = target
+    out["targetPort"] = target
     if node_port:
         out["nodePort"] = node_port
     return out
+
+
+def _target(opts: ExposeOptions, port: int) -> int | str:
+    """``--target-port`` for every port, else the port itself."""
+    return _int_or_string(opts.target_port) if opts.target_port else port
 
 
 def expose(obj: Mapping[str, Any], opts: ExposeOptions) -> dict[str, Any]:
@@ -323,13 +332,9 @@ def expose(obj: Mapping[str, Any], opts: ExposeOptions) -> dict[str, Any]:
                         protocol = declared[0]
                     else:
                         for p in declared:
-                            ports.append(_port(f"port-{i + 1}-{p.lower()}", p, number))
+                            ports.append(_port(f"port-{i + 1}-{p.lower()}", p, number, _target(opts, number)))
                         continue
-            ports.append(_port(port_name, protocol, number))
-
-    target: int | str | None = _int_or_string(opts.target_port) if opts.target_port else None
-    for p in ports:
-        p["targetPort"] = target if target is not None else p["port"]
+            ports.append(_port(port_name, protocol, number, _target(opts, number)))
 
     spec: dict[str, Any] = {}
     if ports:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ def unknown_field_warnings(report: SchemaReport) -> list[str]:
 _ROOTS: dict[tuple[str, str], _Node] = {}
 _DOCS: dict[str, dict[str, Any]] = {}
 _MEMO: dict[str, _Node] = {}
+_LOCK = threading.Lock()  # a half-built tree must never be walked by another thread
 
 
 def _root(api_version: str, kind: str) -> _Node:
@@ -134,8 +136,9 @@ def _root(api_version: str, kind: str) -> _Node:
     node = _ROOTS.get(key)
     if node is None:
         path = schema_file(api_version, kind)
-        node = _compile({"$ref": f"{path.name}#"}, path.name)
-        _ROOTS[key] = node
+        with _LOCK:
+            node = _ROOTS.get(key) or _compile({"$ref": f"{path.name}#"}, path.name)
+            _ROOTS[key] = node
     return node
 
 
@@ -156,14 +159,14 @@ def _compile(schema: dict[str, Any], base: str) -> _Node:
     file, _, pointer = ref.partition("#")
     file = file or base
     key = f"{file}#{pointer}"
-    node = _MEMO.get(key)
-    if node is None:
+    found = _MEMO.get(key)
+    if found is None:
         target: Any = _doc(file)
         for part in filter(None, pointer.split("/")):
             target = target[part]
-        node = _MEMO[key] = _Node()  # registered before filling: refs may recurse
-        _fill(node, target, file)
-    return node
+        found = _MEMO[key] = _Node()  # registered before filling: refs may recurse
+        _fill(found, target, file)
+    return found
 
 
 def _fill(node: _Node, schema: dict[str, Any], base: str) -> None:
@@ -281,9 +284,8 @@ def _walk(node: _Node, v: Any, path: str, gopath: str, struct: str, rep: SchemaR
                 rep.decode_errors.append(f"illegal base64 data at input byte {at}")
         elif t is not list:
             rep._type(v, struct, gopath, "[]uint8")
-    elif kind == _FLOAT:
-        if t is bool or t not in (int, float):
-            rep._type(v, struct, gopath, "float64")
+    elif kind == _FLOAT and (t is bool or t not in (int, float)):
+        rep._type(v, struct, gopath, "float64")
 
 
 def _prune(node: _Node, v: Any) -> Any:

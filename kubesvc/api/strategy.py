@@ -97,7 +97,9 @@ def needs_health_check_node_port(svc: Obj) -> bool:
 
 
 def _externally_accessible(svc: Obj) -> bool:
-    return _type(svc) in ("NodePort", "LoadBalancer") or (_type(svc) == "ClusterIP" and bool(_spec(svc).get("externalIPs")))
+    if _type(svc) in ("NodePort", "LoadBalancer"):
+        return True
+    return _type(svc) == "ClusterIP" and bool(_spec(svc).get("externalIPs"))
 
 
 # --- create -----------------------------------------------------------------------------------
@@ -280,7 +282,8 @@ def ip_family_errors(svc: Obj, configured: tuple[str, ...] = CONFIGURED_FAMILIES
     for i, ip in enumerate(cluster_ips):
         family = names.ip_family(ip)
         if names.parse_ip(ip) is not None and family not in configured:
-            errs.append(f.invalid(f"spec.clusterIPs[{i}]", list(spec.get("clusterIPs") or []), f"{family} is not configured on this cluster"))
+            shown = list(spec.get("clusterIPs") or [])
+            errs.append(f.invalid(f"spec.clusterIPs[{i}]", shown, f"{family} is not configured on this cluster"))
     if errs:
         return errs
     if spec.get("clusterIP") == "None" and not spec.get("selector"):

@@ -104,9 +104,8 @@ def validate_namespace(ns: dict[str, Any]) -> list[FieldError]:
     for finalizer in (ns.get("spec") or {}).get("finalizers") or []:
         errs += qualified_name(finalizer, "spec.finalizers")
         if "/" not in finalizer and finalizer != "kubernetes":
-            errs.append(
-                f.invalid("spec.finalizers", finalizer, "name is neither a standard finalizer name nor is it fully qualified")
-            )
+            detail = "name is neither a standard finalizer name nor is it fully qualified"
+            errs.append(f.invalid("spec.finalizers", finalizer, detail))
     return errs
 
 

@@ -40,7 +40,8 @@ def validate_ingress(ing: dict[str, Any], creating: bool = True) -> list[FieldEr
     spec = ing.get("spec") or {}
     rules = spec.get("rules") or []
     if not rules and spec.get("defaultBackend") is None:
-        errs.append(f.invalid("spec", GoRaw("[]networking.IngressRule(nil)"), "either `defaultBackend` or `rules` must be specified"))
+        rules_value = GoRaw("[]networking.IngressRule(nil)")
+        errs.append(f.invalid("spec", rules_value, "either `defaultBackend` or `rules` must be specified"))
     if spec.get("defaultBackend") is not None:
         errs += _validate_backend(spec["defaultBackend"] or {}, "spec.defaultBackend")
     for i, rule in enumerate(rules):
@@ -69,9 +70,8 @@ def validate_ingress(ing: dict[str, Any], creating: bool = True) -> list[FieldEr
         errs += dns1123_subdomain(class_name, "spec.ingressClassName")
     annotation = ((ing.get("metadata") or {}).get("annotations") or {}).get(CLASS_ANNOTATION)
     if creating and class_name is not None and annotation is not None and annotation != class_name:
-        errs.append(
-            f.invalid(f"annotations.{CLASS_ANNOTATION}", annotation, "must match `ingressClassName` when both are specified")
-        )
+        detail = "must match `ingressClassName` when both are specified"
+        errs.append(f.invalid(f"annotations.{CLASS_ANNOTATION}", annotation, detail))
     return errs
 
 

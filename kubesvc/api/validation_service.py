@@ -74,7 +74,8 @@ def validate_service(svc: dict[str, Any]) -> list[FieldError]:
     if not ports and not headless and svc_type != "ExternalName":
         errs.append(f.required("spec.ports"))
     if svc_type in ("LoadBalancer", "NodePort") and headless:
-        errs.append(f.invalid("spec.clusterIPs[0]", cluster_ips[0], f"may not be set to 'None' for {svc_type} services"))
+        detail = f"may not be set to 'None' for {svc_type} services"
+        errs.append(f.invalid("spec.clusterIPs[0]", cluster_ips[0], detail))
     elif svc_type == "ExternalName":
         if cluster_ips:
             errs.append(f.forbidden("spec.clusterIPs", "may not be set for ExternalName services"))
@@ -276,6 +277,7 @@ def validate_cluster_ips_related_fields(svc: dict[str, Any]) -> list[FieldError]
 
 
 def _validate_load_balancer_class(spec: dict[str, Any], old_spec: dict[str, Any] | None) -> list[FieldError]:
+    """validateLoadBalancerClassField: the update rule when ``old_spec`` is given, else the create rules."""
     errs: list[FieldError] = []
     lb_class = spec.get("loadBalancerClass")
     is_lb = spec.get("type") == "LoadBalancer"

@@ -80,7 +80,8 @@ def validate_pod_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
             for m in names.is_dns1123_subdomain(spec["serviceAccountName"])
         ]
     if spec.get("nodeName"):
-        errs += [f.invalid(f"{path}.nodeName", spec["nodeName"], m) for m in names.is_dns1123_subdomain(spec["nodeName"])]
+        node = spec["nodeName"]
+        errs += [f.invalid(f"{path}.nodeName", node, m) for m in names.is_dns1123_subdomain(node)]
     deadline = spec.get("activeDeadlineSeconds")
     if deadline is not None and not 1 <= deadline <= 2147483647:
         errs.append(f.invalid(f"{path}.activeDeadlineSeconds", deadline, "must be between 1 and 2147483647, inclusive"))
@@ -227,9 +228,8 @@ def _validate_template(template: Any, matches: bool | None, kind: str, path: str
     meta = template.get("metadata") or {}
     errs: list[FieldError] = []
     if matches is False:
-        errs.append(
-            f.invalid(f"{path}.metadata.labels", go_string_map(meta.get("labels")), "`selector` does not match template `labels`")
-        )
+        shown = go_string_map(meta.get("labels"))
+        errs.append(f.invalid(f"{path}.metadata.labels", shown, "`selector` does not match template `labels`"))
     errs += validate_labels(meta.get("labels"), f"{path}.labels")
     errs += validate_annotations(meta.get("annotations"), f"{path}.annotations")
     spec = template.get("spec") or {}

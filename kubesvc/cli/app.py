@@ -15,6 +15,9 @@ HELP = """kubesvc: Kubernetes Services on one machine, no cluster.
 The same manifests and kubectl habits: create, apply, get, describe, delete, expose, label, annotate."""
 
 
+_USAGE_ERROR = typer.BadParameter.__mro__[1]  # click's UsageError, as vendored by Typer
+
+
 class FunnelGroup(TyperGroup):
     """Routes every typed error through the one funnel, for `main()` and Typer's CliRunner alike."""
 
@@ -24,6 +27,14 @@ class FunnelGroup(TyperGroup):
 
         try:
             return super().invoke(ctx)
+        except _USAGE_ERROR as e:
+            # kubectl's wording and exit code for flag and argument errors
+            msg = e.format_message()
+            if msg.startswith("No such option: "):
+                msg = "unknown flag: " + msg[len("No such option: "):].split(" ", 1)[0]
+            sub = ctx.invoked_subcommand or ""
+            typer.echo(f"error: {msg}\nSee 'kubesvc {sub} --help' for usage.".replace("  ", " "), err=True)
+            raise typer.Exit(1) from None
         except Exit as e:
             raise typer.Exit(e.code) from None
         except KubesvcError as e:
@@ -37,6 +48,7 @@ def build_app() -> typer.Typer:
         help=HELP,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
         add_completion=True,
         context_settings={"help_option_names": ["-h", "--help"]},
     )

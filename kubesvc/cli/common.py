@@ -156,6 +156,15 @@ def validate_mode(value: str) -> str:
     raise ClientError(f'invalid - validate option "{value}"; must be one of: strict (or true), warn, ignore (or false)')
 
 
+def parse_bool(flag: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "1", "t", "yes"):
+        return True
+    if v in ("false", "0", "f", "no"):
+        return False
+    raise ClientError(f'invalid argument "{value}" for "{flag}" flag: strconv.ParseBool: parsing "{value}": invalid syntax')
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 

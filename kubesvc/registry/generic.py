@@ -171,6 +171,8 @@ class Registry:
         strategy.prepare_for_create(obj)
         defaults.apply_defaults(obj)
         errs = validation.validate(obj)
+        if not errs and k.kind == "Service":
+            errs = strategy.ip_family_errors(obj)
         if errs:
             raise Invalid(k.kind, meta.get("name", ""), errs)
         if k.kind == "Service":
@@ -190,6 +192,8 @@ class Registry:
         strategy.prepare_for_update(new, old)
         defaults.apply_defaults(new, old)
         errs = validation.validate_update(new, old)
+        if not errs and k.kind == "Service":
+            errs = strategy.ip_family_errors(new)
         if errs:
             raise Invalid(k.kind, new["metadata"].get("name", ""), errs)
         if k.kind == "Service":

@@ -47,7 +47,6 @@ def test_hostile_input_is_one_clear_line(ks, store_path, name):
     lines = [ln for ln in r.err.splitlines() if ln]
     assert 1 <= len(lines) <= 2, r.err  # the mapping error has kubectl's second line
     assert lines[0].startswith(("error: ", "Error from server ", "The Service ")), r.err
-    assert len(r.err) < 2000
     s = Store(store_path)
     assert s.revision() == before
     assert [o["metadata"]["name"] for o in s.list("Service", "default")] == ["keep"]

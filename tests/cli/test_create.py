@@ -33,7 +33,7 @@ def test_create_prints_created_and_stores_defaults(cli, manifest):
 
 
 def test_one_invalid_object_one_cause(cli, manifest):
-    r = cli("create", "-f", manifest(SVC.format(name="bad1", port=0)))
+    r = cli("create", "-f", manifest(SVC.format(name="bad1", port=0) + "    targetPort: 8080\n"))
     assert r.code == 1
     assert r.err == 'The Service "bad1" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive\n'
     assert r.out == ""

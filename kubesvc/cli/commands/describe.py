@@ -17,7 +17,7 @@ def describe(
     namespace: NamespaceOpt = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
     selector: SelectorOpt = None,
-    show_events: Annotated[bool, typer.Option("--show-events", help="Show events.")] = True,
+    show_events_flag: Annotated[str, typer.Option("--show-events", help="true (default) or false: show events.")] = "true",
     store: StoreOpt = None,
 ) -> None:
     """Show details of a specific resource or group of resources."""
@@ -27,6 +27,7 @@ def describe(
     from kubesvc.cli.commands.get import parse_targets
 
     targets = parse_targets(args or [])
+    show_events = common.parse_bool("--show-events", show_events_flag)
     ns, _ = common.namespace(namespace)
     reg = common.registry(store)
     sel = selectors.parse(selector) if selector else None
@@ -59,9 +60,8 @@ def describe(
     texts = []
     for o in objs:
         mine = [e for e in events if _involves(e, o)] if show_events else None
-        texts.append(describers.describe(o, lookup=lookup, events=mine if mine is not None else [], now=common.now(),
-                                         show_events=show_events) if _accepts_show_events(describers) else
-                     describers.describe(o, lookup=lookup, events=mine or [], now=common.now()))
+        pods = reg.list("Pod", o["metadata"].get("namespace")) if o["kind"] in ("ReplicaSet", "ReplicationController", "Deployment") else ()
+        texts.append(describers.describe(o, lookup=lookup, events=mine, now=common.now(), pods=pods))
     if texts:
         common.out(describers.join_descriptions(texts))
     elif not failures:
@@ -80,8 +80,3 @@ def _involves(event: dict[str, Any], obj: dict[str, Any]) -> bool:
         return ref["uid"] == m["uid"]
     return ref.get("kind") == obj["kind"] and ref.get("name") == m["name"] and ref.get("namespace", "") == m.get("namespace", "")
 
-
-def _accepts_show_events(mod: Any) -> bool:
-    import inspect
-
-    return "show_events" in inspect.signature(mod.describe).parameters

@@ -105,8 +105,8 @@ def get(
                no_headers)
         if not objs_all and not failures and not out_fmt.startswith(("json", "yaml")) and not ignore_not_found:
             cluster = all(not BY_KIND[k].namespaced for k, _ in targets)
-            where = "" if (all_namespaces or cluster) else f" in {ns} namespace"
-            sys.stderr.write(f"No resources found{where}.\n")
+            where = "" if (all_namespaces or cluster) else f" in {ns} namespace."
+            sys.stderr.write(f"No resources found{where}\n")
     if failures:
         common.print_failures(failures)
     if watch or watch_only:

@@ -1,0 +1,249 @@
+"""TCP forwarding: one listening socket per (ip, port), a protocol pair per connection.
+
+Rules kept here (spec dataplane.md §1.6, §1.7):
+- No ready endpoint: the accepted connection is reset at once (SO_LINGER 0), like kube-proxy's REJECT.
+- Dial: up to 4 attempts with 250 ms / 500 ms / 1 s / 2 s timeouts, each on the balancer's next pick
+  (affinity bypassed and the client re-pinned after a failure). Dials run as owned tasks, never in the
+  accept path, so a slow endpoint does not delay other clients.
+- Copy: once both sides are connected the uvloop transports call each other's ``write`` directly (the
+  protocol's ``data_received`` *is* the peer transport's ``write``), so there is no Python frame per chunk.
+- Back-pressure: a side whose write buffer passes the high-water mark pauses reading on the other side
+  until it drains; nothing buffers without bound.
+- Half-close: EOF from one side becomes ``write_eof()`` (shutdown SHUT_WR) on the other; the pair closes
+  when both directions ended or either side closes or errors (an error on one side aborts the other).
+- Reconfiguring or removing a listener never touches established connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from typing import TYPE_CHECKING, Any
+
+from kubesvc.dataplane.proxy.balancer import NoEndpoints
+from kubesvc.dataplane.proxy.metrics import tcp_bytes
+
+if TYPE_CHECKING:
+    from kubesvc.dataplane.proxy.server import PortState
+
+log = logging.getLogger("kubesvc.proxy")
+
+DIAL_TIMEOUTS = (0.25, 0.5, 1.0, 2.0)
+HIGH_WATER = 256 * 1024
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def reset(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    try:
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    except OSError:
+        pass
+    transport.abort()  # type: ignore[attr-defined]
+
+
+class Pair:
+    """The shared state of one proxied connection."""
+
+    __slots__ = ("state", "client", "backend", "eofs", "done", "endpoint")
+
+    def __init__(self, state: "PortState") -> None:
+        self.state = state
+        self.client: asyncio.Transport | None = None
+        self.backend: asyncio.Transport | None = None
+        self.eofs = 0
+        self.done = False
+        self.endpoint: tuple[str, int] | None = None
+
+    def finish(self, lost: "asyncio.Transport", exc: Exception | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        state = self.state
+        m = state.metrics
+        m.open -= 1
+        state.conns.discard(self)
+        other = self.backend if lost is self.client else self.client
+        if other is not None:
+            counted = tcp_bytes(other.get_extra_info("socket"))
+            if counted is not None:
+                received, acked = counted
+                if other is self.backend:
+                    m.bytes_in += acked
+                    m.bytes_out += received
+                else:
+                    m.bytes_in += received
+                    m.bytes_out += acked
+            if exc is None:
+                other.close()
+            else:
+                other.abort()
+
+    def live_bytes(self) -> tuple[int, int]:
+        if self.client is None or self.done:
+            return 0, 0
+        counted = tcp_bytes(self.client.get_extra_info("socket"))
+        return counted if counted is not None else (0, 0)
+
+
+class _Side(asyncio.Protocol):
+    # No __slots__: link() stores the peer's write as the instance's data_received.
+
+    def __init__(self, pair: Pair) -> None:
+        self.pair = pair
+        self.transport: asyncio.Transport | None = None
+        self.peer: asyncio.Transport | None = None
+
+    def link(self, transport: asyncio.Transport, peer: asyncio.Transport) -> None:
+        self.peer = peer
+        # The hot path: the transport hands each chunk straight to the peer transport's write.
+        self.data_received = peer.write  # type: ignore[method-assign]
+        transport.set_write_buffer_limits(high=HIGH_WATER)
+        transport.set_protocol(self)  # uvloop caches data_received when the protocol is set
+
+    def data_received(self, data: bytes) -> None:  # type: ignore[no-redef]  # only before link()
+        pass
+
+    def pause_writing(self) -> None:
+        # My transport's buffer is full: stop reading from the peer until it drains.
+        if self.peer is not None:
+            self.peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and not self.pair.done:
+            self.peer.resume_reading()
+
+    def eof_received(self) -> bool:
+        pair = self.pair
+        pair.eofs += 1
+        peer = self.peer
+        if peer is None:
+            return False
+        if pair.eofs >= 2:
+            # Both directions ended: close (buffered data still flushes).
+            assert self.transport is not None
+            self.transport.close()
+            return True
+        if peer.can_write_eof():
+            peer.write_eof()
+        return True  # keep our write side open: the answer may still come back
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.pair.finish(self.transport, exc)
+
+
+class BackendSide(_Side):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+
+class ClientSide(_Side):
+    """Accepted connection: pick an endpoint, dial it (with retries), then link the pair."""
+
+    def __init__(self, listener: "TcpListener") -> None:
+        state = listener.state
+        super().__init__(Pair(state))
+        self.listener = listener
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        t: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport = t
+        pair = self.pair
+        state = pair.state
+        m = state.metrics
+        m.total += 1
+        if not state.balancer.endpoints:
+            m.rejected += 1
+            pair.done = True
+            reset(t)
+            return
+        m.open += 1
+        state.conns.add(pair)
+        pair.client = t
+        t.pause_reading()
+        peer = t.get_extra_info("peername")
+        self.listener.spawn(self._dial(peer[0] if peer else ""))
+
+    async def _dial(self, client_ip: str) -> None:
+        pair = self.pair
+        state = pair.state
+        loop = asyncio.get_running_loop()
+        for attempt, timeout in enumerate(DIAL_TIMEOUTS):
+            if pair.done:
+                return
+            try:
+                ep = state.balancer.next(client_ip, reset=attempt > 0)
+            except NoEndpoints:
+                break
+            sock = socket.socket(socket.AF_INET6 if ":" in ep[0] else socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                async with asyncio.timeout(timeout):
+                    await loop.sock_connect(sock, ep)
+            except (OSError, TimeoutError) as e:
+                sock.close()
+                state.metrics.connect_failures += 1
+                log.debug("connect failed", extra={"kv": {"service": state.label, "endpoint": f"{ep[0]}:{ep[1]}", "error": str(e) or type(e).__name__, "attempt": attempt + 1}})
+                continue
+            if pair.done:
+                sock.close()
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            backend = BackendSide(pair)
+            try:
+                bt, _ = await loop.create_connection(lambda: backend, sock=sock)
+            except OSError:
+                sock.close()
+                state.metrics.connect_failures += 1
+                continue
+            client = pair.client
+            if pair.done or client is None:
+                bt.close()
+                return
+            pair.backend = bt  # type: ignore[assignment]
+            pair.endpoint = ep
+            self.link(client, bt)  # type: ignore[arg-type]
+            backend.link(bt, client)  # type: ignore[arg-type]
+            client.resume_reading()
+            return
+        log.info("no endpoint reachable", extra={"kv": {"service": state.label, "client": client_ip}})
+        if pair.client is not None and not pair.done:
+            pair.finish(pair.client, ConnectionError("no endpoint"))
+            reset(pair.client)
+
+
+class TcpListener:
+    """A listening socket whose connections go to ``state`` (re-targeted in place on reconcile)."""
+
+    def __init__(self, key: tuple[str, str, int], state: "PortState", tasks: set[asyncio.Task[Any]]) -> None:
+        self.key = key
+        self.state = state
+        self.tasks = tasks
+        self.server: asyncio.AbstractServer | None = None
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def open(self) -> None:
+        _, ip, port = self.key
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((ip, port))
+            sock.setblocking(False)
+            self.server = await asyncio.get_running_loop().create_server(lambda: ClientSide(self), sock=sock, backlog=4096)
+        except BaseException:
+            sock.close()
+            raise
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None

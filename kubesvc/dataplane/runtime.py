@@ -1,0 +1,99 @@
+"""What every data-plane server shares: the event loop, signals, logs, file limits and the ready line.
+
+Rules kept here:
+- uvloop when installed, else asyncio's default loop.
+- SIGTERM and SIGINT set a stop event; the server stops accepting, closes listeners and returns 0.
+- Logs are one line each on stderr, ``time=... level=... msg="..." key=value``; ``-v`` raises verbosity
+  (0: start, stop, errors; 1: every sync; 2: per-connection failures).
+- The ready line is one stdout line ``kubesvc <component> ready key=value ...`` printed once the server
+  serves; the supervisor (``kubesvc up``) and tests wait for it and read the bound addresses from it.
+- RLIMIT_NOFILE is raised to the hard limit (kube-proxy raised it to 64000): each proxied TCP connection
+  holds two descriptors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from typing import Any, Awaitable, Callable
+
+READY_WORD = "ready"
+
+
+def ready_line(component: str, fields: dict[str, Any]) -> str:
+    return " ".join([f"kubesvc {component} {READY_WORD}", *(f"{k}={v}" for k, v in fields.items())])
+
+
+def parse_ready_line(component: str, line: str) -> dict[str, str] | None:
+    prefix = f"kubesvc {component} {READY_WORD}"
+    if not line.startswith(prefix):
+        return None
+    out: dict[str, str] = {}
+    for tok in line[len(prefix) :].split():
+        k, sep, v = tok.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+def announce_ready(component: str, fields: dict[str, Any]) -> None:
+    sys.stdout.write(ready_line(component, fields) + "\n")
+    sys.stdout.flush()
+
+
+class KVFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
+        parts = [f"time={ts}", f"level={record.levelname.lower()}", f"msg={json.dumps(record.getMessage())}"]
+        for k, v in (getattr(record, "kv", None) or {}).items():
+            s = str(v)
+            quote = not s or any(c in s for c in ' ="')
+            parts.append(f"{k}={json.dumps(s) if quote else s}")
+        return " ".join(parts)
+
+
+def setup_logging(verbosity: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KVFormatter())
+    root = logging.getLogger("kubesvc")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    root.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
+
+
+def raise_nofile_limit() -> None:
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run ``main(stop_event)`` on the best loop with SIGTERM/SIGINT wired to the stop event."""
+    raise_nofile_limit()
+
+    async def wrapper() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        return await main(stop)
+
+    try:
+        import uvloop
+
+        return uvloop.run(wrapper())
+    except ImportError:
+        return asyncio.run(wrapper())
