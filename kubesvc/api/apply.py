@@ -421,18 +421,20 @@ def _merge_map(original: dict[str, Any], patch: Mapping[str, Any], path: tuple[s
     return result
 
 
-def _find(items: list[dict[str, Any]], elem: Mapping[str, Any], lk: _ListKey, taken: set[int] = frozenset()) -> int:  # type: ignore[assignment]
-    """Index of the element ``elem`` names: exact key match, else (no protocol given) same number."""
+def _matches(items: list[dict[str, Any]], elem: Mapping[str, Any], lk: _ListKey, taken: set[int]) -> list[int]:
+    """Indexes of the elements ``elem`` names: exact key matches, else (no protocol given) the
+    elements with the same number."""
     ident = lk.identity(elem)
-    for i, e in enumerate(items):
-        if i not in taken and lk.identity(e) == ident:
-            return i
-    if len(lk.fields) > 1 and lk.lacks_secondary(elem):
+    found = [i for i, e in enumerate(items) if i not in taken and lk.identity(e) == ident]
+    if not found and len(lk.fields) > 1 and lk.lacks_secondary(elem):
         primary = lk.primary(elem)
-        for i, e in enumerate(items):
-            if i not in taken and lk.primary(e) == primary:
-                return i
-    return -1
+        found = [i for i, e in enumerate(items) if i not in taken and lk.primary(e) == primary]
+    return found
+
+
+def _find(items: list[dict[str, Any]], elem: Mapping[str, Any], lk: _ListKey, taken: set[int] | None = None) -> int:
+    found = _matches(items, elem, lk, taken or set())
+    return found[0] if found else -1
 
 
 def _merge_list(
@@ -450,10 +452,8 @@ def _merge_list(
         if directive is None:
             regular.append(pe)
         elif directive == "delete":
-            i = _find(items, pe, lk)
-            while i >= 0:
-                del items[i]
-                i = _find(items, pe, lk)
+            doomed = set(_matches(items, pe, lk, set()))
+            items = [e for i, e in enumerate(items) if i not in doomed]
         elif directive == "replace":
             replace = True
         else:

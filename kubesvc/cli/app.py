@@ -74,4 +74,6 @@ def build_app() -> typer.Typer:
     app.command("annotate")(label.annotate)
     app.command("version")(admin.version)
     app.command("init")(admin.init)
+    from kubesvc.cli.commands import up as _dataplane; _dataplane.mount(app)  # noqa: E702  proxy, up, down, status (dataplane helper; lead: replace with app.command lines)
+    from kubesvc.cli.commands import dns as _dns; app.command("dns")(_dns.dns)  # noqa: E702  dns helper; lead: fold into the imports above
     return app

@@ -33,9 +33,9 @@ def test_apply_created_unchanged_configured(cli, manifest):
 
 def test_apply_invalid_reports_and_leaves_live_object(cli, manifest):
     cli("apply", "-f", manifest(SVC.format(port=80)))
-    r = cli("apply", "-f", manifest(SVC.format(port=70000), "bad.yaml"))
+    r = cli("apply", "-f", manifest(SVC.format(port=80) + "    protocol: HTTP\n", "bad.yaml"))
     assert r.code == 1
-    assert r.err == 'The Service "web" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive\n'
+    assert r.err == 'The Service "web" is invalid: spec.ports[0].protocol: Unsupported value: "HTTP": supported values: "SCTP", "TCP", "UDP"\n'
     assert json.loads(cli("get", "svc", "web", "-o", "json").out)["spec"]["ports"][0]["port"] == 80
 
 

@@ -74,7 +74,8 @@ def _generate(kind: str, name: str, tcp: Optional[list[str]], node_port: Optiona
 
     mode = common.dry_run_mode(dry_run)
     out_fmt = common.check_output(output)
-    svc = exposelib.create_service(kind, name, tcp=tcp or [], node_port=node_port, cluster_ip=cluster_ip,
+    ports = [p for value in (tcp or []) for p in exposelib.split_string_slice(value)]
+    svc = exposelib.create_service(kind, name, tcp=ports, node_port=node_port, cluster_ip=cluster_ip,
                                    external_name=external_name)
     ns, _ = common.namespace(namespace)
     if mode == "client":

@@ -58,9 +58,9 @@ def expose(
             "   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n   '<resource> <name>'\n   '<resource>'"
         )
     opts = exposelib.ExposeOptions(
-        port=port, target_port=target_port, protocol=protocol, type=type_, name=name, selector=selector,
-        labels=labels, session_affinity=session_affinity, cluster_ip=cluster_ip, external_ip=external_ip,
-        load_balancer_ip=load_balancer_ip,
+        port=port or "", target_port=target_port or "", protocol=protocol or "", type=type_ or "", name=name or "",
+        selector=selector or "", labels=labels or "", session_affinity=session_affinity or "",
+        cluster_ip=cluster_ip or "", external_ip=external_ip or "", load_balancer_ip=load_balancer_ip or "",
     )
     suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
     for src in sources:

@@ -104,9 +104,6 @@ class _Side(asyncio.Protocol):
         transport.set_write_buffer_limits(high=HIGH_WATER)
         transport.set_protocol(self)  # uvloop caches data_received when the protocol is set
 
-    def data_received(self, data: bytes) -> None:  # type: ignore[no-redef]  # only before link()
-        pass
-
     def pause_writing(self) -> None:
         # My transport's buffer is full: stop reading from the peer until it drains.
         if self.peer is not None:
@@ -139,6 +136,12 @@ class _Side(asyncio.Protocol):
 class BackendSide(_Side):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        client = self.pair.client
+        if client is not None:  # link at once: a backend that speaks first loses nothing
+            self.link(transport, client)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:  # replaced by the client's write in link()
+        raise AssertionError("backend data before link")
 
 
 class ClientSide(_Side):
@@ -148,6 +151,19 @@ class ClientSide(_Side):
         state = listener.state
         super().__init__(Pair(state))
         self.listener = listener
+        self.pending: list[bytes] = []  # what arrived before the backend answered (one chunk, then paused)
+        self.pending_eof = False
+
+    def data_received(self, data: bytes) -> None:  # replaced by the peer's write once linked
+        self.pending.append(data)
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        if self.peer is None:
+            self.pending_eof = True
+            return True
+        return super().eof_received()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         t: asyncio.Transport = transport  # type: ignore[assignment]
@@ -207,8 +223,14 @@ class ClientSide(_Side):
             pair.backend = bt  # type: ignore[assignment]
             pair.endpoint = ep
             self.link(client, bt)  # type: ignore[arg-type]
-            backend.link(bt, client)  # type: ignore[arg-type]
-            client.resume_reading()
+            for chunk in self.pending:
+                bt.write(chunk)
+            self.pending.clear()
+            if self.pending_eof:
+                pair.eofs += 1
+                bt.write_eof()
+            else:
+                client.resume_reading()
             return
         log.info("no endpoint reachable", extra={"kv": {"service": state.label, "client": client_ip}})
         if pair.client is not None and not pair.done:

@@ -1,0 +1,50 @@
+"""`kubesvc dns`: serve the cluster DNS zone in the foreground (or print a pod's resolv.conf)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from typing_extensions import Annotated
+
+from kubesvc.cli import common
+from kubesvc.cli.common import NamespaceOpt, StoreOpt
+from kubesvc.errors import ClientError
+
+Opt = typer.Option
+PODS_MODES = ("insecure", "verified", "disabled")
+
+
+def dns(
+    listen: Annotated[Optional[str], Opt("--listen", help="ADDR:PORT to serve on (port 0 picks a free one). Default: the kube-dns Service's cluster IP, port 53.")] = None,
+    allow_from: Annotated[Optional[list[str]], Opt("--allow-from", help="Also answer clients in this CIDR (repeatable). Loopback clients are always answered.")] = None,
+    ttl: Annotated[int, Opt("--ttl", help="TTL of cluster answers in seconds (0-3600).")] = 5,
+    pods: Annotated[str, Opt("--pods", help="Pod A records a-b-c-d.<ns>.pod.<zone>: insecure, verified or disabled.")] = "insecure",
+    resolv_conf: Annotated[str, Opt("--resolv-conf", help="Where the default upstream servers come from when the kube-dns ConfigMap names none.")] = "/etc/resolv.conf",
+    upstream_timeout: Annotated[float, Opt("--upstream-timeout", help="Seconds to wait for each upstream server.")] = 2.0,
+    print_resolv_conf: Annotated[bool, Opt("--print-resolv-conf", help="Print the resolv.conf a pod in the namespace (-n) would get, and exit.")] = False,
+    verbose: Annotated[int, Opt("--verbose", "-v", count=True, help="More logs on stderr (-vv: every sync and upstream failure).")] = 0,
+    namespace: NamespaceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Serve cluster DNS (Services, endpoints, pods, stub domains, upstreams) over UDP and TCP."""
+    from kubesvc.dataplane.dns import server
+
+    path = common.store_path(store)
+    if print_resolv_conf:
+        ns, _ = common.namespace(namespace)
+        common.out(server.print_resolv_conf(path, ns))
+        return
+    if not 0 <= ttl <= 3600:
+        raise ClientError(f"invalid --ttl {ttl}: must be between 0 and 3600")
+    if pods not in PODS_MODES:
+        raise ClientError(f'invalid --pods "{pods}": must be one of {", ".join(PODS_MODES)}')
+    if not 0 < upstream_timeout <= 60:
+        raise ClientError(f"invalid --upstream-timeout {upstream_timeout}: must be > 0 and <= 60 seconds")
+    opts = server.DNSOptions(
+        store_path=path, listen=listen, ttl=ttl, pods=pods, allow_from=tuple(allow_from or ()),
+        resolv_conf=resolv_conf, upstream_timeout=upstream_timeout, verbosity=verbose,
+    )
+    code = server.run(opts)
+    if code:
+        raise common.Exit(code)

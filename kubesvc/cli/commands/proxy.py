@@ -1,0 +1,87 @@
+"""`kubesvc proxy`: run the userspace service proxy in the foreground (kube-proxy's flags where they exist)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Optional
+
+import typer
+from typing_extensions import Annotated
+
+from kubesvc.cli import common
+from kubesvc.cli.common import StoreOpt
+from kubesvc.errors import ClientError
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+
+
+def parse_duration(text: str, flag: str) -> float:
+    m = _DURATION.match(text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise ClientError(f"{flag}: invalid duration {text!r} (want e.g. 250ms, 10s, 1m)")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
+def parse_cidrs(values: list[str], flag: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values:
+        for item in filter(None, (s.strip() for s in v.split(","))):
+            try:
+                out.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ClientError(f"{flag}: invalid CIDR {item!r}") from None
+    return tuple(out)
+
+
+def check_bind_address(text: str, flag: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if text and (not sep or not port.isdigit() or int(port) > 65535):
+        raise ClientError(f"{flag}: {text!r} is not host:port (port 0 picks a free one; empty disables)")
+    if text:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            raise ClientError(f"{flag}: {host!r} is not an IP address") from None
+    return text
+
+
+NodePortAddressesOpt = Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", help="CIDRs selecting the node addresses NodePorts listen on (comma-separated or repeated; default 127.0.0.0/8 = 127.0.0.1; a /32 names one address).")]
+HealthzOpt = Annotated[str, typer.Option("--healthz-bind-address", help="host:port for /healthz (port 0 = any free port; empty disables).")]
+MetricsOpt = Annotated[str, typer.Option("--metrics-bind-address", help="host:port for Prometheus /metrics (port 0 = any free port; empty disables).")]
+UdpTimeoutOpt = Annotated[str, typer.Option("--udp-timeout", help="Idle time after which a UDP flow is dropped (e.g. 250ms, 10s).")]
+VerbosityOpt = Annotated[int, typer.Option("-v", "--v", help="Log verbosity: 0 start/stop/errors, 1 every sync, 2 connection failures.")]
+
+
+def proxy(
+    nodeport_addresses: NodePortAddressesOpt = None,
+    healthz_bind_address: HealthzOpt = "127.0.0.1:10256",
+    metrics_bind_address: MetricsOpt = "127.0.0.1:10249",
+    udp_timeout: UdpTimeoutOpt = "10s",
+    verbosity: VerbosityOpt = 0,
+    status_file: Annotated[Optional[str], typer.Option("--status-file", help="Keep a JSON summary of what is served in this file (used by `kubesvc status`).")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Proxy Service traffic: listen on cluster IPs, NodePorts, external and load-balancer IPs, forward to ready endpoints.
+
+    Runs in the foreground and follows the store; prints a ready line once it serves. Stop with Ctrl-C or SIGTERM.
+    """
+    from kubesvc.dataplane import run_proxy
+    from kubesvc.dataplane.proxy.server import ProxyOptions
+
+    options = ProxyOptions(
+        nodeport_addresses=parse_cidrs(nodeport_addresses or ["127.0.0.0/8"], "--nodeport-addresses"),
+        healthz_bind_address=check_bind_address(healthz_bind_address, "--healthz-bind-address"),
+        metrics_bind_address=check_bind_address(metrics_bind_address, "--metrics-bind-address"),
+        udp_timeout=parse_duration(udp_timeout, "--udp-timeout"),
+        verbosity=verbosity,
+        status_file=status_file,
+    )
+    path = common.store_path(store)
+    common.registry(store)  # open (and create) the store now, so a bad path is a one-line error
+    try:
+        code = run_proxy(path, options)
+    except OSError as e:
+        raise ClientError(str(e.strerror or e)) from None
+    if code:
+        raise common.Exit(code)

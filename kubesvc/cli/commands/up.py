@@ -1,0 +1,67 @@
+"""`kubesvc up`, `kubesvc down`, `kubesvc status`: the data plane in the background, beside the store."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from kubesvc.cli import common
+from kubesvc.cli.commands.proxy import HealthzOpt, MetricsOpt, NodePortAddressesOpt, UdpTimeoutOpt, VerbosityOpt, check_bind_address, parse_cidrs, parse_duration
+from kubesvc.cli.common import StoreOpt
+
+
+def mount(app: Any) -> None:
+    from kubesvc.cli.commands import proxy
+
+    app.command("proxy")(proxy.proxy)
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("status")(status)
+
+
+def up(
+    foreground: Annotated[bool, typer.Option("--foreground", help="Stay attached: run until Ctrl-C or SIGTERM, then stop everything.")] = False,
+    nodeport_addresses: NodePortAddressesOpt = None,
+    healthz_bind_address: HealthzOpt = "127.0.0.1:10256",
+    metrics_bind_address: MetricsOpt = "127.0.0.1:10249",
+    udp_timeout: UdpTimeoutOpt = "10s",
+    verbosity: VerbosityOpt = 0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every component to be ready.")] = 20.0,
+    store: StoreOpt = None,
+) -> None:
+    """Start the data plane (the service proxy) in the background, wait until it serves, print where it listens."""
+    from kubesvc.dataplane import supervisor
+
+    flags = {
+        "nodeport_addresses": list(parse_cidrs(nodeport_addresses or ["127.0.0.0/8"], "--nodeport-addresses")),
+        "healthz_bind_address": check_bind_address(healthz_bind_address, "--healthz-bind-address"),
+        "metrics_bind_address": check_bind_address(metrics_bind_address, "--metrics-bind-address"),
+        "udp_timeout": f"{parse_duration(udp_timeout, '--udp-timeout')}s",
+        "verbosity": verbosity,
+    }
+    path = common.store_path(store)
+    common.registry(store)  # create/open the store now: a bad path is a one-line error
+    result = supervisor.up(path, flags, foreground=foreground, timeout=timeout, out=common.out)
+    if result:
+        raise common.Exit(result)
+
+
+def down(
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for a clean stop before killing.")] = 10.0,
+    store: StoreOpt = None,
+) -> None:
+    """Stop the background data plane started by `kubesvc up` for this store."""
+    from kubesvc.dataplane import supervisor
+
+    supervisor.down(common.store_path(store), timeout=timeout, out=common.out)
+
+
+def status(store: StoreOpt = None) -> None:
+    """Tell whether the data plane runs for this store and what it serves."""
+    from kubesvc.dataplane import supervisor
+
+    code = supervisor.status(common.store_path(store), out=common.out)
+    if code:
+        raise common.Exit(code)

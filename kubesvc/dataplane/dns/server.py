@@ -1,0 +1,409 @@
+"""`kubesvc dns`: UDP and TCP listeners around the sans-IO handler, upstream forwarding, store following.
+
+Rules kept here:
+- The kube-dns Service (kube-system, ports dns 53/UDP and dns-tcp 53/TCP, cluster IP = 10th address of the
+  service range, label service.kubernetes.io/service-proxy-name=kubesvc-dns so the proxy leaves it alone) is
+  created through the registry when absent; by default the server binds its cluster IP, port 53.
+- UDP and TCP listen on the same address and port (port 0: the UDP port picked by the kernel is reused for
+  TCP). Binding failures are one clear line (``ListenError``).
+- Only loopback clients (and ``--allow-from`` networks) get answers; others get REFUSED, header only.
+- A follower thread polls the store (data_version, then revision) every ``poll_interval`` seconds, builds the
+  record table and the prepared replies from one snapshot, and swaps them in on the loop.
+- Forwarding: UDP first, TCP when the reply is truncated, ``upstream_timeout`` per server, servers in order,
+  SERVFAIL when none answers; at most ``MAX_FORWARDS`` in flight (beyond: SERVFAIL at once).
+- TCP: length-prefixed messages, ``TCP_IDLE`` seconds idle timeout, at most ``MAX_TCP_CONNECTIONS``.
+- A bug while handling one packet is logged and answered SERVFAIL; it never stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import struct
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+
+from kubesvc.dataplane import runtime
+from kubesvc.dataplane.dns import config, records
+from kubesvc.dataplane.dns.handler import Forward, Handler, client_allowed, header_reply, prepare_all
+from kubesvc.dataplane.dns.wire import Prepared
+from kubesvc.errors import AlreadyExists, ClientError, Invalid
+from kubesvc.registry.allocators import IPRange
+from kubesvc.store.db import Store
+
+log = logging.getLogger("kubesvc.dns")
+
+KUBE_DNS_NS, KUBE_DNS_NAME = "kube-system", "kube-dns"
+PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+PROXY_NAME = "kubesvc-dns"
+SNAPSHOT_KINDS = ("Service", "Endpoints", "Pod", "ConfigMap", "Namespace")
+MAX_FORWARDS = 1000
+MAX_TCP_CONNECTIONS = 512
+TCP_IDLE = 10.0
+
+
+class ListenError(ClientError):
+    pass
+
+
+@dataclass(frozen=True)
+class DNSOptions:
+    store_path: str
+    listen: str | None = None  # ADDR:PORT; default <kube-dns cluster IP>:53
+    ttl: int = 5
+    pods: str = "insecure"
+    allow_from: tuple[str, ...] = ()
+    resolv_conf: str = "/etc/resolv.conf"
+    upstream_timeout: float = 2.0
+    poll_interval: float = 0.015
+    verbosity: int = 0
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if text.startswith("["):
+        host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError
+    except ValueError:
+        raise ClientError(f'invalid --listen "{text}": want ADDR:PORT, e.g. 127.0.0.1:5353 (port 0 picks a free one)') from None
+    return host, int(port)
+
+
+def kube_dns_ip(store: Store) -> str:
+    """The kube-dns Service's cluster IP, or the address it gets (10th of the service range)."""
+    svc = store.get("Service", KUBE_DNS_NS, KUBE_DNS_NAME)
+    ip = (svc or {}).get("spec", {}).get("clusterIP")
+    if ip and ip != "None":
+        return str(ip)
+    return IPRange(store.settings().service_cluster_ip_range).nth(10)
+
+
+def ensure_kube_dns_service(store: Store) -> str:
+    """Create (or label) kube-system/kube-dns; return its cluster IP."""
+    from kubesvc.registry.generic import Registry
+
+    reg = Registry(store)
+    svc = store.get("Service", KUBE_DNS_NS, KUBE_DNS_NAME)
+    if svc is None:
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": KUBE_DNS_NAME,
+                "namespace": KUBE_DNS_NS,
+                "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", PROXY_NAME_LABEL: PROXY_NAME},
+            },
+            "spec": {
+                "clusterIP": kube_dns_ip(store),
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                ],
+            },
+        }
+        try:
+            svc = reg.create(obj).object
+        except AlreadyExists:
+            svc = store.get("Service", KUBE_DNS_NS, KUBE_DNS_NAME)
+        except Invalid as e:
+            raise ClientError(f"cannot create the kube-dns Service: {e.message}") from None
+    elif (svc["metadata"].get("labels") or {}).get(PROXY_NAME_LABEL) is None:
+        svc = reg.mutate("Service", KUBE_DNS_NS, KUBE_DNS_NAME,
+                         lambda o: o["metadata"].setdefault("labels", {}).__setitem__(PROXY_NAME_LABEL, PROXY_NAME))
+    assert svc is not None
+    ip = svc.get("spec", {}).get("clusterIP")
+    if not ip or ip == "None":
+        raise ClientError("the kube-dns Service in kube-system has no cluster IP; delete it and run `kubesvc dns` again")
+    return str(ip)
+
+
+def print_resolv_conf(store_path: str, namespace: str) -> str:
+    with Store(store_path) as store:
+        return config.pod_resolv_conf(kube_dns_ip(store), namespace, store.settings().cluster_domain)
+
+
+# ------------------------------------------------------------------------------------------ the model
+
+
+@dataclass
+class Snapshot:
+    revision: int
+    table: records.Table
+    forward: config.ForwardConfig
+    fallback: tuple[config.Server, ...]
+
+
+def take_snapshot(store: Store, opts: DNSOptions) -> Snapshot:
+    settings = store.settings()
+    rev, objs = store.list_with_revision(SNAPSHOT_KINDS)
+    ropts = records.Options(zone=settings.cluster_domain, ttl=opts.ttl, pods=opts.pods,
+                            reverse_cidrs=(settings.service_cluster_ip_range, settings.pod_ip_range))
+    table = records.build(objs, ropts, rev)
+    cm = next((c for c in objs.get("ConfigMap", [])
+               if c["metadata"].get("namespace") == KUBE_DNS_NS and c["metadata"]["name"] == KUBE_DNS_NAME), None)
+    fwd = config.from_configmap(cm, settings.cluster_domain)
+    return Snapshot(rev, table, fwd, config.resolv_conf_servers(opts.resolv_conf))
+
+
+class Follower(threading.Thread):
+    """Polls the store and hands each new snapshot's prepared handler state to the loop."""
+
+    def __init__(self, opts: DNSOptions, handler: Handler, loop: asyncio.AbstractEventLoop, revision: int) -> None:
+        super().__init__(name="kubesvc-dns-follow", daemon=True)
+        self.opts, self.handler, self.loop, self.revision = opts, handler, loop, revision
+        self.stopping = threading.Event()
+        self.warnings: tuple[str, ...] = ()
+
+    def run(self) -> None:
+        store = Store(self.opts.store_path)
+        try:
+            version = store.data_version()
+            while not self.stopping.wait(self.opts.poll_interval):
+                v = store.data_version()
+                if v == version:
+                    continue
+                version = v
+                if store.revision() == self.revision:
+                    continue
+                snap = take_snapshot(store, self.opts)
+                prepared = prepare_all(snap.table, self.handler.prepared.copy())
+                self.revision = snap.revision
+                self._report(snap.forward.warnings)
+                self.loop.call_soon_threadsafe(self._swap, prepared, snap)
+        finally:
+            store.close()
+
+    def _swap(self, prepared: dict[bytes, Prepared], snap: Snapshot) -> None:
+        h = self.handler
+        h.table, h.forward, h.prepared, h.fallback = snap.table, snap.forward, prepared, snap.fallback
+        log.debug("records synced", extra={"kv": {"revision": snap.revision, "names": len(snap.table.names)}})
+
+    def _report(self, warnings: tuple[str, ...]) -> None:
+        if warnings != self.warnings:
+            for w in warnings:
+                log.warning(w)
+            self.warnings = warnings
+
+
+# ------------------------------------------------------------------------------------------ I/O
+
+
+@dataclass
+class Server:
+    handler: Handler
+    opts: DNSOptions
+    nets: tuple[Any, ...]
+    own: set[tuple[str, int]] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    tcp_conns: set["TCPProtocol"] = field(default_factory=set)
+
+    def answer(self, data: bytes, peer: str, tcp: bool, send: Callable[[bytes], None]) -> None:
+        if not client_allowed(peer, self.nets):
+            if len(data) >= 12 and not data[2] & 0x80:
+                send(header_reply(data, dns.rcode.REFUSED))
+            return
+        try:
+            result = self.handler.handle(data, tcp)
+        except Exception:  # a bug must not stop the server: log it, answer SERVFAIL
+            log.exception("error while answering a query")
+            if len(data) >= 12 and not data[2] & 0x80:
+                send(header_reply(data, dns.rcode.SERVFAIL))
+            return
+        if result is None:
+            return
+        if isinstance(result, bytes):
+            send(result)
+            return
+        if len(self.tasks) >= MAX_FORWARDS:
+            send(self.handler.relay(result, None))
+            return
+        task = asyncio.get_running_loop().create_task(self.forward(result, send))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def forward(self, job: Forward, send: Callable[[bytes], None]) -> None:
+        query = dns.message.make_query(job.qname, job.qtype, use_edns=0, payload=1232,
+                                       want_dnssec=bool(job.query.ednsflags & dns.flags.DO))
+        query.flags = dns.flags.RD | (job.query.flags & dns.flags.CD)
+        reply = None
+        for host, port in job.servers:
+            if (host, port) in self.own:
+                continue  # never forward to ourselves
+            try:
+                async with asyncio.timeout(self.opts.upstream_timeout):
+                    reply, _ = await dns.asyncquery.udp_with_fallback(query, host, timeout=self.opts.upstream_timeout, port=port)
+                break
+            except (dns.exception.DNSException, OSError, EOFError, TimeoutError, ValueError) as e:
+                log.debug("upstream failed", extra={"kv": {"server": f"{host}:{port}", "error": type(e).__name__}})
+        try:
+            send(self.handler.relay(job, reply))
+        except Exception:
+            log.exception("error while relaying an upstream answer")
+
+
+class UDPProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        t = self.transport
+        if t is None:
+            return
+        self.server.answer(data, addr[0], False, lambda reply: t.sendto(reply, addr))
+
+    def error_received(self, exc: Exception) -> None:  # ICMP errors from clients that went away
+        pass
+
+
+class TCPProtocol(asyncio.Protocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if len(self.server.tcp_conns) >= MAX_TCP_CONNECTIONS:
+            transport.close()
+            return
+        self.server.tcp_conns.add(self)
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else ""
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.idle = asyncio.get_running_loop().call_later(TCP_IDLE, self.close)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self._arm()
+        while len(self.buf) >= 2:
+            n = self.buf[0] << 8 | self.buf[1]
+            if len(self.buf) < 2 + n:
+                break
+            msg = bytes(self.buf[2 : 2 + n])
+            del self.buf[: 2 + n]
+            self.server.answer(msg, self.peer, True, self._send)
+
+    def _send(self, reply: bytes) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(struct.pack("!H", len(reply)) + reply)
+
+    def pause_writing(self) -> None:  # a client that does not read: stop reading its queries
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.server.tcp_conns.discard(self)
+        self.transport = None
+
+
+async def _bind(server: Server, host: str, port: int) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
+    loop = asyncio.get_running_loop()
+    for attempt in range(20):
+        try:
+            udp, _ = await loop.create_datagram_endpoint(lambda: UDPProtocol(server), local_addr=(host, port))
+        except OSError as e:
+            raise ListenError(_bind_message(host, port, "udp", e)) from None
+        bound = udp.get_extra_info("sockname")[1]
+        try:
+            tcp = await loop.create_server(lambda: TCPProtocol(server), host, bound, reuse_address=True)
+        except OSError as e:
+            udp.close()
+            if port == 0 and attempt < 19:
+                continue  # the kernel's UDP pick is taken on TCP: pick again
+            raise ListenError(_bind_message(host, bound, "tcp", e)) from None
+        return udp, tcp, bound
+    raise ListenError(f"cannot listen on {host}:{port}: no port free on both UDP and TCP")
+
+
+def _bind_message(host: str, port: int, proto: str, e: OSError) -> str:
+    why = os.strerror(e.errno) if e.errno else str(e)
+    hint = ""
+    if port < 1024 and e.errno in (13, 1):
+        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --listen 127.0.0.1:5353)"
+    elif e.errno == 99:
+        hint = " (the address is not on this machine)"
+    return f"cannot listen on {host}:{port}/{proto}: {why}{hint}"
+
+
+async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
+    nets = []
+    for cidr in opts.allow_from:
+        nets.append(ipaddress.ip_network(cidr, strict=False))
+    with Store(opts.store_path) as store:
+        cluster_ip = ensure_kube_dns_service(store)
+        snap = take_snapshot(store, opts)
+    host, port = parse_listen(opts.listen) if opts.listen else (cluster_ip, 53)
+    handler = Handler(snap.table, snap.forward, snap.fallback)
+    server = Server(handler, opts, tuple(nets))
+    udp, tcp, bound = await _bind(server, host, port)
+    server.own = {(str(ipaddress.ip_address(host)), bound)}
+    if port == 53 or host == cluster_ip:
+        server.own.add((cluster_ip, 53))
+    follower = Follower(opts, handler, asyncio.get_running_loop(), snap.revision)
+    follower._report(snap.forward.warnings)
+    follower.start()
+    addr = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+    runtime.announce_ready("dns", {"udp": addr, "tcp": addr, "zone": snap.table.zone.to_text(omit_final_dot=True),
+                                   "nameserver": cluster_ip})
+    log.info("serving", extra={"kv": {"addr": addr, "revision": snap.revision}})
+    try:
+        await stop.wait()
+    finally:
+        tcp.close()
+        udp.close()
+        for conn in list(server.tcp_conns):
+            conn.close()
+        for task in list(server.tasks):
+            task.cancel()
+        if server.tasks:
+            await asyncio.wait(server.tasks, timeout=1.0)
+        follower.stopping.set()
+        follower.join(timeout=2.0)
+        await tcp.wait_closed()
+    return 0
+
+
+def run(opts: DNSOptions) -> int:
+    """Serve until SIGTERM/SIGINT. Raises ListenError/ClientError for clear one-line failures."""
+    runtime.setup_logging(opts.verbosity)
+    for cidr in opts.allow_from:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ClientError(f'invalid --allow-from "{cidr}": want a CIDR such as 10.0.0.0/8') from None
+    if opts.listen:
+        parse_listen(opts.listen)
+    return runtime.run(lambda stop: serve(opts, stop))

@@ -1,0 +1,1 @@
+"""`kubesvc proxy`: a userspace kube-proxy (plan, balancer, TCP/UDP forwarding, reconcile loop)."""

@@ -1,0 +1,361 @@
+"""The proxy's reconcile loop: follow the store, rebuild the plan from a snapshot, apply the diff.
+
+Rules kept here (STYLE rule 3; spec dataplane.md §1.9):
+- Start-up and every change take one path: snapshot (``list_with_revision``) -> ``plan.build`` -> apply.
+  The snapshot and the plan are built on a worker thread with its own store connection, so a big store
+  never stalls forwarding; the loop thread only applies the result.
+- The store is followed by polling ``data_version()`` every ``poll_interval`` (10 ms): a change is in force
+  one poll plus one sync later. One sync runs at a time; changes during a sync trigger another.
+- Endpoint changes update the balancer in place; listeners open and close only when their address is
+  added or removed. Established connections are never cut by a sync.
+- An address that cannot be bound is reported for its service port (log, status file, metrics) and
+  retried every ``RETRY_BIND_SECONDS``; every other listener keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Union
+
+from kubesvc.dataplane.proxy import plan as planning
+from kubesvc.dataplane.proxy.balancer import Balancer
+from kubesvc.dataplane.proxy.metrics import Histogram, PortMetrics, SyncStats, render, serve_http
+from kubesvc.dataplane.proxy.tcp import Pair, TcpListener
+from kubesvc.dataplane.proxy.udp import UdpListener
+
+log = logging.getLogger("kubesvc.proxy")
+
+RETRY_BIND_SECONDS = 2.0
+STATUS_WRITE_SECONDS = 0.5
+SHUTDOWN_GRACE_SECONDS = 1.0
+
+Listener = Union[TcpListener, UdpListener]
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    nodeport_addresses: tuple[str, ...] = ("127.0.0.0/8",)
+    healthz_bind_address: str = "127.0.0.1:10256"  # "" disables
+    metrics_bind_address: str = "127.0.0.1:10249"  # "" disables
+    udp_timeout: float = 10.0
+    poll_interval: float = 0.01
+    verbosity: int = 0
+    status_file: str | None = None
+
+
+@dataclass
+class PortState:
+    """Live state of one service port: balancer, counters and open connections."""
+
+    spn: planning.SPN
+    protocol: str
+    balancer: Balancer = field(default_factory=Balancer)
+    metrics: PortMetrics = field(default_factory=PortMetrics)
+    conns: set[Pair] = field(default_factory=set)
+    config: planning.ServicePort | None = None
+
+    @property
+    def label(self) -> str:
+        return planning.spn_text(self.spn)
+
+
+def split_host_port(text: str, flag: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{flag}: {text!r} is not host:port (port 0 picks a free one)")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def local_ipv4_addresses() -> list[str]:
+    """The primary IPv4 address of each interface (SIOCGIFADDR), plus 127.0.0.1."""
+    import fcntl
+    import struct
+
+    out = ["127.0.0.1"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            try:
+                raw = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            except OSError:
+                continue
+            ip = socket.inet_ntoa(raw[20:24])
+            if ip not in out:
+                out.append(ip)
+    return out
+
+
+def is_local_address(ip: str) -> bool:
+    """True when ip can be bound here (127/8 always can on Linux)."""
+    if ip.startswith("127."):
+        return True
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((ip, 0))
+        return True
+    except OSError:
+        return False
+
+
+def bind_error_text(proto: str, ip: str, port: int, e: OSError) -> str:
+    reason = {
+        errno.EADDRINUSE: "address already in use",
+        errno.EADDRNOTAVAIL: "cannot assign requested address (not a local address)",
+        errno.EACCES: "permission denied (privileged port)",
+    }.get(e.errno or 0, e.strerror or str(e))
+    return f"listen {proto.lower()} {ip}:{port}: bind: {reason}"
+
+
+class ProxyServer:
+    def __init__(self, store_path: str, options: ProxyOptions) -> None:
+        self.store_path = store_path
+        self.options = options
+        self.states: dict[planning.SPN, PortState] = {}
+        self.listeners: dict[planning.ListenerKey, Listener] = {}
+        self.failed: dict[planning.ListenerKey, tuple[str, float]] = {}  # key -> (error, when)
+        self.plan = planning.Plan()
+        self.revision = -1
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.sync_stats = SyncStats(Histogram())
+        self.http: list[asyncio.AbstractServer] = []
+        self.bound: dict[str, str] = {}
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="proxy-snapshot")
+        self._reader: Any = None
+        self._status_dirty = False
+        self._status_written = 0.0
+        self._syncing = asyncio.Lock()
+
+    # ------------------------------------------------------------------------------- snapshot side
+
+    def _snapshot(self) -> tuple[int, planning.Plan]:
+        from kubesvc.store.db import Store
+
+        if self._reader is None:
+            self._reader = Store(self.store_path)
+        rev, objs = self._reader.list_with_revision(("Service", "Endpoints"))
+        nodes = planning.node_addresses(self.options.nodeport_addresses, local_ipv4_addresses())
+        local_cache: dict[str, bool] = {}
+
+        def is_local(ip: str) -> bool:
+            if ip not in local_cache:
+                local_cache[ip] = is_local_address(ip)
+            return local_cache[ip]
+
+        return rev, planning.build(objs["Service"], objs["Endpoints"], nodes, is_local)
+
+    # ------------------------------------------------------------------------------- loop side
+
+    async def sync(self) -> None:
+        async with self._syncing:
+            t0 = time.monotonic()
+            loop = asyncio.get_running_loop()
+            rev, plan = await loop.run_in_executor(self._executor, self._snapshot)
+            opened, closed = await self._apply(plan)
+            self.revision = rev
+            took = time.monotonic() - t0
+            self.sync_stats.duration.observe(took)
+            self.sync_stats.last_timestamp = time.time()
+            self.sync_stats.syncs += 1
+            self._status_dirty = True
+            if self.options.verbosity >= 1:
+                log.info(
+                    "synced",
+                    extra={"kv": {"revision": rev, "servicePorts": len(plan.ports), "listeners": len(self.listeners),
+                                  "opened": opened, "closed": closed, "bindErrors": len(self.failed), "seconds": f"{took:.4f}"}},
+                )
+
+    async def _apply(self, plan: planning.Plan) -> tuple[int, int]:
+        for spn, sp in plan.ports.items():
+            st = self.states.get(spn)
+            if st is None or st.protocol != sp.protocol:
+                st = self.states[spn] = PortState(spn, sp.protocol)
+            st.config = sp
+            st.balancer.configure(sp.affinity, sp.affinity_seconds)
+            st.balancer.set_endpoints(sp.endpoints)
+        for spn in [s for s in self.states if s not in plan.ports]:
+            del self.states[spn]  # open connections keep their own reference until they end
+        known = set(self.plan.problems)
+        for problem_spn, msg in plan.problems:
+            if (problem_spn, msg) not in known:
+                log.warning("service port not served", extra={"kv": {"service": planning.spn_text(problem_spn), "error": msg}})
+        self.plan = plan
+        to_open, to_close = planning.diff(self.listeners.keys(), plan)
+        for key in to_close:
+            self.listeners.pop(key).close()
+        for key in [k for k in self.failed if k not in plan.listeners]:
+            del self.failed[key]
+        for key, listener in self.listeners.items():
+            listener.state = self.states[plan.listeners[key]]
+        now = time.monotonic()
+        opened = 0
+        for key in to_open:
+            failed = self.failed.get(key)
+            if failed is not None and now - failed[1] < RETRY_BIND_SECONDS:
+                continue
+            if await self._open(key, self.states[plan.listeners[key]]):
+                opened += 1
+        return opened, len(to_close)
+
+    async def _open(self, key: planning.ListenerKey, state: PortState) -> bool:
+        proto, ip, port = key
+        listener: Listener
+        if proto == "TCP":
+            listener = TcpListener(key, state, self.tasks)
+        else:
+            listener = UdpListener(key, state, self.options.udp_timeout)
+        try:
+            await listener.open()
+        except OSError as e:
+            msg = bind_error_text(proto, ip, port, e)
+            if key not in self.failed:
+                log.warning("cannot listen", extra={"kv": {"service": state.label, "error": msg}})
+            self.failed[key] = (msg, time.monotonic())
+            return False
+        if key in self.failed:
+            del self.failed[key]
+            log.info("listening after retry", extra={"kv": {"service": state.label, "address": f"{ip}:{port}/{proto}"}})
+        self.listeners[key] = listener
+        return True
+
+    async def _follow(self) -> None:
+        from kubesvc.store.db import Store
+
+        store = Store(self.store_path)
+        try:
+            seen = store.data_version()
+            next_housekeeping = time.monotonic() + 1.0
+            while True:
+                await asyncio.sleep(self.options.poll_interval)
+                dv = store.data_version()
+                if dv != seen:
+                    seen = dv
+                    if store.revision() != self.revision:
+                        await self.sync()
+                now = time.monotonic()
+                if now >= next_housekeeping:
+                    next_housekeeping = now + 1.0
+                    await self._housekeeping()
+                if self._status_dirty and now - self._status_written >= STATUS_WRITE_SECONDS:
+                    self.write_status()
+        finally:
+            store.close()
+
+    async def _housekeeping(self) -> None:
+        for st in self.states.values():
+            st.balancer.cleanup()
+        if self.failed:
+            await self._apply(self.plan)
+            self._status_dirty = True
+
+    # ------------------------------------------------------------------------------- observability
+
+    def _metrics_text(self) -> str:
+        rows = []
+        for spn, st in sorted(self.states.items()):
+            m = st.metrics
+            vals = {a: getattr(m, a) for a in m.__slots__}
+            for pair in st.conns:
+                i, o = pair.live_bytes()
+                vals["bytes_in"] += i
+                vals["bytes_out"] += o
+            rows.append((spn, st.protocol, vals))
+        return render(rows, self.sync_stats, len(self.listeners), len(self.failed))
+
+    def _healthz(self) -> tuple[int, str, str]:
+        fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+        last = datetime.fromtimestamp(self.sync_stats.last_timestamp, timezone.utc).strftime(fmt)
+        now = datetime.now(timezone.utc).strftime(fmt)
+        ok = self.sync_stats.syncs > 0
+        return (200 if ok else 503), "application/json", json.dumps({"lastUpdated": last, "currentTime": now, "revision": self.revision}) + "\n"
+
+    def status(self) -> dict[str, Any]:
+        ports = []
+        for spn, sp in self.plan.ports.items():
+            addrs = [f"{ip}:{port}/{sp.protocol} ({kind})" for ip, port, kind in sp.addresses if (sp.protocol, ip, port) in self.listeners]
+            ports.append({"service": planning.spn_text(spn), "addresses": addrs, "endpoints": len(sp.endpoints)})
+        errors = [{"service": planning.spn_text(self.plan.listeners[k]), "error": e} for k, (e, _) in sorted(self.failed.items()) if k in self.plan.listeners]
+        errors += [{"service": planning.spn_text(spn), "error": msg} for spn, msg in self.plan.problems]
+        return {"component": "proxy", "pid": os.getpid(), "revision": self.revision, **self.bound,
+                "listeners": len(self.listeners), "servicePorts": ports, "errors": errors}
+
+    def write_status(self) -> None:
+        self._status_dirty = False
+        self._status_written = time.monotonic()
+        path = self.options.status_file
+        if not path:
+            return
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(self.status(), f, indent=1)
+        os.replace(tmp, path)
+
+    async def _serve_http(self) -> None:
+        for name, text, routes in (
+            ("healthz", self.options.healthz_bind_address, {"/healthz": self._healthz, "/livez": self._healthz}),
+            ("metrics", self.options.metrics_bind_address, {"/metrics": lambda: (200, "text/plain; version=0.0.4", self._metrics_text()), "/healthz": self._healthz}),
+        ):
+            if not text:
+                continue
+            host, port = split_host_port(text, f"--{name}-bind-address")
+            try:
+                srv = await serve_http(host, port, routes)  # type: ignore[arg-type]
+            except OSError as e:
+                raise OSError(e.errno, f"--{name}-bind-address {text}: {e.strerror}") from None
+            self.http.append(srv)
+            h, p = srv.sockets[0].getsockname()[:2]
+            self.bound[name] = f"{h}:{p}"
+
+    # ------------------------------------------------------------------------------- lifecycle
+
+    async def run(self, stop: asyncio.Event, on_ready: Any = None) -> int:
+        await self._serve_http()
+        await self.sync()
+        self.write_status()
+        if on_ready is not None:
+            on_ready({**self.bound, "listeners": len(self.listeners), "servicePorts": len(self.plan.ports), "bindErrors": len(self.failed)})
+        follower = asyncio.get_running_loop().create_task(self._follow())
+        try:
+            await stop.wait()
+        finally:
+            follower.cancel()
+            try:
+                await follower
+            except asyncio.CancelledError:
+                pass
+            await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        for srv in self.http:
+            srv.close()
+        for listener in self.listeners.values():
+            listener.close()
+        self.listeners.clear()
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        while any(st.conns for st in self.states.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for task in list(self.tasks):
+            task.cancel()
+        for st in self.states.values():
+            for pair in list(st.conns):
+                for t in (pair.client, pair.backend):
+                    if t is not None:
+                        t.abort()
+        await asyncio.sleep(0)
+        self._executor.shutdown(wait=True)
+        if self._reader is not None:
+            self._reader.close()
+        if self.options.status_file:
+            try:
+                os.unlink(self.options.status_file)
+            except FileNotFoundError:
+                pass

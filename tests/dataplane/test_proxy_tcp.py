@@ -1,0 +1,182 @@
+"""`kubesvc proxy` over real loopback sockets: round robin, affinity, failover, reject, NodePort/LB, half-close."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from tests.dataplane.conftest import Cluster, ask, who
+from tests.support.procs import wait_for
+
+
+def test_round_robin_across_three_backends(cluster: Cluster) -> None:
+    bs = cluster.three_backends()
+    svc = cluster.service("echo", 8080, bs[0].port, selector={"app": "echo"})
+    cluster.start_proxy()
+    vip = (svc["spec"]["clusterIP"], 8080)
+    seen = [who(vip) for _ in range(9)]
+    assert sorted(seen) == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    assert seen[3:6] == seen[:3] and seen[6:] == seen[:3]  # strict rotation
+
+
+def test_client_ip_affinity_sticks_then_times_out(cluster: Cluster) -> None:
+    bs = cluster.three_backends()
+    svc = cluster.service("sticky", 8080, bs[0].port, selector={"app": "echo"},
+                          sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 1}})
+    cluster.start_proxy()
+    vip = (svc["spec"]["clusterIP"], 8080)
+    first = who(vip)
+    assert [who(vip) for _ in range(5)] == [first] * 5
+    # Idle for more than timeoutSeconds: the next connection is balanced again (and lands elsewhere).
+    time.sleep(1.1)
+    assert who(vip) != first
+
+
+def test_failover_when_a_backend_stops_mid_run(cluster: Cluster) -> None:
+    bs = cluster.three_backends()
+    svc = cluster.service("echo", 8080, bs[0].port, selector={"app": "echo"})
+    cluster.start_proxy()
+    vip = (svc["spec"]["clusterIP"], 8080)
+    assert {who(vip) for _ in range(3)} == {"a", "b", "c"}
+    bs[1].stop()  # b goes away without the store knowing: connects are refused and retried
+    answers = [who(vip) for _ in range(12)]
+    assert set(answers) == {"a", "c"}
+    assert "kubesvc_proxy_connect_failures_total" in cluster.metrics()
+    failures = [l for l in cluster.metrics().splitlines() if l.startswith("kubesvc_proxy_connect_failures_total{")]
+    assert int(failures[0].rsplit(" ", 1)[1]) >= 1
+
+
+def test_service_without_endpoints_resets_at_once(cluster: Cluster) -> None:
+    svc = cluster.service("empty", 8080, 9999, selector={"app": "nothing"})
+    cluster.start_proxy()
+    t0 = time.monotonic()
+    try:
+        with socket.create_connection((svc["spec"]["clusterIP"], 8080), timeout=5) as s:
+            s.sendall(b"hello")
+            assert s.recv(10) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the reset may even beat connect() back
+    assert time.monotonic() - t0 < 2  # not the dial-retry budget (3.75 s): rejected at once
+    assert 'kubesvc_proxy_rejected_total{namespace="default",service="empty",port="p",protocol="TCP"} 1' in cluster.metrics()
+
+
+def test_nodeport_and_load_balancer_listeners(cluster: Cluster) -> None:
+    bs = cluster.three_backends()
+    svc = cluster.service("lb", 8080, bs[0].port, selector={"app": "echo"}, type="LoadBalancer")
+    cluster.start_proxy()
+    node_port = svc["spec"]["ports"][0]["nodePort"]
+    lb_ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+    for addr in [(svc["spec"]["clusterIP"], 8080), (cluster.node_ip, node_port), (lb_ip, 8080)]:
+        assert who(addr) in {"a", "b", "c"}, addr
+
+
+def test_external_ip_that_is_local_is_served(cluster: Cluster) -> None:
+    bs = cluster.three_backends()
+    ext = cluster.subnet + "200"
+    svc = cluster.service("ext", 8080, bs[0].port, selector={"app": "echo"}, externalIPs=[ext])
+    cluster.start_proxy()
+    assert who((ext, 8080)) in {"a", "b", "c"}
+
+
+def test_selectorless_service_with_external_endpoints(cluster: Cluster, backend) -> None:  # type: ignore[no-untyped-def]
+    b1 = backend("x", cluster.subnet + "11", 0, "count")
+    b2 = backend("y", cluster.subnet + "12", 0, "count")
+    svc = cluster.service("outside", 9090, 9090)
+    cluster.create({
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "outside", "namespace": "default"},
+        "subsets": [{"addresses": [{"ip": b1.host}], "ports": [{"name": "p", "port": b1.port}]},
+                    {"addresses": [{"ip": b2.host}], "ports": [{"name": "p", "port": b2.port}]}],
+    })
+    cluster.start_proxy()
+    vip = (svc["spec"]["clusterIP"], 9090)
+    assert sorted(who(vip) for _ in range(4)) == ["x", "x", "y", "y"]
+
+
+def test_half_close_reaches_backend_and_reply_comes_back(cluster: Cluster) -> None:
+    bs = cluster.three_backends(mode="count")
+    svc = cluster.service("hc", 8080, bs[0].port, selector={"app": "echo"})
+    cluster.start_proxy()
+    payload = b"x" * 100_000
+    reply = ask((svc["spec"]["clusterIP"], 8080), payload)  # sends, shutdown(SHUT_WR), reads the answer
+    name, count = reply.decode().strip().split(":")
+    assert name in {"a", "b", "c"} and int(count) == len(payload)
+
+
+def test_slow_reader_is_back_pressured_not_buffered(cluster: Cluster) -> None:
+    bs = cluster.three_backends(mode="echo")
+    svc = cluster.service("slow", 8080, bs[0].port, selector={"app": "echo"})
+    cluster.start_proxy()
+    with socket.create_connection((svc["spec"]["clusterIP"], 8080), timeout=5) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.setblocking(False)
+        sent = 0
+        chunk = b"y" * 65536
+        deadline = time.monotonic() + 10
+        # Write without reading until the kernel refuses: the echo path is full everywhere.
+        while time.monotonic() < deadline:
+            try:
+                sent += s.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.05)
+                try:
+                    sent += s.send(chunk)
+                except BlockingIOError:
+                    break
+        assert time.monotonic() < deadline, "the proxy kept accepting data from a client that never reads"
+        assert sent < 64 * 1024 * 1024  # bounded: socket buffers plus the proxy's high-water marks
+        # Now read everything back: nothing was lost.
+        s.setblocking(True)
+        s.shutdown(socket.SHUT_WR)
+        got = 0
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+    assert got == sent
+
+
+def test_thousand_concurrent_connections_held_and_served(cluster: Cluster) -> None:
+    bs = cluster.three_backends(mode="echo")
+    svc = cluster.service("many", 8080, bs[0].port, selector={"app": "echo"})
+    cluster.start_proxy()
+    vip = (svc["spec"]["clusterIP"], 8080)
+    socks = []
+    try:
+        for _ in range(1000):
+            socks.append(socket.create_connection(vip, timeout=10))
+        for i, s in enumerate(socks):
+            s.sendall(b"%d\n" % i)
+        for i, s in enumerate(socks):
+            want = b"%d\n" % i
+            got = b""
+            while len(got) < len(want):
+                d = s.recv(64)
+                assert d, f"connection {i} closed early"
+                got += d
+            assert got == want
+        m = cluster.metrics()
+        assert 'kubesvc_proxy_connections_open{namespace="default",service="many",port="p",protocol="TCP"} 1000' in m
+    finally:
+        for s in socks:
+            s.close()
+    assert sum(b.accepted for b in bs) == 1000 and all(b.accepted > 300 for b in bs)
+
+
+def test_healthz_and_metrics_endpoints(cluster: Cluster) -> None:
+    cluster.start_proxy()
+    assert '"lastUpdated"' in cluster.http_get("healthz", "/healthz")
+    m = cluster.metrics()
+    assert "kubeproxy_sync_proxy_rules_duration_seconds_count" in m
+
+
+def test_an_address_that_cannot_be_bound_is_reported_and_others_serve(cluster: Cluster, backend) -> None:  # type: ignore[no-untyped-def]
+    bs = cluster.three_backends()
+    squatter = backend("squat", "127.0.0.1", 0, "echo")  # takes a port on the node address first
+    node_ip_taken = backend("squat2", cluster.node_ip, 0, "echo")
+    svc = cluster.service("np", 8080, bs[0].port, selector={"app": "echo"}, type="NodePort")
+    # Put the NodePort on the port someone already holds on the node address.
+    svc["spec"]["ports"][0]["nodePort"] = node_ip_taken.port if 30000 <= node_ip_taken.port <= 32767 else svc["spec"]["ports"][0]["nodePort"]
+    cluster.start_proxy()
+    assert who((svc["spec"]["clusterIP"], 8080)) in {"a", "b", "c"}
+    del squatter
