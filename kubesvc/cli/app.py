@@ -42,7 +42,47 @@ class FunnelGroup(TyperGroup):
             raise typer.Exit(1) from None
 
 
-def build_app() -> typer.Typer:
+# verb -> "module:attribute" under kubesvc.cli.commands; a Typer sub-app where the attribute is `app`.
+COMMANDS: dict[str, str] = {
+    "create": "create:app",
+    "apply": "apply:apply",
+    "get": "get:get",
+    "describe": "describe:describe",
+    "delete": "delete:delete",
+    "expose": "expose:expose",
+    "label": "label:label",
+    "annotate": "label:annotate",
+    "init": "admin:init",
+    "version": "admin:version",
+    "proxy": "proxy:proxy",
+    "up": "up:up",
+    "down": "up:down",
+    "status": "up:status",
+    "dns": "dns:dns",
+}
+_GLOBAL_OPTS_WITH_VALUE = {"--store", "--namespace", "-n"}
+
+
+def _requested_verb(argv: list[str]) -> Optional[str]:
+    """The verb in argv, skipping the global options before it (None: show everything)."""
+    it = iter(argv)
+    for tok in it:
+        if tok in _GLOBAL_OPTS_WITH_VALUE:
+            next(it, None)
+        elif tok.startswith("-"):
+            if tok in ("-h", "--help") or tok.startswith(("--install-completion", "--show-completion")):
+                return None
+        else:
+            return tok if tok in COMMANDS else None
+    return None
+
+
+def build_app(argv: Optional[list[str]] = None) -> typer.Typer:
+    """The app. With argv naming a verb, only that verb is mounted: building every command's
+    parameters costs tens of milliseconds of start-up that a single `get` should not pay."""
+    import importlib
+    import os
+
     app = typer.Typer(
         cls=FunnelGroup,
         help=HELP,
@@ -62,18 +102,16 @@ def build_app() -> typer.Typer:
         ctx.obj = Context(store_path=store, namespace=namespace)
         set_global(ctx.obj)
 
-    from kubesvc.cli.commands import admin, apply, create, delete, describe, expose, get, label
-
-    app.add_typer(create.app, name="create")
-    app.command("apply")(apply.apply)
-    app.command("get")(get.get)
-    app.command("describe")(describe.describe)
-    app.command("delete")(delete.delete)
-    app.command("expose")(expose.expose)
-    app.command("label")(label.label)
-    app.command("annotate")(label.annotate)
-    app.command("version")(admin.version)
-    app.command("init")(admin.init)
-    from kubesvc.cli.commands import up as _dataplane; _dataplane.mount(app)  # noqa: E702  proxy, up, down, status (dataplane helper; lead: replace with app.command lines)
-    from kubesvc.cli.commands import dns as _dns; app.command("dns")(_dns.dns)  # noqa: E702  dns helper; lead: fold into the imports above
+    completing = any(k.startswith("_KUBESVC_COMPLETE") or k == "_TYPER_COMPLETE_ARGS" for k in os.environ)
+    verb = None if (argv is None or completing) else _requested_verb(argv)
+    for name, target in COMMANDS.items():
+        if verb is not None and name != verb:
+            continue
+        module_name, attr = target.split(":")
+        module = importlib.import_module(f"kubesvc.cli.commands.{module_name}")
+        obj = getattr(module, attr)
+        if isinstance(obj, typer.Typer):
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name)(obj)
     return app

@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from kubesvc.cli.app import build_app
 
-        build_app()(args=argv, prog_name="kubesvc")
+        args = sys.argv[1:] if argv is None else argv
+        build_app(args)(args=args, prog_name="kubesvc")
     except SystemExit:
         raise
     except KeyboardInterrupt:

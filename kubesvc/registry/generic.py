@@ -17,12 +17,16 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from kubesvc.api import defaults, schema, strategy, validation
+from typing import TYPE_CHECKING
+
 from kubesvc.api.kinds import BY_KIND, KINDS, Kind
-from kubesvc.controllers import endpoints
-from kubesvc.errors import BadRequest, Forbidden, Invalid, KubesvcError, NotFound
-from kubesvc.registry import services
-from kubesvc.store.db import Store, Txn
+from kubesvc.errors import BadRequest, Forbidden, Invalid, NotFound
+
+if TYPE_CHECKING:
+    from kubesvc.store.db import Store, Txn
+
+# The write pipeline's modules (schema, defaults, validation, allocation, controllers) are imported on
+# first write: `get` never pays for them (CLI start-up is a feature).
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
@@ -67,6 +71,8 @@ class Registry:
 
     def decode(self, obj: dict[str, Any], validate: str = "strict") -> tuple[dict[str, Any], list[str]]:
         """Schema check. Wrong types are always BadRequest; unknown fields per --validate."""
+        from kubesvc.api import schema
+
         report = schema.check(obj)
         warnings: list[str] = []
         if report.decode_errors:
@@ -159,6 +165,9 @@ class Registry:
     # ------------------------------------------------------------------------------ pipeline steps
 
     def _create(self, txn: Txn, obj: dict[str, Any]) -> dict[str, Any]:
+        from kubesvc.api import defaults, strategy, validation
+        from kubesvc.registry import services
+
         k = BY_KIND[obj["kind"]]
         meta = obj.setdefault("metadata", {})
         if k.namespaced:
@@ -185,6 +194,9 @@ class Registry:
         return stored
 
     def _update(self, txn: Txn, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+        from kubesvc.api import defaults, strategy, validation
+        from kubesvc.registry import services
+
         k = BY_KIND[new["kind"]]
         if k.namespaced:
             new["metadata"].setdefault("namespace", old["metadata"].get("namespace", "default"))
@@ -207,6 +219,8 @@ class Registry:
         return stored
 
     def _delete(self, txn: Txn, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        from kubesvc.registry import services
+
         k = BY_KIND[kind]
         if kind == "Namespace":
             if txn.get("Namespace", "", name) is None:
@@ -225,6 +239,8 @@ class Registry:
 
     def _after_write(self, txn: Txn, k: Kind, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         """Controllers that run inside the write (the endpoints controller)."""
+        from kubesvc.controllers import endpoints
+
         if k.kind == "Service":
             if new is None:
                 assert old is not None

@@ -171,12 +171,21 @@ def test_healthz_and_metrics_endpoints(cluster: Cluster) -> None:
 
 
 def test_an_address_that_cannot_be_bound_is_reported_and_others_serve(cluster: Cluster, backend) -> None:  # type: ignore[no-untyped-def]
+    import random
+
     bs = cluster.three_backends()
-    squatter = backend("squat", "127.0.0.1", 0, "echo")  # takes a port on the node address first
-    node_ip_taken = backend("squat2", cluster.node_ip, 0, "echo")
+    for _ in range(20):  # someone already holds a NodePort-range port on the node address
+        try:
+            squatter = backend("squat", cluster.node_ip, random.randint(30000, 32767), "echo")
+            break
+        except OSError:
+            continue
     svc = cluster.service("np", 8080, bs[0].port, selector={"app": "echo"}, type="NodePort")
-    # Put the NodePort on the port someone already holds on the node address.
-    svc["spec"]["ports"][0]["nodePort"] = node_ip_taken.port if 30000 <= node_ip_taken.port <= 32767 else svc["spec"]["ports"][0]["nodePort"]
+    svc["spec"]["ports"][0]["nodePort"] = squatter.port
+    svc["metadata"].pop("resourceVersion")
+    cluster.reg.replace(svc)
     cluster.start_proxy()
-    assert who((svc["spec"]["clusterIP"], 8080)) in {"a", "b", "c"}
-    del squatter
+    assert cluster.fields["bindErrors"] == "1"
+    assert "kubesvc_proxy_bind_errors 1" in cluster.metrics()
+    assert who((svc["spec"]["clusterIP"], 8080)) in {"a", "b", "c"}  # the rest keeps serving
+    assert any("address already in use" in line and "default/np:p" in line for line in cluster.proxy.stderr)

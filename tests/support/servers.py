@@ -44,6 +44,12 @@ class _Tcp(asyncio.Protocol):
                 self.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
                 self.t.close()
 
+    def pause_writing(self) -> None:  # a well-behaved backend: stop reading while its output is stuck
+        self.t.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.t.resume_reading()
+
     def eof_received(self) -> bool:
         if self.srv.mode == "count":
             self.t.write(f"{self.srv.name}:{self.n}\n".encode())

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Real traffic through kubesvc: three backends as Pods of a ReplicationController, exposed, proxied.
+# Everything binds loopback addresses only. Run from the repository root: bash examples/demo-traffic.sh
+set -euo pipefail
+KS="${KS:-python -m kubesvc}"
+DIR=$(mktemp -d)
+export KUBESVC_STORE="$DIR/store.db"
+PIDS=()
+cleanup() { $KS down >/dev/null 2>&1 || true; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
+trap cleanup EXIT
+
+# Three tiny HTTP servers answering with their name, on 127.0.10.{1,2,3}:8080.
+for i in 1 2 3; do
+  python3 -c '
+import http.server, sys
+name, ip = sys.argv[1], sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"hello from {name}\n".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer((ip, 8080), H).serve_forever()' "web-$i" "127.0.10.$i" &
+  PIDS+=($!)
+done
+
+echo "+ create a ReplicationController's pods (status.podIP = the backends above)"
+$KS create -f - <<YAML
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {app: web}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: demo, ports: [{containerPort: 8080}]}]}
+YAML
+for i in 1 2 3; do
+  $KS create -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: web-$i, labels: {app: web}}
+spec: {containers: [{name: web, image: demo, ports: [{containerPort: 8080}]}]}
+status: {phase: Running, podIP: 127.0.10.$i}
+YAML
+done
+echo "+ kubesvc expose rc web --port 8080"
+$KS expose rc web --port 8080
+$KS get svc,ep web
+
+echo "+ kubesvc up"
+$KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0
+IP=$($KS get svc web -o jsonpath='{.spec.clusterIP}')
+
+echo "+ six requests to $IP:8080 (round robin)"
+for _ in 1 2 3 4 5 6; do curl -s "http://$IP:8080/"; done
+
+echo "+ sessionAffinity: ClientIP"
+$KS get svc web -o json | python3 -c 'import json,sys; s=json.load(sys.stdin); s["spec"]["sessionAffinity"]="ClientIP"; print(json.dumps(s))' | $KS apply -f - >/dev/null
+sleep 0.1
+for _ in 1 2 3 4 5 6; do curl -s "http://$IP:8080/"; done
+
+$KS status
+echo "+ kubesvc down"
+$KS down
