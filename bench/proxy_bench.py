@@ -92,8 +92,6 @@ def sync_latency(tmp: str) -> None:
     reg = Registry(Store(store))
     backend = Backend("b", "127.0.0.1", 0, "echo")
     try:
-        with reg.store.write() as _:
-            pass
         for i in range(1000):
             reg.create(svc(f"s{i}", 8000 + i % 1000, backend.port))
         proxy = start_proxy(store)
@@ -115,6 +113,7 @@ def sync_latency(tmp: str) -> None:
                     except OSError:
                         time.sleep(0.002)
                 lat.append(time.monotonic() - t0)
+            print("  latencies ms:", [round(x * 1000) for x in lat])
             lat.sort()
             print(f"sync latency (create Service+Endpoints -> first echoed byte, 1,000 Services in store): median={lat[2]*1000:.0f}ms max={lat[-1]*1000:.0f}ms")
         finally:

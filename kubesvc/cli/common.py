@@ -123,16 +123,7 @@ def registry(flag: Optional[str]) -> "Registry":
 
     path = store_path(flag)
     if path not in _registries:
-        try:
-            _registries[path] = Registry(Store(path))
-        except OSError as e:
-            raise ClientError(f'cannot open the store "{path}": {e.strerror or e}') from None
-        except Exception as e:  # sqlite3.DatabaseError: not a database, corrupt, locked for too long
-            import sqlite3
-
-            if isinstance(e, sqlite3.Error):
-                raise ClientError(f'cannot open the store "{path}": {e}') from None
-            raise
+        _registries[path] = Registry(Store.open(path))
     return _registries[path]
 
 

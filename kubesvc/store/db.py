@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 from kubesvc.api.kinds import BY_KIND
 from kubesvc.config import DEFAULTS, Settings
-from kubesvc.errors import AlreadyExists, Conflict, KubesvcError, NotFound
+from kubesvc.errors import AlreadyExists, ClientError, Conflict, KubesvcError, NotFound
 
 try:  # orjson decodes stored objects ~3x faster than json: `get` over 10,000 Services stays well under 0.5 s
     from orjson import loads as _loads
@@ -80,6 +80,16 @@ class Store:
             self._create_schema()
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self._settings: Settings | None = None
+
+    @classmethod
+    def open(cls, path: str) -> "Store":
+        """Open for a command: any failure (not a database, unreadable, no space) is one ClientError."""
+        try:
+            return cls(path)
+        except OSError as e:
+            raise ClientError(f'cannot open the store "{path}": {e.strerror or e}') from None
+        except sqlite3.Error as e:
+            raise ClientError(f'cannot open the store "{path}": {e}') from None
 
     def close(self) -> None:
         self.conn.close()

@@ -166,3 +166,14 @@ def test_handler_never_raises(data: object) -> None:
 HANDLER = handler()
 BASE = dns.message.make_query("_http._tcp.web.default.svc.cluster.local", "SRV", use_edns=0).to_wire()
 assert struct.unpack("!H", BASE[4:6])[0] == 1
+
+
+def test_only_loopback_clients_unless_allowed() -> None:
+    from ipaddress import ip_network
+
+    from kubesvc.dataplane.dns.handler import client_allowed
+
+    assert client_allowed("127.0.0.1", ()) and client_allowed("127.9.8.7", ()) and client_allowed("::1", ())
+    assert client_allowed("::ffff:127.0.0.1", ())
+    assert not client_allowed("10.1.2.3", ()) and not client_allowed("fe80::1%eth0", ())
+    assert client_allowed("10.1.2.3", (ip_network("10.0.0.0/8"),)) and not client_allowed("11.0.0.1", (ip_network("10.0.0.0/8"),))

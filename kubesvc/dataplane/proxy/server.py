@@ -231,7 +231,7 @@ class ProxyServer:
 
         store = Store(self.store_path)
         try:
-            seen = store.data_version()
+            seen = -1  # check the revision once at start: a commit after the first snapshot must not be missed
             next_housekeeping = time.monotonic() + 1.0
             while True:
                 await asyncio.sleep(self.options.poll_interval)
