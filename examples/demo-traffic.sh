@@ -49,15 +49,33 @@ $KS expose rc web --port 8080
 $KS get svc,ep web
 
 echo "+ kubesvc up"
-$KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0
+UP_OUT=$($KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --dns-listen 127.0.0.1:0)
+echo "$UP_OUT"
+HEALTHZ=$(echo "$UP_OUT" | sed -n 's/.*healthz=\([0-9.:]*\).*/\1/p' | head -1)
+DNS_PORT=$(echo "$UP_OUT" | sed -n 's/.*udp=127\.0\.0\.1:\([0-9]*\).*/\1/p' | head -1)
 IP=$($KS get svc web -o jsonpath='{.spec.clusterIP}')
+
+# Wait until the proxy has applied the store up to revision $1 (its /healthz reports the revision it serves).
+wait_synced() {
+  for _ in $(seq 100); do
+    rev=$(curl -s "http://$HEALTHZ/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("revision", 0))' 2>/dev/null || echo 0)
+    [ "$rev" -ge "$1" ] && return 0
+    sleep 0.02
+  done
+  echo "proxy did not reach revision $1" >&2; return 1
+}
+
+if command -v dig >/dev/null && [ -n "$DNS_PORT" ]; then
+  echo "+ dig web.default.svc.cluster.local (the cluster DNS that up started)"
+  dig +short -p "$DNS_PORT" @127.0.0.1 web.default.svc.cluster.local
+fi
 
 echo "+ six requests to $IP:8080 (round robin)"
 for _ in 1 2 3 4 5 6; do curl -s "http://$IP:8080/"; done
 
 echo "+ sessionAffinity: ClientIP"
 $KS get svc web -o json | python3 -c 'import json,sys; s=json.load(sys.stdin); s["spec"]["sessionAffinity"]="ClientIP"; print(json.dumps(s))' | $KS apply -f - >/dev/null
-sleep 0.1
+wait_synced "$($KS get svc web -o jsonpath='{.metadata.resourceVersion}')"
 for _ in 1 2 3 4 5 6; do curl -s "http://$IP:8080/"; done
 
 $KS status

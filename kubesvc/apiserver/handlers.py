@@ -13,10 +13,10 @@ Rules kept here (kubectl-wire.md §4, §5, §7, §9):
   response headers.
 - PATCH: merge / JSON / strategic patch onto the live object, then a replace carrying the live
   resourceVersion (retried on a concurrent change unless the patch named a resourceVersion).
-  Server-side apply (``application/apply-patch+yaml``) creates a missing object (201) or merges the
-  applied configuration onto the live one with the strategic rules of client-side apply. kubesvc
-  does not track field ownership: no managedFields, no conflicts, and fields dropped from a later
-  apply are kept (documented in docs/concepts/apiserver.md).
+  Server-side apply (``application/apply-patch+yaml``) creates a missing object (201) or three-way
+  merges the applied configuration onto the live one with the rules of client-side apply, the
+  last applied configuration kept in the last-applied annotation. No per-manager field ownership:
+  no managedFields, no conflicts (documented in docs/concepts/apiserver.md).
 - Reads: ``as=Table`` in Accept gives a server-side Table (``views.table``), else objects and lists.
   ``limit``/``continue`` page by (namespace, name).
 """
@@ -426,26 +426,41 @@ def _check_identity(obj: dict[str, Any], k: Kind, ns: str, name: str) -> None:
 
 def _server_side_apply(req: Request, ctx: Context, k: Kind, ns: str, name: str, body: Any, dry: bool,
                        validate: str) -> Response:
-    from kubesvc.api.apply import apply_strategic_patch, three_way_patch
+    """Approximate server-side apply: the applied configuration is remembered in the
+    ``kubectl.kubernetes.io/last-applied-configuration`` annotation (the one client-side apply keeps,
+    which the real server also maintains on SSA), and each apply is the three-way merge of that
+    original, the new configuration and the live object: so fields dropped from the file are removed.
+    kubectl's follow-up ``kubectl-last-applied`` patch (annotations only) is a plain merge."""
+    from kubesvc.api.apply import LAST_APPLIED, apply_strategic_patch, last_applied_annotation, three_way_patch
     from kubesvc.errors import NotFound
 
-    if not req.param("fieldManager"):
+    manager = req.param("fieldManager")
+    if not manager:
         raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
     obj = _typed_object(body, k, ns)
     if obj["metadata"].get("name") != name:
         raise bad_request(f"the name of the object ({obj['metadata'].get('name')}) does not match the name on the URL ({name})")
+    annotations_only = manager == "kubectl-last-applied"
     for attempt in range(5):
+        applied, warnings = ctx.registry.decode(copy.deepcopy(obj), validate)
+        if not annotations_only:
+            applied["metadata"].setdefault("annotations", {})[LAST_APPLIED] = last_applied_annotation(applied)
         try:
             live = ctx.registry.get(k.kind, ns, name)
         except NotFound:
             if k.kind == "Service":
-                obj.pop("status", None)
-            result = ctx.registry.create(obj, dry_run=dry, validate=validate)
-            return json_response(201, views.with_type(result.object, k), result.warnings)
-        # Unknown fields are judged on the applied configuration itself, as the real server does.
-        applied, warnings = ctx.registry.decode(copy.deepcopy(obj), validate)
+                applied.pop("status", None)
+            result = ctx.registry.create(applied, dry_run=dry, validate="ignore")
+            return json_response(201, views.with_type(result.object, k), warnings + result.warnings)
         live = views.with_type(live, k)
-        delta = three_way_patch(None, applied, live)
+        raw = (live["metadata"].get("annotations") or {}).get(LAST_APPLIED)
+        original = None
+        if raw and not annotations_only:
+            try:
+                original = json.loads(raw)
+            except ValueError:
+                original = None
+        delta = three_way_patch(original, applied, live)
         if not delta:
             return json_response(200, live, warnings)
         merged = apply_strategic_patch(live, delta)

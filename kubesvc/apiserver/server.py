@@ -175,7 +175,7 @@ class ApiServer(ThreadingHTTPServer):
         self.token = token
         self.bookmark_interval = bookmark_interval
         self.stop_event = threading.Event()
-        Store(store_path).close()  # create the schema once, before threads race for it
+        Store.open(store_path).close()  # create the schema once, before threads race for it
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)

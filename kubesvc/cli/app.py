@@ -59,6 +59,9 @@ COMMANDS: dict[str, str] = {
     "down": "up:down",
     "status": "up:status",
     "dns": "dns:dns",
+    "apiserver": "apiserver:apiserver",  # apiserver helper
+    "config": "config:app",  # apiserver helper
+    "ingress": "ingress:ingress",  # ingress helper
 }
 _GLOBAL_OPTS_WITH_VALUE = {"--store", "--namespace", "-n"}
 

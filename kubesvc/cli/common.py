@@ -199,3 +199,28 @@ def type_name(obj: dict[str, Any]) -> str:
     from kubesvc.api.kinds import BY_KIND
 
     return f"{BY_KIND[obj['kind']].type_name}/{obj['metadata']['name']}"
+
+
+def dry_run_suffix(mode: str) -> str:
+    return {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
+
+
+def each_object(items: list[Any], write: Any, error_verb: Any, mode: str, out_fmt: str) -> None:
+    """The -f loop of create/apply: write each object on its own, print `kind/name <action>` (or -o),
+    collect failures with their source, print them last, exit 1 if any failed."""
+    failures: list[Failure] = []
+    for item in items:
+        try:
+            result = write(item.obj)
+        except KubesvcError as e:
+            failures.append(Failure(e, f'error when {error_verb(e)} "{item.source}": '))
+            continue
+        for w in result.warnings:
+            warn(w)
+        if out_fmt:
+            print_objects([result.object], out_fmt, True)
+        else:
+            out(f"{type_name(result.object)} {result.action}{dry_run_suffix(mode)}\n")
+    if failures:
+        print_failures(failures)
+        raise Exit(1)

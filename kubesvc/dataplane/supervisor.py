@@ -55,9 +55,27 @@ def _proxy_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
     ]
 
 
+def _dns_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
+    argv = ["dns"]
+    if flags.get("dns_listen"):
+        argv += ["--listen", flags["dns_listen"]]
+    return argv
+
+
 COMPONENTS: list[Component] = [
     Component("proxy", _proxy_argv, keeps_status=True),
+    Component("dns", _dns_argv),
 ]
+DEFAULT_COMPONENTS = tuple(c.name for c in COMPONENTS)
+
+
+def enabled(run: "RunDir") -> list[Component]:
+    """The components the last `up` asked for (all, before any `up`)."""
+    try:
+        names = json.loads((run.path / "components.json").read_text())
+    except (OSError, ValueError):
+        names = list(DEFAULT_COMPONENTS)
+    return [c for c in COMPONENTS if c.name in names]
 
 
 class RunDir:
@@ -243,16 +261,18 @@ def _describe(name: str, pid: int, fields: dict[str, str]) -> str:
 
 def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: float, out: Out) -> int:
     run = RunDir(store_path)
+    wanted = [c for c in COMPONENTS if c.name in flags.get("components", DEFAULT_COMPONENTS)]
     with run.locked():
         already = running(run)
-        if len(already) == len(COMPONENTS):
+        if all(c.name in already for c in wanted):
             out(f"kubesvc is already running for {run.store}\n")
             for r in already.values():
                 out(_describe(r.component.name, r.pid, r.ready))
             return 0
         for r in already.values():
             out(f"{r.component.name}: already running (pid {r.pid})\n")
-        started = {c.name: _spawn(run, c, flags) for c in COMPONENTS if c.name not in already}
+        (run.path / "components.json").write_text(json.dumps(sorted({c.name for c in wanted} | set(already))))
+        started = {c.name: _spawn(run, c, flags) for c in wanted if c.name not in already}
         ready, failed = _wait_ready(run, started, timeout)
         if failed:
             by_name = {c.name: c for c in COMPONENTS}
@@ -334,7 +354,7 @@ def status(store_path: str, *, out: Out) -> int:
     if not now:
         out(f"kubesvc is not running for {run.store}\n")
         return 3
-    for comp in COMPONENTS:
+    for comp in enabled(run):
         r = now.get(comp.name)
         if r is None:
             out(f"{comp.name}: not running\n")
@@ -343,7 +363,7 @@ def status(store_path: str, *, out: Out) -> int:
         if comp.keeps_status:
             out(_status_details(run.status_file(comp.name)))
     out(f"logs: {run.path}/\n")
-    return 0 if len(now) == len(COMPONENTS) else 3
+    return 0 if all(c.name in now for c in enabled(run)) else 3
 
 
 def _status_details(path: Path) -> str:

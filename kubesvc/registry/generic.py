@@ -252,6 +252,34 @@ class Registry:
         elif k.kind == "Pod":
             endpoints.on_pod_changed(txn, old, new)
 
+    # ------------------------------------------------------------------------------ status subresource
+    # Added by the ingress helper (issue 5) for controllers: `kubesvc ingress` fills Ingress
+    # status.loadBalancer with it. The normal update path keeps the old status; this is the other way
+    # round (strategy.prepare_for_status_update): spec and metadata stay, only status changes. One txn.
+
+    def update_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        from kubesvc.api import strategy, validation
+
+        def run(txn: Txn) -> dict[str, Any]:
+            k = BY_KIND[kind]
+            old = txn.get(kind, namespace if k.namespaced else "", name)
+            if old is None:
+                raise NotFound(k.resource, name)
+            if old.get("status") == status:
+                return old
+            new = copy.deepcopy(old)
+            new["status"] = copy.deepcopy(status)
+            strategy.prepare_for_status_update(new, old)
+            errs = validation.validate_update(new, old)
+            if errs:
+                raise Invalid(k.kind, name, errs)
+            stored = txn.update(new, check_version=False)
+            self._after_write(txn, k, old, stored)
+            return stored
+
+        result: dict[str, Any] = self._run(False, run)
+        return result
+
 
 def _pod_status(pod: dict[str, Any], user_status: dict[str, Any] | None) -> None:
     """kubesvc has no kubelet for registered pods: keep what the manifest says, fill the rest as Running."""
@@ -271,4 +299,5 @@ def _pod_status(pod: dict[str, Any], user_status: dict[str, Any] | None) -> None
             for c in (pod.get("spec") or {}).get("containers") or []
         ]
     pod["status"] = status
+
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import socket
@@ -30,15 +31,17 @@ def sh(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str
         yield run
     finally:
         run("$KS down")
-        pid_file = Path(store + ".d/proxy.pid")
-        if pid_file.exists():  # down failed: never leave a process behind
-            try:
-                os.killpg(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
-            except (ProcessLookupError, ValueError, KeyError):
-                pass
+        for name in ("proxy", "dns"):
+            pid_file = Path(store + f".d/{name}.pid")
+            if pid_file.exists():  # down failed: never leave a process behind
+                try:
+                    os.killpg(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
+                except (ProcessLookupError, ValueError, KeyError):
+                    pass
 
 
-UP = "$KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --nodeport-addresses {node}/32"
+UP = ("$KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --nodeport-addresses {node}/32"
+      " --dns-listen {node}:0")
 
 
 def test_up_status_down_cycle(sh, backend) -> None:  # type: ignore[no-untyped-def]
@@ -61,10 +64,15 @@ EOF""")
     r = sh(UP.format(node=node))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("proxy: running (pid ")
+    assert "\ndns: running (pid " in r.stdout
     assert "healthz=127.0.0.1:" in r.stdout and f"logs: {sh.store}.d/" in r.stdout
+    dns_port = re.search(rf"udp={re.escape(node)}:(\d+)", r.stdout).group(1)
+    dig = subprocess.run(["dig", "+short", "+time=2", "+tries=1", "-p", dns_port, f"@{node}", "web.default.svc.cluster.local"],
+                         capture_output=True, text=True, timeout=10)
 
     # Serving right after `up` returns: no sleep needed.
     ip = sh("$KS get svc web -o jsonpath='{.spec.clusterIP}'").stdout
+    assert dig.stdout.strip() == ip  # the DNS server that `up` started answers for the Service
     with socket.create_connection((ip, 8080), timeout=5) as s:
         s.sendall(b"abc")
         s.shutdown(socket.SHUT_WR)
@@ -76,14 +84,15 @@ EOF""")
 
     st = sh("$KS status")
     assert st.returncode == 0, st.stderr
-    assert "proxy: running" in st.stdout
+    assert "proxy: running" in st.stdout and "dns: running" in st.stdout
     assert f"default/web:http  {ip}:8080/TCP (cluster), {node}:" in st.stdout
     assert "endpoints=1" in st.stdout
 
     pid = json.loads(Path(sh.store + ".d/proxy.pid").read_text())["pid"]
+    dns_pid = json.loads(Path(sh.store + ".d/dns.pid").read_text())["pid"]
     down = sh("$KS down")
     assert down.returncode == 0
-    assert down.stdout == f"proxy: stopped (pid {pid})\n"
+    assert down.stdout == f"proxy: stopped (pid {pid})\ndns: stopped (pid {dns_pid})\n"
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1], timeout=5)
 
     st = sh("$KS status")
@@ -103,7 +112,7 @@ def test_up_fails_cleanly_when_healthz_port_is_taken(sh) -> None:  # type: ignor
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        r = sh(f"$KS up --healthz-bind-address 127.0.0.1:{port} --metrics-bind-address 127.0.0.1:0")
+        r = sh(f"$KS up --components proxy --healthz-bind-address 127.0.0.1:{port} --metrics-bind-address 127.0.0.1:0")
     assert r.returncode == 1
     assert r.stderr.startswith("error: proxy exited with code 1 before it was ready")
     assert f"--healthz-bind-address 127.0.0.1:{port}" in r.stderr

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from kubesvc.cli import common
-from kubesvc.cli.common import (
-    DryRunOpt, Exit, Failure, FilenameOpt, NamespaceOpt, OutputOpt, RecursiveOpt, StoreOpt, ValidateOpt,
-)
-from kubesvc.errors import KubesvcError
+from kubesvc.cli.common import DryRunOpt, FilenameOpt, NamespaceOpt, OutputOpt, RecursiveOpt, StoreOpt, ValidateOpt
 
 
 def apply(
@@ -27,21 +24,10 @@ def apply(
     ns, explicit = common.namespace(namespace)
     items = resources.load(filename, recursive, ns, explicit, "apply")
     reg = common.registry(store)
-    failures: list[Failure] = []
-    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
-    for item in items:
-        try:
-            result = reg.apply(item.obj, dry_run=mode != "none", validate=vmode)
-        except KubesvcError as e:
-            verb = "applying" if e.reason == "Invalid" else "creating"
-            failures.append(Failure(e, f'error when {verb} "{item.source}": '))
-            continue
-        for w in result.warnings:
-            common.warn(w)
-        if out_fmt:
-            common.print_objects([result.object], out_fmt, True)
-        else:
-            common.out(f"{common.type_name(result.object)} {result.action}{suffix}\n")
-    if failures:
-        common.print_failures(failures)
-        raise Exit(1)
+    common.each_object(
+        items,
+        lambda obj: reg.apply(obj, dry_run=mode != "none", validate=vmode),
+        lambda e: "applying" if e.reason == "Invalid" else "creating",
+        mode,
+        out_fmt,
+    )

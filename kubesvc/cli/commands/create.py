@@ -9,9 +9,9 @@ from typing_extensions import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import (
-    DryRunOpt, Exit, Failure, FilenameOpt, NamespaceOpt, OutputOpt, RecursiveOpt, StoreOpt, ValidateOpt,
+    DryRunOpt, FilenameOpt, NamespaceOpt, OutputOpt, RecursiveOpt, StoreOpt, ValidateOpt,
 )
-from kubesvc.errors import ClientError, Invalid, KubesvcError
+from kubesvc.errors import ClientError, Invalid
 
 app = typer.Typer(help="Create a resource from a file or from stdin, or with a generator.", no_args_is_help=False)
 
@@ -38,26 +38,12 @@ def create(
     ns, explicit = common.namespace(namespace)
     items = resources.load(filename, recursive, ns, explicit, "create")
     reg = common.registry(store)
-    failures: list[Failure] = []
-    for item in items:
-        try:
-            result = reg.create(item.obj, dry_run=mode != "none", validate=vmode)
-        except KubesvcError as e:
-            failures.append(Failure(e, f'error when creating "{item.source}": '))
-            continue
-        for w in result.warnings:
-            common.warn(w)
-        if out_fmt:
-            common.print_objects([result.object], out_fmt, True)
-        else:
-            common.out(f"{common.type_name(result.object)} created{_suffix(mode)}\n")
-    if failures:
-        common.print_failures(failures)
-        raise Exit(1)
+    common.each_object(
+        items, lambda obj: reg.create(obj, dry_run=mode != "none", validate=vmode), lambda e: "creating", mode, out_fmt
+    )
 
 
-def _suffix(mode: str) -> str:
-    return {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
+_suffix = common.dry_run_suffix
 
 
 service_app = typer.Typer(help="Create a service using a specified subcommand.")

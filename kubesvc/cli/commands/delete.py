@@ -58,7 +58,7 @@ def delete(
                 raise ClientError('resource(s) were provided, but no name was specified')
     failures: list[Failure] = []
     deleted = 0
-    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
+    suffix = common.dry_run_suffix(mode)
     for kind, obj_ns, name, context in work:
         try:
             obj: dict[str, Any] = reg.delete(kind, obj_ns, name, dry_run=mode != "none")

@@ -62,7 +62,7 @@ def expose(
         selector=selector or "", labels=labels or "", session_affinity=session_affinity or "",
         cluster_ip=cluster_ip or "", external_ip=external_ip or "", load_balancer_ip=load_balancer_ip or "",
     )
-    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
+    suffix = common.dry_run_suffix(mode)
     for src in sources:
         svc = exposelib.expose(src, opts)
         if mode == "client":

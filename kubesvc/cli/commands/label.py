@@ -90,7 +90,7 @@ def _run(field: str, verb: str, args: list[str], overwrite: bool, all_: bool, se
         except KubesvcError as e:
             failures.append(Failure(e))
             continue
-        suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
+        suffix = common.dry_run_suffix(mode)
         common.out(f"{BY_KIND[kind].type_name}/{name} {changed['msg']}{suffix}\n")
     if failures:
         common.print_failures(failures)

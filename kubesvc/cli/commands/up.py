@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from typing_extensions import Annotated
@@ -10,15 +10,7 @@ from typing_extensions import Annotated
 from kubesvc.cli import common
 from kubesvc.cli.commands.proxy import HealthzOpt, MetricsOpt, NodePortAddressesOpt, UdpTimeoutOpt, VerbosityOpt, check_bind_address, parse_cidrs, parse_duration
 from kubesvc.cli.common import StoreOpt
-
-
-def mount(app: Any) -> None:
-    from kubesvc.cli.commands import proxy
-
-    app.command("proxy")(proxy.proxy)
-    app.command("up")(up)
-    app.command("down")(down)
-    app.command("status")(status)
+from kubesvc.errors import ClientError
 
 
 def up(
@@ -29,10 +21,17 @@ def up(
     udp_timeout: UdpTimeoutOpt = "10s",
     verbosity: VerbosityOpt = 0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every component to be ready.")] = 20.0,
+    components: Annotated[Optional[str], typer.Option("--components", help="Comma-separated components to run (default: all of proxy,dns).")] = None,
+    dns_listen: Annotated[Optional[str], typer.Option("--dns-listen", help="ADDR:PORT for the DNS server (default: the kube-dns cluster IP, port 53, which needs root).")] = None,
     store: StoreOpt = None,
 ) -> None:
-    """Start the data plane (the service proxy) in the background, wait until it serves, print where it listens."""
+    """Start the data plane (service proxy and cluster DNS) in the background, wait until it serves, print where it listens."""
     from kubesvc.dataplane import supervisor
+
+    names = [c.strip() for c in (components or ",".join(supervisor.DEFAULT_COMPONENTS)).split(",") if c.strip()]
+    unknown = [n for n in names if n not in supervisor.DEFAULT_COMPONENTS]
+    if unknown or not names:
+        raise ClientError(f"--components: unknown component {', '.join(unknown) or '(none)'}; choose from {','.join(supervisor.DEFAULT_COMPONENTS)}")
 
     flags = {
         "nodeport_addresses": list(parse_cidrs(nodeport_addresses or ["127.0.0.0/8"], "--nodeport-addresses")),
@@ -40,6 +39,8 @@ def up(
         "metrics_bind_address": check_bind_address(metrics_bind_address, "--metrics-bind-address"),
         "udp_timeout": f"{parse_duration(udp_timeout, '--udp-timeout')}s",
         "verbosity": verbosity,
+        "components": names,
+        "dns_listen": dns_listen or "",
     }
     path = common.store_path(store)
     common.registry(store)  # create/open the store now: a bad path is a one-line error

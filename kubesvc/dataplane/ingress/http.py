@@ -1,0 +1,741 @@
+"""The client side of the router: one httptools-driven protocol per downstream connection.
+
+Rules kept here (dataplane spec §3.3, §3.4):
+- Parsing is httptools (llhttp) only; a parse error is 400 (414 for a request line over ``max_line``,
+  431 for a header over ``max_line`` or a head over ``max_header_bytes``/``max_headers``), then close.
+- Per request: route (404), 308 to HTTPS for TLS hosts on the plain listener, body limit (413 from
+  Content-Length at once, or when a streamed body passes it), 503 when the Service has no ready endpoint,
+  then the upstream. Connect failures try the next endpoint (``retries`` dials in all): 502 when all are
+  refused, 504 on connect or read timeout, 502 when the upstream breaks before answering.
+- Bodies stream in both directions without being buffered whole: the read side pauses when the write side's
+  transport pauses (and while a dial is in flight once ``BUFFER_LIMIT`` is buffered). Chunked bodies are
+  re-framed (httptools hands out de-chunked data; trailers are dropped).
+- Request headers: hop-by-hop ones (Connection and what it lists, Keep-Alive, Proxy-Connection, TE, Trailer,
+  Transfer-Encoding, Upgrade, Proxy, Expect) are removed; Host is kept; X-Request-ID kept or made;
+  X-Real-IP, X-Forwarded-For (replaced; an incoming one moves to X-Original-Forwarded-For),
+  X-Forwarded-Host, X-Forwarded-Port, X-Forwarded-Proto, X-Forwarded-Scheme and X-Scheme are set.
+  ``Expect: 100-continue`` is answered by the router itself (as nginx does).
+- Responses: hop-by-hop headers removed; HSTS added on HTTPS; chunked to HTTP/1.1 clients when the upstream
+  length is unknown, close-delimited to HTTP/1.0 ones.
+- WebSocket (any Upgrade): the head is forwarded with ``Connection: upgrade``; a 101 turns both sides into
+  a raw tunnel; any other answer is a plain response and the client connection closes after it.
+- Timeouts (seconds, checked by a sweep every 0.25 s): the request head must arrive within
+  ``header_timeout`` from its first byte (slowloris: 408 and close), successive body reads within
+  ``body_timeout``, a client that stops reading is cut after ``send_timeout``, idle keep-alive after
+  ``keepalive_timeout``.
+- Pipelined requests are answered in order; while one is in flight the next is held (reading paused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import httptools
+
+from kubesvc.dataplane.ingress import responses
+from kubesvc.dataplane.ingress.routes import Route, RouteTable, normalize_host, normalize_path
+from kubesvc.dataplane.ingress.upstream import Endpoint, Pool, Upstream, UpstreamConn
+
+BUFFER_LIMIT = 256 * 1024
+HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+                 b"upgrade", b"proxy", b"expect", b"content-length", b"x-forwarded-for", b"x-forwarded-host",
+                 b"x-forwarded-port", b"x-forwarded-proto", b"x-forwarded-scheme", b"x-scheme", b"x-real-ip",
+                 b"x-request-id", b"x-original-forwarded-for"})
+RESP_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+                      b"upgrade", b"content-length"})
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+HSTS = b"Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"
+
+
+@dataclass(frozen=True)
+class HTTPConfig:
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    send_timeout: float = 60.0
+    header_timeout: float = 60.0
+    body_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    body_limit: int = 1024 * 1024  # 0: unlimited
+    max_line: int = 8192
+    max_header_bytes: int = 32768
+    max_headers: int = 100
+    retries: int = 3
+    hsts: bool = True
+
+
+class Reject(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class Shared:
+    """What every connection of one router shares: the current table, upstream balancers, pool, log."""
+
+    def __init__(self, cfg: HTTPConfig, access_log: Callable[[str], None] | None) -> None:
+        self.cfg = cfg
+        self.table = RouteTable()
+        self.upstreams: dict[str, Upstream] = {}
+        self.pool = Pool()
+        self.pool.idle_timeout = 60.0
+        self.conns: set[ClientConn] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.access_log = access_log
+        self.https_port = 443
+        self.requests = 0
+
+    def install(self, table: RouteTable, backends: dict[str, list[Endpoint] | None]) -> None:
+        ups: dict[str, Upstream] = {}
+        keep: set[Endpoint] = set()
+        for key, eps in backends.items():
+            u = self.upstreams.get(key) or Upstream()
+            u.set_endpoints(eps)
+            ups[key] = u
+            keep.update(eps or ())
+        self.upstreams = ups
+        self.table = table
+        self.pool.drop_unknown(keep)
+
+    def reap(self) -> None:
+        now = time.monotonic()
+        for c in list(self.conns):
+            if c.deadline and now > c.deadline:
+                c.on_timeout()
+        self.pool.reap(now)
+
+    def spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+
+class Exchange:
+    """One request/response pair on a client connection."""
+
+    __slots__ = ("method", "url", "version", "headers", "head_bytes", "keep_alive", "upgrade", "chunked",
+                 "clen", "body", "buffered", "body_seen", "body_done", "expect", "started", "route", "up",
+                 "tries", "status", "sent", "out_chunked", "out_close", "head_sent", "done", "req_id",
+                 "upstream_status", "upstream_addr", "host", "limit", "complete_head", "interim", "head_only",
+                 "reused", "up_keep", "tunnel", "early_close")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_bytes = 0
+        self.method = b""
+        self.version = "1.1"
+        self.keep_alive = True
+        self.upgrade = False
+        self.chunked = False
+        self.clen = -1
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.body_seen = 0
+        self.body_done = False
+        self.expect = False
+        self.started = time.time()
+        self.route: Route | None = None
+        self.up: UpstreamConn | None = None
+        self.tries = 0
+        self.status = 0
+        self.sent = 0
+        self.out_chunked = False
+        self.out_close = False
+        self.head_sent = False
+        self.done = False
+        self.req_id = b""
+        self.upstream_status = b"-"
+        self.upstream_addr = "-"
+        self.host = b""
+        self.limit = 0
+        self.complete_head = False
+        self.interim = False
+        self.head_only = False
+        self.reused = False
+        self.up_keep = False
+        self.tunnel = False
+        self.early_close = False
+
+
+class ClientConn(asyncio.Protocol):
+    def __init__(self, shared: Shared, scheme: str) -> None:
+        self.shared = shared
+        self.cfg = shared.cfg
+        self.scheme = scheme
+        self.https = scheme == "https"
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: Any = None
+        self.peer = "-"
+        self.port = b"80"
+        self.cur: Exchange | None = None
+        self.parsing: Exchange | None = None
+        self.pending: collections.deque[Exchange] = collections.deque()
+        self.pauses: set[str] = set()
+        self.deadline = 0.0
+        self.deadline_kind = ""
+        self.closing = False
+        self.write_paused = False
+        self.tunnel_up: UpstreamConn | None = None
+        self.early: list[bytes] = []  # bytes after an Upgrade head, held until the 101
+        self.read_timeout = self.cfg.read_timeout
+
+    # ------------------------------------------------------------------------------ asyncio
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else "-"
+        sock = transport.get_extra_info("sockname")
+        self.port = str(sock[1]).encode() if sock else b"80"
+        self.shared.conns.add(self)
+        self._deadline("header", self.cfg.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.shared.conns.discard(self)
+        for ex in [self.cur, *self.pending]:
+            if ex is not None and ex.up is not None:
+                ex.up.abort()
+                ex.up = None
+        if self.tunnel_up is not None:
+            self.tunnel_up.close()
+            self.tunnel_up = None
+        self.cur = None
+        self.pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel_up is not None:
+            self.tunnel_up.write(data)
+            return
+        if self.closing:
+            return
+        if self.cur is not None and self.cur.upgrade and self.cur.complete_head:
+            if len(self.early) < 64:
+                self.early.append(data)
+            else:
+                self.abort()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            off = e.args[0] if e.args else len(data)
+            if off < len(data):
+                self.early.append(data[off:])
+        except Reject as e:
+            self.fail(e.status)
+        except httptools.HttpParserError as e:
+            cause = e.__context__ if isinstance(e.__context__, Reject) else e.__cause__
+            self.fail(cause.status if isinstance(cause, Reject) else 400)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        ex = self.cur
+        if ex is not None and ex.up is not None:
+            ex.up.pause_reading()
+            ex.up.deadline = 0.0  # a slow client is not a slow upstream
+        if self.tunnel_up is not None:
+            self.tunnel_up.pause_reading()
+        self._deadline("send", self.cfg.send_timeout)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        ex = self.cur
+        if ex is not None and ex.up is not None:
+            ex.up.resume_reading()
+            if ex.body_done:
+                ex.up.deadline = time.monotonic() + self.read_timeout
+        if self.tunnel_up is not None:
+            self.tunnel_up.resume_reading()
+        if self.deadline_kind == "send":
+            self._deadline("", 0)
+
+    # ------------------------------------------------------------------------------ flow control
+    def pause(self, why: str) -> None:
+        if not self.pauses and self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+        self.pauses.add(why)
+
+    def resume(self, why: str) -> None:
+        if why in self.pauses:
+            self.pauses.discard(why)
+            if not self.pauses and self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+    def _deadline(self, kind: str, seconds: float) -> None:
+        self.deadline_kind = kind
+        self.deadline = time.monotonic() + seconds if seconds else 0.0
+
+    def on_timeout(self) -> None:
+        kind = self.deadline_kind
+        self.deadline = 0.0
+        ex = self.cur
+        if kind == "header" and ex is not None and not ex.head_sent and not ex.complete_head:
+            self.fail(408)
+        elif kind == "body" and ex is not None and not ex.head_sent:
+            self.fail(408)
+        else:
+            self.abort()
+
+    # ------------------------------------------------------------------------------ request parsing
+    def on_message_begin(self) -> None:
+        ex = Exchange()
+        self.parsing = ex
+        if self.cur is None:
+            self.cur = ex
+            self._deadline("header", self.cfg.header_timeout)
+        else:
+            self.pending.append(ex)
+            self.pause("pipeline")
+
+    def on_url(self, url: bytes) -> None:
+        ex = self.parsing
+        assert ex is not None
+        ex.url += url
+        if len(ex.url) > self.cfg.max_line:
+            raise Reject(414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex = self.parsing
+        assert ex is not None
+        n = len(name) + len(value)
+        ex.head_bytes += n + 4
+        if n > self.cfg.max_line or ex.head_bytes > self.cfg.max_header_bytes or len(ex.headers) >= self.cfg.max_headers:
+            raise Reject(431)
+        ex.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        ex = self.parsing
+        assert ex is not None
+        p = self.parser
+        ex.method = p.get_method()
+        ex.version = p.get_http_version()
+        ex.keep_alive = p.should_keep_alive()
+        ex.upgrade = p.should_upgrade()
+        ex.complete_head = True
+        if ex is self.cur:
+            self.start(ex)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.parsing
+        if ex is None or ex.done:
+            return
+        ex.body_seen += len(body)
+        if ex.limit and ex.body_seen > ex.limit:
+            raise Reject(413)
+        if ex is self.cur:
+            self.deadline = time.monotonic() + self.cfg.body_timeout
+        up = ex.up
+        if up is not None and ex is self.cur and not ex.body:
+            if ex.chunked:
+                up.write(b"%x\r\n%b\r\n" % (len(body), body))
+            else:
+                up.write(body)
+        else:
+            ex.body.append(body)
+            ex.buffered += len(body)
+            if ex.buffered > BUFFER_LIMIT:
+                self.pause("buffer")
+
+    def on_message_complete(self) -> None:
+        ex = self.parsing
+        self.parsing = None
+        if ex is None or ex.done:
+            return
+        ex.body_done = True
+        if ex is self.cur:
+            if self.deadline_kind in ("header", "body"):
+                self._deadline("", 0)
+            up = ex.up
+            if up is not None and not ex.body:
+                if ex.chunked:
+                    up.write(b"0\r\n\r\n")
+                up.deadline = time.monotonic() + self.read_timeout
+
+    # ------------------------------------------------------------------------------ routing
+    def start(self, ex: Exchange) -> None:
+        host = b""
+        rid = b""
+        for name, value in ex.headers:
+            ln = len(name)
+            if ln == 4 and name.lower() == b"host":
+                if host:
+                    return self.fail(400)
+                host = value
+            elif ln == 14 and name.lower() == b"content-length":
+                ex.clen = int(value) if value.isdigit() else -1
+            elif ln == 17 and name.lower() == b"transfer-encoding":
+                ex.chunked = True
+            elif ln == 6 and name.lower() == b"expect":
+                if value.lower() == b"100-continue":
+                    ex.expect = True
+            elif ln == 12 and name.lower() == b"x-request-id":
+                rid = value
+        url = ex.url
+        if url[:1] != b"/":
+            if url.startswith((b"http://", b"https://")):
+                try:
+                    u = httptools.parse_url(url)
+                except httptools.HttpParserInvalidURLError:
+                    return self.fail(400)
+                host = u.host + (b":%d" % u.port if u.port else b"")
+                url = (u.path or b"/") + (b"?" + u.query if u.query else b"")
+                ex.url = url
+            elif ex.method == b"OPTIONS" and url == b"*":
+                pass
+            elif ex.method == b"CONNECT":
+                return self.fail(405)
+            else:
+                return self.fail(400)
+        if not host and ex.version == "1.1":
+            return self.fail(400)
+        ex.host = host
+        ex.req_id = rid or os.urandom(16).hex().encode()
+        try:
+            path = normalize_path(url.decode("latin-1")) if url != b"*" else "/"
+        except UnicodeDecodeError:
+            path = None
+        if path is None:
+            return self.fail(400)
+        shared = self.shared
+        h = normalize_host(host.decode("latin-1"))
+        route = shared.table.match(h, path)
+        if route is None:
+            return self.respond(ex, 404)
+        ex.route = route
+        if not self.https and route.ssl_redirect:
+            tls = shared.table.tls_for(h)
+            if tls is not None and tls.ssl_redirect:
+                port = shared.https_port
+                hp = h.encode() if port == 443 else b"%s:%d" % (h.encode(), port)
+                return self.respond(ex, 308, location=b"https://" + hp + url)
+        ex.limit = route.body_limit if route.body_limit is not None else self.cfg.body_limit
+        if ex.limit and ex.clen > ex.limit:
+            return self.respond(ex, 413)
+        up = shared.upstreams.get(route.backend.key)
+        if up is None or not up.endpoints:
+            return self.respond(ex, 503)
+        if ex.expect and not ex.body_done:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if not ex.body_done and (ex.chunked or ex.clen > 0):
+            self._deadline("body", self.cfg.body_timeout)
+        else:
+            self._deadline("", 0)
+        self.dial(ex, up)
+
+    def dial(self, ex: Exchange, up: Upstream) -> None:
+        ep = up.next()
+        ex.upstream_addr = f"{ep[0]}:{ep[1]}"
+        conn = self.shared.pool.take(ep)
+        if conn is not None:
+            ex.reused = True
+            self.attach(ex, conn)
+            return
+        ex.reused = False
+        if ex.buffered > BUFFER_LIMIT:
+            self.pause("connect")
+        self.shared.spawn(self._connect(ex, up, ep))
+
+    async def _connect(self, ex: Exchange, up: Upstream, ep: Endpoint) -> None:
+        loop = asyncio.get_running_loop()
+        pool = self.shared.pool
+        status = 502
+        try:
+            async with asyncio.timeout(self.cfg.connect_timeout):
+                _, conn = await loop.create_connection(lambda: UpstreamConn(pool, ep), ep[0], ep[1])
+        except TimeoutError:
+            status = 504
+        except OSError:
+            status = 502
+        else:
+            if self.closing or ex is not self.cur or ex.done:
+                conn.close()
+                return
+            self.attach(ex, conn)
+            return
+        if self.closing or ex is not self.cur or ex.done:
+            return
+        ex.tries += 1
+        if ex.tries < self.cfg.retries and up.endpoints:
+            self.dial(ex, up)
+        else:
+            self.respond(ex, status)
+
+    def attach(self, ex: Exchange, conn: UpstreamConn) -> None:
+        ex.up = conn
+        conn.owner = self
+        conn.tunnel = False
+        conn.got_data = False
+        self.shared.pool.live.add(conn)
+        conn.write(self.request_head(ex))
+        if ex.body:
+            chunks, ex.body, ex.buffered = ex.body, [], 0
+            if ex.chunked:
+                conn.write(b"".join(b"%x\r\n%b\r\n" % (len(c), c) for c in chunks))
+            else:
+                conn.write(b"".join(chunks))
+            self.resume("buffer")
+        self.resume("connect")
+        if ex.body_done:
+            if ex.chunked:
+                conn.write(b"0\r\n\r\n")
+            conn.deadline = time.monotonic() + self.read_timeout
+
+    def request_head(self, ex: Exchange) -> bytes:
+        out = [ex.method, b" ", ex.url, b" HTTP/1.1\r\n"]
+        drop: set[bytes] = set()
+        xff = b""
+        for name, value in ex.headers:
+            ln = name.lower()
+            if ln == b"connection":
+                drop.update(t.strip().lower() for t in value.split(b","))
+            elif ln == b"x-forwarded-for":
+                xff = value
+        upgrade_value = b""
+        for name, value in ex.headers:
+            ln = name.lower()
+            if ln in HOP or ln in drop:
+                if ln == b"upgrade" and ex.upgrade:
+                    upgrade_value = value
+                continue
+            out += (name, b": ", value, b"\r\n")
+        peer = self.peer.encode()
+        scheme = b"https" if self.https else b"http"
+        out += (b"X-Request-ID: ", ex.req_id, b"\r\nX-Real-IP: ", peer, b"\r\nX-Forwarded-For: ", peer,
+                b"\r\nX-Forwarded-Host: ", ex.host, b"\r\nX-Forwarded-Port: ", self.port,
+                b"\r\nX-Forwarded-Proto: ", scheme, b"\r\nX-Forwarded-Scheme: ", scheme, b"\r\nX-Scheme: ", scheme, b"\r\n")
+        if xff:
+            out += (b"X-Original-Forwarded-For: ", xff, b"\r\n")
+        if ex.upgrade and upgrade_value:
+            out += (b"Connection: upgrade\r\nUpgrade: ", upgrade_value, b"\r\n")
+        elif ex.chunked:
+            out.append(b"Transfer-Encoding: chunked\r\n")
+        elif ex.clen >= 0:
+            out += (b"Content-Length: ", str(ex.clen).encode(), b"\r\n")
+        out.append(b"\r\n")
+        return b"".join(out)
+
+    # ------------------------------------------------------------------------------ responses from upstream
+    def response_head(self, conn: UpstreamConn, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep: bool) -> None:
+        ex = self.cur
+        if ex is None or ex.up is not conn:
+            return
+        if 100 <= status < 200 and status != 101:
+            ex.interim = True
+            if ex.version == "1.1" and not ex.expect:
+                self.transport.write(b"HTTP/1.1 %d %s\r\n\r\n" % (status, reason))
+            return
+        ex.status = status
+        ex.upstream_status = str(status).encode()
+        ex.up_keep = keep
+        clen = b""
+        drop: set[bytes] = set()
+        for name, value in headers:
+            ln = name.lower()
+            if ln == b"connection":
+                drop.update(t.strip().lower() for t in value.split(b","))
+            elif ln == b"content-length":
+                clen = value
+        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+        upgrade_value = b""
+        for name, value in headers:
+            ln = name.lower()
+            if ln in RESP_HOP or ln in drop:
+                if ln == b"upgrade":
+                    upgrade_value = value
+                continue
+            out += (name, b": ", value, b"\r\n")
+        if self.https and self.cfg.hsts:
+            out.append(HSTS)
+        no_body = ex.method == b"HEAD" or status in (204, 304)
+        if status == 101 and ex.upgrade:
+            ex.tunnel = True
+            conn.tunnel = True
+            out += (b"Connection: upgrade\r\nUpgrade: ", upgrade_value, b"\r\n\r\n")
+            self._write_head(ex, b"".join(out))
+            return
+        if ex.upgrade:
+            ex.keep_alive = False  # the client's parser sits after an Upgrade head: close after this answer
+        if no_body:
+            if clen:
+                out += (b"Content-Length: ", clen, b"\r\n")
+        elif clen:
+            out += (b"Content-Length: ", clen, b"\r\n")
+        elif ex.version == "1.1":
+            ex.out_chunked = True
+            out.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            ex.out_close = True
+        if ex.out_close or not ex.keep_alive or not ex.body_done:
+            ex.keep_alive = False
+            out.append(b"Connection: close\r\n\r\n")
+        elif ex.version == "1.0":
+            out.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            out.append(b"\r\n")
+        self._write_head(ex, b"".join(out))
+        if no_body and ex.method == b"HEAD":
+            # llhttp would wait for the announced body: the message is over, start a fresh parser
+            conn.reset_parser()
+            self.response_done(conn)
+
+    def _write_head(self, ex: Exchange, head: bytes) -> None:
+        ex.head_sent = True
+        self.transport.write(head)
+
+    def response_body(self, data: bytes) -> None:
+        ex = self.cur
+        if ex is None or not ex.head_sent or ex.done:
+            return
+        ex.sent += len(data)
+        if ex.out_chunked:
+            self.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self.transport.write(data)
+
+    def response_done(self, conn: UpstreamConn) -> None:
+        ex = self.cur
+        if ex is None or ex.up is not conn:
+            return
+        if ex.interim:
+            ex.interim = False
+            return
+        if ex.tunnel:
+            return  # the HttpParserUpgrade that follows opens the tunnel
+        if ex.out_chunked:
+            self.transport.write(b"0\r\n\r\n")
+        ex.up = None
+        if ex.up_keep and ex.body_done:
+            self.shared.pool.release(conn)
+        else:
+            conn.close()
+        self.finish(ex)
+
+    def tunnel_open(self, rest: bytes) -> None:
+        ex = self.cur
+        if ex is None or ex.up is None:
+            return
+        conn = ex.up
+        conn.deadline = 0.0
+        self.tunnel_up = conn
+        self.shared.pool.live.discard(conn)
+        ex.status = 101
+        self._deadline("", 0)
+        self.log(ex)
+        if rest:
+            self.transport.write(rest)
+        for chunk in self.early:
+            conn.write(chunk)
+        self.early = []
+        self.resume("pipeline")
+
+    def tunnel_to_client(self, data: bytes) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(data)
+
+    def upstream_lost(self, conn: UpstreamConn) -> None:
+        ex = self.cur
+        if conn is self.tunnel_up:
+            self.tunnel_up = None
+            self.close()
+            return
+        if ex is None or ex.up is not conn:
+            return
+        ex.up = None
+        if not ex.head_sent:
+            up = self.shared.upstreams.get(ex.route.backend.key) if ex.route else None
+            if (ex.reused and not conn.got_data and ex.method in IDEMPOTENT and ex.body_seen == 0
+                    and ex.body_done and up is not None and up.endpoints):
+                ex.reused = False
+                return self.dial(ex, up)  # the pooled connection was closed under us: try a fresh one
+            return self.respond(ex, 502)
+        if ex.out_close and ex.status:  # a close-delimited body ended
+            self.finish(ex)
+            return
+        self.abort()
+
+    def upstream_failed(self, status: int, why: str) -> None:
+        ex = self.cur
+        if ex is None:
+            return
+        up, ex.up = ex.up, None
+        if up is not None:
+            up.abort()
+        if not ex.head_sent:
+            self.respond(ex, status)
+        else:
+            self.abort()
+
+    def upstream_timeout(self, conn: UpstreamConn) -> None:
+        self.upstream_failed(504, "upstream timed out")
+
+    # ------------------------------------------------------------------------------ local answers
+    def respond(self, ex: Exchange, status: int, location: bytes = b"") -> None:
+        """Answer from the router itself; closes the connection when the request body was not read."""
+        if ex.up is not None:
+            ex.up.abort()
+            ex.up = None
+        ex.status = status
+        if not ex.body_done or ex.upgrade:
+            ex.keep_alive = False
+        self._write_head(ex, responses.render(status, ex.keep_alive, location, self.https and self.cfg.hsts))
+        ex.sent = responses.body_length(status)
+        self.finish(ex)
+
+    def fail(self, status: int) -> None:
+        """A request we cannot parse or accept: answer ``status`` if nothing was sent yet, then close."""
+        ex = self.cur or self.parsing or Exchange()
+        if self.cur is None:
+            self.cur = ex
+        if ex.head_sent or ex.tunnel:
+            self.abort()
+            return
+        ex.keep_alive = False
+        ex.body_done = False
+        self.respond(ex, status)
+
+    def finish(self, ex: Exchange) -> None:
+        if ex.done:
+            return
+        ex.done = True
+        self.log(ex)
+        self.shared.requests += 1
+        if self.closing:
+            return
+        if not ex.keep_alive or ex.out_close:
+            self.close()
+            return
+        self.cur = None
+        if self.pending:
+            nxt = self.pending.popleft()
+            self.cur = nxt
+            if not self.pending:
+                self.resume("pipeline")
+            if nxt.complete_head:
+                self.start(nxt)
+            else:
+                self._deadline("header", self.cfg.header_timeout)
+            return
+        self.resume("pipeline")
+        self._deadline("idle", self.cfg.keepalive_timeout)
+
+    def log(self, ex: Exchange) -> None:
+        if self.shared.access_log is not None:
+            self.shared.access_log(responses.access_line(self.peer, ex))
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        self.closing = True
+        ex = self.cur
+        if ex is not None and ex.up is not None:
+            ex.up.abort()
+            ex.up = None
+        if self.transport is not None:
+            self.transport.abort()

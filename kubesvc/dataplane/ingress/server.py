@@ -1,0 +1,350 @@
+"""`kubesvc ingress`: the HTTP and HTTPS listeners, the store follower and the Ingress status writer.
+
+Rules kept here:
+- Start-up: the IngressClass ``--ingress-class`` (default ``kubesvc``, controller ``kubesvc.io/ingress``) is
+  created through the Registry when absent; the default certificate Secret is made once (tls.py); then both
+  listeners bind (``HOST:PORT``, port 0 picks a free one, empty disables one) and the ready line names the
+  addresses actually bound. A port that cannot be bound is one clear line (``ListenError``).
+- A follower thread polls the store (``data_version``, then the revision) every ``poll_interval`` seconds,
+  rebuilds the route table, the backend endpoint lists and the certificates from one snapshot and swaps them
+  in on the loop: requests in flight keep the backend they chose; new ones see the new table.
+- Status: each owned Ingress gets ``status.loadBalancer.ingress = [{ip: <listen address>}]`` (``127.0.0.1`` for
+  a wildcard bind); Ingresses that stop being ours lose that entry; on a clean stop the entries are removed
+  (ingress-nginx's ``update-status-on-shutdown``). Writes go through ``Registry.update_status``.
+- Stop (SIGTERM/SIGINT): close the listeners, let requests in flight finish for up to ``drain_seconds``, then
+  close everything and return 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+from kubesvc.dataplane import runtime
+from kubesvc.dataplane.ingress import routes, tls
+from kubesvc.dataplane.ingress.http import ClientConn, HTTPConfig, Shared
+from kubesvc.errors import AlreadyExists, ClientError, KubesvcError
+from kubesvc.store.db import Store
+
+log = logging.getLogger("kubesvc.ingress")
+
+SNAPSHOT_KINDS = ("Ingress", "IngressClass", "Service", "Endpoints", "Secret")
+
+
+class ListenError(ClientError):
+    pass
+
+
+@dataclass(frozen=True)
+class IngressOptions:
+    store_path: str
+    http_address: str = "127.0.0.1:80"
+    https_address: str = "127.0.0.1:443"
+    ingress_class: str = routes.CLASS_NAME
+    default_ssl_certificate: str | None = None  # NS/NAME
+    access_log: str = "-"  # "-": stderr; "off": none; else a file path (appended)
+    http: HTTPConfig = field(default_factory=HTTPConfig)
+    poll_interval: float = 0.015
+    drain_seconds: float = 5.0
+    update_status: bool = True
+    verbosity: int = 0
+
+
+def parse_address(text: str, flag: str) -> tuple[str, int] | None:
+    if text == "":
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError
+    except ValueError:
+        raise ClientError(f'invalid {flag} "{text}": want ADDR:PORT, e.g. 127.0.0.1:8080 (port 0 picks a free one; empty disables)') from None
+    return host, int(port)
+
+
+def _fmt(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def status_ip(host: str) -> str:
+    ip = ipaddress.ip_address(host)
+    if ip.is_unspecified:
+        return "127.0.0.1" if ip.version == 4 else "::1"
+    return host
+
+
+# ------------------------------------------------------------------------------------------ store side
+
+
+def ensure_ingress_class(store: Store, name: str) -> None:
+    from kubesvc.registry.generic import Registry
+
+    ic = store.get("IngressClass", "", name)
+    if ic is None:
+        obj = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+               "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "kubesvc-ingress"}},
+               "spec": {"controller": routes.CONTROLLER}}
+        try:
+            Registry(store).create(obj)
+        except AlreadyExists:
+            pass
+        except KubesvcError as e:
+            raise ClientError(f'cannot create the IngressClass "{name}": {e}') from None
+    elif (ic.get("spec") or {}).get("controller") != routes.CONTROLLER:
+        log.warning(f'IngressClass "{name}" has controller {(ic.get("spec") or {}).get("controller")!r}, not {routes.CONTROLLER}: '
+                    "its Ingresses are not served")
+
+
+@dataclass
+class Snapshot:
+    revision: int
+    table: routes.RouteTable
+    backends: dict[str, list[tuple[str, int]] | None]
+    secrets: dict[tuple[str, str], dict[str, Any]]
+
+
+def take_snapshot(store: Store) -> Snapshot:
+    rev, objs = store.list_with_revision(SNAPSHOT_KINDS)
+    table = routes.build(objs["Ingress"], objs["IngressClass"])
+    backends = routes.resolve_backends(table, objs["Service"], objs["Endpoints"])
+    secrets = {(s["metadata"].get("namespace", ""), s["metadata"]["name"]): s for s in objs["Secret"]}
+    return Snapshot(rev, table, backends, secrets)
+
+
+def sync_status(store: Store, table: routes.RouteTable, ip: str | None, all_ingresses: list[dict[str, Any]]) -> int:
+    """Make owned Ingresses show ``ip`` and others not; ``ip=None`` removes it everywhere. Returns writes."""
+    from kubesvc.registry.generic import Registry
+
+    reg = Registry(store)
+    mine = {(i["metadata"].get("namespace"), i["metadata"]["name"]) for i in table.ingresses}
+    writes = 0
+    for ing in all_ingresses:
+        key = (ing["metadata"].get("namespace"), ing["metadata"]["name"])
+        status = dict(ing.get("status") or {})
+        lb = dict(status.get("loadBalancer") or {})
+        current = lb.get("ingress") or []
+        others = [e for e in current if e.get("ip") not in _OURS and (ip is None or e.get("ip") != ip)]
+        entries = [{"ip": ip}, *others] if ip is not None and key in mine else others
+        if entries == current:
+            continue
+        if entries:
+            lb["ingress"] = entries
+        else:
+            lb.pop("ingress", None)
+        status["loadBalancer"] = lb
+        try:
+            reg.update_status("Ingress", key[0], key[1], status)
+            writes += 1
+        except KubesvcError as e:
+            log.warning("cannot write Ingress status", extra={"kv": {"ingress": f"{key[0]}/{key[1]}", "error": str(e)}})
+    return writes
+
+
+_OURS: set[str] = set()  # the status IPs this process wrote (for the removal on stop)
+
+
+class Follower(threading.Thread):
+    def __init__(self, opts: IngressOptions, apply: Callable[[Snapshot], None], revision: int, status_ip: str | None) -> None:
+        super().__init__(name="kubesvc-ingress-follow", daemon=True)
+        self.opts, self.apply, self.revision, self.status_ip = opts, apply, revision, status_ip
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        store = Store(self.opts.store_path)
+        try:
+            version = store.data_version()
+            while not self.stopping.wait(self.opts.poll_interval):
+                v = store.data_version()
+                if v == version:
+                    continue
+                version = v
+                if store.revision() == self.revision:
+                    continue
+                try:
+                    self.step(store)
+                except Exception:  # a bug in one sync must not stop following
+                    log.exception("sync failed")
+        finally:
+            store.close()
+
+    def step(self, store: Store) -> None:
+        snap = take_snapshot(store)
+        self.revision = snap.revision
+        self.apply(snap)
+        if self.opts.update_status and self.status_ip:
+            sync_status(store, snap.table, self.status_ip, store.list("Ingress"))
+
+
+# ------------------------------------------------------------------------------------------ I/O
+
+
+class AccessLog:
+    def __init__(self, target: str) -> None:
+        self.file: TextIO | None
+        self.own = False
+        if target == "off":
+            self.file = None
+        elif target == "-":
+            self.file = sys.stderr
+        else:
+            try:
+                self.file = open(target, "a", buffering=1 << 16, encoding="utf-8")
+            except OSError as e:
+                raise ClientError(f"--access-log: cannot open {target}: {e.strerror}") from None
+            self.own = True
+        self.buf: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.buf.append(line)
+        if len(self.buf) >= 256:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf and self.file is not None:
+            try:
+                self.file.write("".join(self.buf))
+                self.file.flush()
+            except (OSError, ValueError):
+                pass
+        self.buf.clear()
+
+    def close(self) -> None:
+        self.flush()
+        if self.own and self.file is not None:
+            self.file.close()
+
+
+def _bind_message(host: str, port: int, flag: str, e: OSError) -> str:
+    why = os.strerror(e.errno) if e.errno else str(e)
+    hint = ""
+    if port < 1024 and e.errno in (13, 1):
+        hint = f" (ports below 1024 need root or CAP_NET_BIND_SERVICE; try {flag} 127.0.0.1:{8080 if flag == '--http-address' else 8443})"
+    elif e.errno == 98:
+        hint = " (another process listens there)"
+    elif e.errno == 99:
+        hint = " (the address is not on this machine)"
+    return f"cannot listen on {_fmt(host, port)} ({flag}): {why}{hint}"
+
+
+async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
+    http_addr = parse_address(opts.http_address, "--http-address")
+    https_addr = parse_address(opts.https_address, "--https-address")
+    if http_addr is None and https_addr is None:
+        raise ClientError("nothing to serve: --http-address and --https-address are both empty")
+    default_ref = None
+    if opts.default_ssl_certificate:
+        ns, sep, name = opts.default_ssl_certificate.partition("/")
+        if not sep or not ns or not name:
+            raise ClientError(f'invalid --default-ssl-certificate "{opts.default_ssl_certificate}": want NAMESPACE/NAME')
+        default_ref = (ns, name)
+    with Store(opts.store_path) as store:
+        ensure_ingress_class(store, opts.ingress_class)
+        selector = None
+        if https_addr is not None:
+            try:
+                selector = tls.CertSelector(tls.ensure_default_secret(store, default_ref))
+            except tls.CertError as e:
+                raise ClientError(str(e)) from None
+        snap = take_snapshot(store)
+
+    alog = AccessLog(opts.access_log)
+    shared = Shared(opts.http, alog.write if alog.file is not None else None)
+    loop = asyncio.get_running_loop()
+
+    def apply(s: Snapshot) -> None:
+        if selector is not None:
+            selector.update(s.table, s.secrets)
+        loop.call_soon_threadsafe(_swap, s)
+
+    def _swap(s: Snapshot) -> None:
+        shared.install(s.table, s.backends)
+        log.debug("routes synced", extra={"kv": {"revision": s.revision, "ingresses": len(s.table.ingresses)}})
+
+    if selector is not None:
+        selector.update(snap.table, snap.secrets)
+    shared.install(snap.table, snap.backends)
+
+    servers: list[asyncio.Server] = []
+    fields: dict[str, str] = {}
+    try:
+        for addr, scheme, flag in ((http_addr, "http", "--http-address"), (https_addr, "https", "--https-address")):
+            if addr is None:
+                continue
+            try:
+                srv = await loop.create_server(
+                    (lambda sch=scheme: ClientConn(shared, sch)), addr[0], addr[1], backlog=1024, reuse_address=True,
+                    ssl=selector.default if scheme == "https" and selector is not None else None,
+                    ssl_handshake_timeout=10.0 if scheme == "https" else None,
+                )
+            except OSError as e:
+                raise ListenError(_bind_message(addr[0], addr[1], flag, e)) from None
+            servers.append(srv)
+            port = srv.sockets[0].getsockname()[1]
+            fields[scheme] = _fmt(addr[0], port)
+            if scheme == "https":
+                shared.https_port = port
+    except BaseException:
+        for s in servers:
+            s.close()
+        alog.close()
+        raise
+
+    ip = status_ip((http_addr or https_addr)[0]) if opts.update_status else None  # type: ignore[index]
+    if ip:
+        _OURS.add(ip)
+    with Store(opts.store_path) as store:
+        if ip:
+            sync_status(store, snap.table, ip, store.list("Ingress"))
+        rev = store.revision()
+    follower = Follower(opts, apply, snap.revision, ip)
+    follower.start()
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            shared.reap()
+            alog.flush()
+
+    sweeper = loop.create_task(sweep())
+    runtime.announce_ready("ingress", {**fields, "class": opts.ingress_class, "revision": rev})
+    log.info("serving", extra={"kv": {**fields, "class": opts.ingress_class}})
+    try:
+        await stop.wait()
+    finally:
+        for s in servers:
+            s.close()
+        deadline = time.monotonic() + opts.drain_seconds
+        while any(c.cur is not None for c in shared.conns) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for c in list(shared.conns):
+            c.abort()
+        shared.pool.close_all()
+        for t in list(shared.tasks):
+            t.cancel()
+        sweeper.cancel()
+        follower.stopping.set()
+        await loop.run_in_executor(None, follower.join, 2.0)
+        if ip:
+            try:
+                with Store(opts.store_path) as store:
+                    sync_status(store, routes.RouteTable(), None, store.list("Ingress"))
+            except Exception:
+                log.exception("cannot clear Ingress status")
+        alog.close()
+        log.info("stopped")
+    return 0
+
+
+def run(opts: IngressOptions) -> int:
+    """Serve until SIGTERM/SIGINT. Raises ListenError/ClientError for clear one-line failures."""
+    runtime.setup_logging(opts.verbosity)
+    return runtime.run(lambda stop: serve(opts, stop))

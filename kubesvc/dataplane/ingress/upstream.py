@@ -1,0 +1,249 @@
+"""The upstream side: round robin per Service port, keep-alive pools per endpoint, the response parser.
+
+Rules kept here (dataplane spec §3.4):
+- Requests go straight to a Service's ready endpoints (as ingress-nginx does), round robin. When the
+  endpoint *set* changes the list is reshuffled and the index reset; an unchanged set keeps its order.
+  (A small copy of ``proxy/balancer.py``'s policy: ``dataplane.ingress`` and ``dataplane.proxy`` stay
+  independent, and affinity is not needed here.)
+- Keep-alive: a connection whose response completed with keep-alive, and whose request body was fully sent,
+  goes back to its endpoint's idle list (LIFO, at most ``max_idle`` per endpoint, closed after ``idle_timeout``
+  seconds). A pooled connection the upstream closed is dropped when its FIN arrives.
+- Responses are parsed with httptools; the owner (a client connection) gets ``head``/``body``/``done``
+  calls and flow-control signals; a connection is owned by at most one request at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+if TYPE_CHECKING:
+    from kubesvc.dataplane.ingress.http import ClientConn
+
+Endpoint = tuple[str, int]
+
+
+class Upstream:
+    """Round robin over one Service port's ready endpoints; ``endpoints is None``: no such Service/port."""
+
+    __slots__ = ("endpoints", "index", "_set", "rng")
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.endpoints: list[Endpoint] | None = None
+        self._set: frozenset[Endpoint] | None = None
+        self.index = 0
+        self.rng = rng or random.Random()
+
+    def set_endpoints(self, eps: list[Endpoint] | None) -> bool:
+        new = None if eps is None else frozenset(eps)
+        if new == self._set:
+            return False
+        self._set = new
+        if new is None:
+            self.endpoints = None
+        else:
+            lst = sorted(new)
+            self.rng.shuffle(lst)
+            self.endpoints = lst
+        self.index = 0
+        return True
+
+    def next(self) -> Endpoint:
+        eps = self.endpoints
+        assert eps
+        i = self.index
+        if i >= len(eps):
+            i = 0
+        self.index = i + 1
+        return eps[i]
+
+
+class UpstreamConn(asyncio.Protocol):
+    __slots__ = ("pool", "addr", "transport", "parser", "owner", "deadline", "closed", "reason", "headers",
+                 "idle_since", "tunnel", "paused", "got_data")
+
+    def __init__(self, pool: "Pool", addr: Endpoint) -> None:
+        self.pool = pool
+        self.addr = addr
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.owner: ClientConn | None = None
+        self.deadline = 0.0
+        self.closed = False
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.idle_since = 0.0
+        self.tunnel = False
+        self.paused = False
+        self.got_data = False
+
+    # -- asyncio
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        owner = self.owner
+        if owner is None:  # an idle connection should not speak: drop it
+            self.close()
+            return
+        self.got_data = True
+        if self.tunnel:
+            owner.tunnel_to_client(data)
+            return
+        if owner.read_timeout:
+            self.deadline = time.monotonic() + owner.read_timeout
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            if self.tunnel and self.owner is not None:
+                rest = data[e.args[0]:] if e.args else b""
+                self.owner.tunnel_open(rest)
+            else:
+                owner.upstream_failed(502, "upstream sent an unexpected upgrade")
+        except httptools.HttpParserError as e:
+            if self.owner is not None:
+                self.owner.upstream_failed(502, f"upstream sent an invalid response: {e}")
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        owner, self.owner = self.owner, None
+        if owner is not None:
+            owner.upstream_lost(self)
+
+    def pause_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.pause("upstream")
+
+    def resume_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.resume("upstream")
+
+    # -- httptools callbacks
+    def on_message_begin(self) -> None:
+        self.headers = []
+        self.reason = b""
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self.owner is not None:
+            self.owner.response_head(self, self.parser.get_status_code(), self.reason, self.headers,
+                                     self.parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        if self.owner is not None:
+            self.owner.response_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.owner is not None:
+            self.owner.response_done(self)
+
+    # -- control
+    def write(self, data: bytes) -> None:
+        t = self.transport
+        if t is not None and not self.closed:
+            t.write(data)
+
+    def pause_reading(self) -> None:
+        if not self.paused and self.transport is not None and not self.closed:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.paused and self.transport is not None and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def reset_parser(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+
+    def close(self) -> None:
+        self.owner = None
+        if not self.closed:
+            self.closed = True
+            self.pool.forget(self)
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        self.owner = None
+        if not self.closed:
+            self.closed = True
+            self.pool.forget(self)
+            if self.transport is not None:
+                self.transport.abort()
+
+
+class Pool:
+    """Idle keep-alive connections per endpoint, plus every live upstream connection (for timeouts)."""
+
+    def __init__(self, max_idle: int = 64, idle_timeout: float = 60.0) -> None:
+        self.idle: dict[Endpoint, list[UpstreamConn]] = {}
+        self.live: set[UpstreamConn] = set()
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+
+    def take(self, addr: Endpoint) -> UpstreamConn | None:
+        lst = self.idle.get(addr)
+        while lst:
+            c = lst.pop()
+            if not c.closed:
+                return c
+        return None
+
+    def release(self, c: UpstreamConn) -> None:
+        c.owner = None
+        c.deadline = 0.0
+        if c.closed or c.tunnel:
+            c.close()
+            return
+        c.resume_reading()
+        lst = self.idle.setdefault(c.addr, [])
+        if len(lst) >= self.max_idle:
+            c.close()
+            return
+        c.idle_since = time.monotonic()
+        lst.append(c)
+
+    def forget(self, c: UpstreamConn) -> None:
+        self.live.discard(c)
+        lst = self.idle.get(c.addr)
+        if lst and c in lst:
+            lst.remove(c)
+
+    def reap(self, now: float) -> None:
+        """Close idle connections past the idle timeout; fire read timeouts of busy ones."""
+        for addr, lst in list(self.idle.items()):
+            while lst and now - lst[0].idle_since > self.idle_timeout:
+                lst.pop(0).close()
+            if not lst:
+                del self.idle[addr]
+        for c in list(self.live):
+            if c.owner is not None and c.deadline and now > c.deadline:
+                c.owner.upstream_timeout(c)
+
+    def drop_unknown(self, keep: set[Endpoint]) -> None:
+        """Close idle connections to endpoints that no longer back any route."""
+        for addr in [a for a in self.idle if a not in keep]:
+            for c in self.idle.pop(addr):
+                c.close()
+
+    def close_all(self) -> None:
+        for lst in self.idle.values():
+            for c in lst:
+                c.close()
+        self.idle.clear()
+        for c in list(self.live):
+            c.abort()

@@ -1,0 +1,133 @@
+"""Fixtures for the API server tests: one `kubesvc apiserver` subprocess per module on an ephemeral
+port, a private kubeconfig, HOME and kubectl cache dir (never ~/.kube), and helpers that run the real
+kubectl and the real kubesvc CLI against the same store.
+
+Import with ``from tests.apiserver.fixtures import *  # noqa: F403`` (tests/conftest.py is shared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.support.procs import ROOT, Proc, ready_fields
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+_AGE = re.compile(r"(?<![\w.:/-])(\d+(s|m|h|d|y)(\d+(s|m|h|d))?|<unknown>)(?![\w.:/-])")
+
+
+def mask(text: str) -> str:
+    """AGE cells masked and column padding collapsed (a masked age changes column widths)."""
+    return "\n".join(re.sub(r" {2,}", "  ", _AGE.sub("AGE", line)).rstrip() for line in text.splitlines())
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Api:
+    """A running `kubesvc apiserver` and the tools pointed at it."""
+
+    proc: Proc
+    url: str
+    store: str
+    home: Path
+    kubeconfig: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "KUBESVC_"))}
+        env.update(HOME=str(self.home), KUBECONFIG=str(self.kubeconfig), KUBECACHEDIR=str(self.home / "cache"),
+                   KUBESVC_STORE=self.store, PYTHONUNBUFFERED="1")
+        return env
+
+    def kubectl(self, *args: str, input: str | None = None, timeout: float = 30) -> Result:
+        assert KUBECTL is not None
+        p = subprocess.run([KUBECTL, f"--cache-dir={self.home / 'cache'}", *args], input=input, capture_output=True,
+                           text=True, env=self.env(), cwd=str(self.home), timeout=timeout)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def ks(self, *args: str, input: str | None = None, timeout: float = 30) -> Result:
+        p = subprocess.run([sys.executable, "-m", "kubesvc", "--store", self.store, *args], input=input,
+                           capture_output=True, text=True, env=self.env(), cwd=str(self.home), timeout=timeout)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def write(self, name: str, text: str) -> str:
+        path = self.home / name
+        path.write_text(text)
+        return name  # both tools run with cwd=home, so messages name the file as a user typed it
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+                ) -> tuple[int, dict[str, str], Any]:
+        """A raw HTTP request; returns (code, headers, parsed JSON body or text)."""
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                code, hdrs, raw = r.status, dict(r.headers.items()), r.read()
+        except urllib.error.HTTPError as e:
+            code, hdrs, raw = e.code, dict(e.headers.items()), e.read()
+        try:
+            return code, hdrs, json.loads(raw)
+        except ValueError:
+            return code, hdrs, raw.decode(errors="replace")
+
+    def revision(self) -> int:
+        from kubesvc.store.db import Store
+
+        with Store(self.store) as s:
+            return s.revision()
+
+
+def start_api(tmp: Path, *extra: str) -> Api:
+    store = str(tmp / "store.db")
+    home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    proc = Proc(store, "apiserver", "--port", "0", *extra)
+    try:
+        fields = ready_fields(proc.wait_line("kubesvc apiserver ready", timeout=20))
+        kubeconfig = home / "kubeconfig"
+        api = Api(proc, fields["url"], store, home, kubeconfig)
+        cfg = api.ks("config", "view", "--server", fields["url"])
+        assert cfg.code == 0, cfg.err
+        kubeconfig.write_text(cfg.out)
+        return api
+    except BaseException:
+        proc.stop()
+        raise
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One API server per test module (each test uses its own namespace)."""
+    a = start_api(tmp_path_factory.mktemp("apiserver"))
+    try:
+        yield a
+    finally:
+        a.proc.stop()
+
+
+@pytest.fixture
+def ns(api: Api, request: pytest.FixtureRequest) -> str:
+    """A fresh namespace named after the test."""
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower().replace("_", "-"))[:50].strip("-")
+    r = api.ks("create", "namespace", name)
+    assert r.code == 0, r.err
+    return name
+
+
+__all__ = ["Api", "Result", "api", "ns", "mask", "needs_kubectl", "start_api", "ROOT"]
