@@ -580,7 +580,7 @@ def _row_event(obj: dict[str, Any], now: datetime) -> list[str]:
 def event_source(event: dict[str, Any]) -> str:
     """``formatEventSource``: ``component, host`` with the reporting fields as fallbacks."""
     source = event.get("source") or {}
-    component = source.get("component") or event.get("reportingController") or ""
+    component = source.get("component") or event.get("reportingComponent") or ""
     host = source.get("host") or event.get("reportingInstance") or ""
     if not component:
         return ""

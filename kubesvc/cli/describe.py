@@ -128,7 +128,7 @@ def _events(w: _Writer, events: Sequence[dict[str, Any]] | None, now: datetime) 
             interval = f"{age(e.get('lastTimestamp'), now)} (x{count} over {first})"
         else:
             interval = first
-        source = _d(e, "source", "component") or e.get("reportingController") or ""
+        source = _d(e, "source", "component") or e.get("reportingComponent") or ""
         w.write(1, f"{e.get('type', '')}\t{e.get('reason', '')}\t{interval}\t{source}\t{str(e.get('message', '')).strip()}\n")
 
 

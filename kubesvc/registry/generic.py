@@ -249,6 +249,7 @@ class Registry:
                 if old is not None and endpoints.is_managed(old) and not endpoints.is_managed(new):
                     endpoints.on_service_deleted(txn, old)
                 endpoints.sync(txn, new)
+                _lb_event(txn, old, new)
         elif k.kind == "Pod":
             endpoints.on_pod_changed(txn, old, new)
 
@@ -300,4 +301,57 @@ def _pod_status(pod: dict[str, Any], user_status: dict[str, Any] | None) -> None
         ]
     pod["status"] = status
 
+
+
+
+# ------------------------------------------------------------------------------------------ events
+
+LB_COMPONENT = "kubesvc-lb-controller"
+
+
+def _lb_ips(svc: dict[str, Any] | None) -> list[str]:
+    if svc is None or (svc.get("spec") or {}).get("type") != "LoadBalancer":
+        return []
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return [i.get("ip") or i.get("hostname", "") for i in ingress]
+
+
+def _record_event(txn: "Txn", obj: dict[str, Any], type_: str, reason: str, message: str, component: str) -> None:
+    """An Event about obj, written in the same transaction (what `describe` shows under Events)."""
+    from kubesvc.store.db import now_rfc3339
+
+    meta = obj["metadata"]
+    stamp = now_rfc3339()
+    suffix = "".join(random.choices("0123456789abcdef", k=16))
+    txn.create({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta.get("namespace", "default")},
+        "involvedObject": {"apiVersion": obj.get("apiVersion", "v1"), "kind": obj["kind"], "name": meta["name"],
+                           "namespace": meta.get("namespace", "default"), "uid": meta.get("uid", ""),
+                           "resourceVersion": meta.get("resourceVersion", "")},
+        "reason": reason,
+        "message": message,
+        "source": {"component": component},
+        "reportingComponent": component,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+        "type": type_,
+    })
+
+
+def _lb_event(txn: "Txn", old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    """Like MetalLB: IPAllocated when the address changes, AllocationFailed when none could be given."""
+    if (new.get("spec") or {}).get("type") != "LoadBalancer":
+        return
+    before, after = _lb_ips(old), _lb_ips(new)
+    if after and after != before:
+        _record_event(txn, new, "Normal", "IPAllocated", f"Assigned IP {json.dumps(after)}", LB_COMPONENT)
+    elif not after and (old is None or before or new["spec"].get("loadBalancerIP") != (old.get("spec") or {}).get("loadBalancerIP")):
+        want = new["spec"].get("loadBalancerIP")
+        why = (f"requested IP {want} is not in the pool or is already in use" if want else "no available IPs")
+        _record_event(txn, new, "Warning", "AllocationFailed",
+                      f'Failed to allocate IP for "{new["metadata"].get("namespace", "default")}/{new["metadata"]["name"]}": {why}',
+                      LB_COMPONENT)
 

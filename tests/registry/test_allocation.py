@@ -135,3 +135,19 @@ def test_stale_resource_version_conflicts(reg):
         reg.replace(stale)
     assert e.value.message == ('Operation cannot be fulfilled on services "web": the object has been modified; '
                                "please apply your changes to the latest version and try again")
+
+
+def test_load_balancer_events_are_recorded(reg):
+    lb = reg.create(svc("lb", type="LoadBalancer")).object
+    bad = reg.create(svc("bad", type="LoadBalancer", loadBalancerIP="10.1.2.3")).object
+    events = {e["involvedObject"]["name"]: e for e in reg.list("Event", "default")}
+    ip = lb["status"]["loadBalancer"]["ingress"][0]["ip"]
+    assert (events["lb"]["type"], events["lb"]["reason"], events["lb"]["message"]) == ("Normal", "IPAllocated", f'Assigned IP ["{ip}"]')
+    assert events["lb"]["involvedObject"]["uid"] == lb["metadata"]["uid"]
+    assert (events["bad"]["type"], events["bad"]["reason"]) == ("Warning", "AllocationFailed")
+    assert bad["status"]["loadBalancer"] == {}
+    # an update that changes nothing about the address records nothing new
+    live = reg.get("Service", "default", "lb")
+    live["metadata"]["labels"] = {"x": "y"}
+    reg.replace(live)
+    assert len(reg.list("Event", "default")) == 2
