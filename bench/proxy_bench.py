@@ -1,42 +1,67 @@
-"""Proxy benchmark: kubesvc proxy vs HAProxy (mode tcp) vs direct, same run, loopback only.
+"""Proxy benchmark: kubesvc proxy vs HAProxy (default configuration, mode tcp) vs direct, same run, loopback only.
 
-Run: `make bench` or `.venv/bin/python bench/proxy_bench.py`. Needs iperf3 and haproxy for the side-by-side
-rows (BENCH=1 scripts/sysdeps.sh installs them); rows whose tools are missing are skipped and said so.
-Implemented rows: bulk TCP (iperf3, 1 and 8 streams, 5 s each); sync latency (create a Service with 1,000
-already in the store -> first forwarded byte); resident memory with 10,000 Services.
-Not yet: wrk kept-alive and new-connection rates, UDP request/response (see docs/performance.md).
+Run: `make bench` or `.venv/bin/python bench/proxy_bench.py` (`--workers N` passes `--workers` to the proxy;
+`--reps`, `--seconds` shorten or lengthen the runs). Needs iperf3, wrk, nginx and haproxy (`BENCH=1 bash
+scripts/sysdeps.sh`); rows whose tools are missing are skipped and said so.
+
+Workloads, each driven the same way through (a) `kubesvc proxy` (a Service's cluster IP, backends registered
+as Pods with status.podIP), (b) HAProxy, (c) the backend directly; medians of ``--reps`` repetitions, the
+three targets interleaved within each repetition:
+- bulk TCP: iperf3 1 and 8 streams against an iperf3 server (its control connection passes the proxy too);
+- kept-alive: wrk, 1 thread, 64 connections, against nginx returning a 2-byte 200: req/s and p99;
+- new connections: the same wrk run with `Connection: close` (nginx closes after each answer, wrk reconnects),
+  so every request costs one accepted connection and one dialled connection in the proxy;
+- UDP: a Python client keeping 16 datagrams of 64 bytes in flight to a uvloop echo server (no HAProxy row:
+  HAProxy does not proxy UDP; the ratio is against direct);
+- sync latency (create Service+Endpoints with 1,000 Services stored -> first echoed byte) and resident
+  memory with 10,000 Services.
+Results are printed as a Markdown table and written to bench/results/proxy.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import shutil
 import socket
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import _peers as peers  # noqa: E402
 
 from kubesvc.registry.generic import Registry  # noqa: E402
 from kubesvc.store.db import Store  # noqa: E402
-from tests.support.procs import Proc, ready_fields  # noqa: E402
+from tests.support.procs import Proc  # noqa: E402
 from tests.support.servers import Backend  # noqa: E402
 
+Addr = tuple[str, int]
+RESULTS: dict[str, dict] = {}
 
-def svc(name: str, port: int, target: int, selector: dict[str, str] | None = None) -> dict:
-    spec: dict = {"ports": [{"port": port, "targetPort": target}]}
+
+def svc(name: str, port: int, target: int, selector: dict[str, str] | None = None, proto: str = "TCP") -> dict:
+    spec: dict = {"ports": [{"port": port, "targetPort": target, "protocol": proto}]}
     if selector:
         spec["selector"] = selector
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"}, "spec": spec}
 
 
-def start_proxy(store: str) -> Proc:
-    p = Proc(store, "proxy", "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0", "--nodeport-addresses", "127.201.0.1/32")
+def pod(name: str, ip: str, app: str, port: int) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+            "spec": {"containers": [{"name": "c", "image": app, "ports": [{"containerPort": port}]}]},
+            "status": {"phase": "Running", "podIP": ip}}
+
+
+def start_proxy(store: str, *extra: str) -> Proc:
+    p = Proc(store, "proxy", "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0",
+             "--nodeport-addresses", "127.201.0.1/32", *extra)
     p.wait_line("kubesvc proxy ready", timeout=120)
     return p
 
@@ -48,53 +73,93 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def iperf(addr: tuple[str, int], streams: int) -> float:
-    out = subprocess.run(["iperf3", "-c", addr[0], "-p", str(addr[1]), "-t", "5", "-P", str(streams), "-J"], capture_output=True, text=True, timeout=60)
-    data = json.loads(out.stdout)
-    return data["end"]["sum_received"]["bits_per_second"] / 1e9
-
-
-def bulk(reg: Registry, store: str, tmp: str) -> None:
-    if not shutil.which("iperf3"):
-        print("bulk TCP: skipped (iperf3 not installed)")
-        return
-    server = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", "5201"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proxy = haproxy = None
+def tree_rss_kb(pid: int) -> int:
+    """RSS of a process plus its direct children (worker processes)."""
+    total = rss_kb(pid)
     try:
-        time.sleep(0.3)
-        s = reg.create(svc("iperf", 5201, 5201)).object
-        reg.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "iperf", "namespace": "default"},
-                    "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 5201}]}]})
-        proxy = start_proxy(store)
-        rows = {"direct": ("127.0.0.1", 5201), "kubesvc": (s["spec"]["clusterIP"], 5201)}
-        if shutil.which("haproxy"):
-            cfg = Path(tmp, "haproxy.cfg")
-            cfg.write_text("defaults\n mode tcp\n timeout connect 5s\n timeout client 60s\n timeout server 60s\n"
-                           "frontend f\n bind 127.0.0.2:5202\n default_backend b\nbackend b\n server s1 127.0.0.1:5201\n")
-            haproxy = subprocess.Popen(["haproxy", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.3)
-            rows["haproxy"] = ("127.0.0.2", 5202)
-        for streams in (1, 8):
-            res = {k: iperf(a, streams) for k, a in rows.items()}
-            ratio = f" kubesvc/haproxy={res['kubesvc'] / res['haproxy']:.2f}x" if "haproxy" in res else ""
-            print(f"bulk TCP iperf3 -P {streams}: " + " ".join(f"{k}={v:.1f}Gbit/s" for k, v in res.items()) + ratio)
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        kids = []
+    return total + sum(rss_kb(int(k)) for k in kids)
+
+
+# ------------------------------------------------------------------------------------------ traffic
+
+def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Callable[[Addr], float | tuple[float, float]]) -> None:
+    samples: dict[str, list] = {k: [] for k in targets}
+    for _ in range(reps):
+        for k, addr in targets.items():
+            samples[k].append(run(addr))
+    row: dict = {"unit": unit}
+    for k, vals in samples.items():
+        if isinstance(vals[0], tuple):
+            row[k] = statistics.median(v[0] for v in vals)
+            row[f"{k}_p99_ms"] = statistics.median(v[1] for v in vals)
+        else:
+            row[k] = statistics.median(vals)
+        row[f"{k}_samples"] = vals
+    peer = "haproxy" if "haproxy" in row else "direct"
+    row["ratio"] = row["kubesvc"] / row[peer]
+    row["ratio_vs"] = peer
+    RESULTS[name] = row
+    extra = ""
+    if "kubesvc_p99_ms" in row:
+        extra = "  p99 ms: " + " ".join(f"{k}={row[f'{k}_p99_ms']:.2f}" for k in targets)
+    print(f"{name}: " + " ".join(f"{k}={row[k]:,.1f}" for k in targets) + f" {unit}  kubesvc/{peer}={row['ratio']:.2f}x{extra}", flush=True)
+
+
+def traffic(tmp: str, reps: int, seconds: float, proxy_args: list[str]) -> None:
+    missing = peers.have("iperf3", "wrk", "nginx", "haproxy")
+    if missing:
+        print(f"traffic rows: skipped ({', '.join(missing)} not installed; BENCH=1 bash scripts/sysdeps.sh)")
+        return
+    store = os.path.join(tmp, "traffic.db")
+    reg = Registry(Store(store))
+    be_iperf = ("127.244.0.10", peers.free_port("127.244.0.10"))
+    be_web = ("127.244.0.11", peers.free_port("127.244.0.11"))
+    be_udp = ("127.244.0.12", peers.free_port("127.244.0.12"))
+    started: list = []
+    try:
+        started.append(peers.iperf3_server(be_iperf))
+        started.append(peers.nginx(tmp, be_web))
+        started.append(peers.udp_echo(be_udp))
+        vips = {}
+        for name, be, port, proto in (("iperf", be_iperf, 5201, "TCP"), ("web", be_web, 8080, "TCP"), ("echo", be_udp, 9000, "UDP")):
+            reg.create(pod(f"{name}-0", be[0], name, be[1]))
+            s = reg.create(svc(name, port, be[1], {"app": name}, proto)).object
+            vips[name] = (s["spec"]["clusterIP"], port)
+        proxy = start_proxy(store, *proxy_args)
+        started.append(proxy)
+        ha_iperf = ("127.0.0.2", peers.free_port("127.0.0.2"))
+        ha_web = ("127.0.0.2", peers.free_port("127.0.0.2"))
+        started.append(peers.haproxy(tmp, [(ha_iperf, be_iperf), (ha_web, be_web)]))
+        peers.wait_tcp(vips["web"])
+        print(f"traffic: {reps} repetitions, {seconds:g} s each; proxy args {proxy_args or '(none)'}", flush=True)
+
+        iperf_t = {"direct": be_iperf, "haproxy": ha_iperf, "kubesvc": vips["iperf"]}
+        web_t = {"direct": be_web, "haproxy": ha_web, "kubesvc": vips["web"]}
+        measure("bulk TCP, iperf3 1 stream", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 1, seconds))
+        measure("bulk TCP, iperf3 8 streams", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 8, seconds))
+        measure("kept-alive HTTP via L4, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds))
+        measure("new connection per request, wrk 64 conns Connection: close", "req/s", web_t, reps,
+                lambda a: peers.wrk(a, 64, seconds, close=True))
+        measure("UDP request/response, 16 in flight", "answers/s", {"direct": be_udp, "kubesvc": vips["echo"]}, reps,
+                lambda a: peers.udp_rate(a, seconds))
     finally:
-        for p in (server, haproxy):
-            if p is not None:
-                p.terminate()
-                p.wait(10)
-        if proxy is not None:
-            proxy.stop()
+        for p in reversed(started):
+            p.stop()
 
 
-def sync_latency(tmp: str) -> None:
+# ------------------------------------------------------------------------------------------ control plane
+
+def sync_latency(tmp: str, proxy_args: list[str]) -> None:
     store = os.path.join(tmp, "sync.db")
     reg = Registry(Store(store))
     backend = Backend("b", "127.0.0.1", 0, "echo")
     try:
         for i in range(1000):
             reg.create(svc(f"s{i}", 8000 + i % 1000, backend.port))
-        proxy = start_proxy(store)
+        proxy = start_proxy(store, *proxy_args)
         try:
             lat = []
             for n in range(5):
@@ -113,33 +178,69 @@ def sync_latency(tmp: str) -> None:
                     except OSError:
                         time.sleep(0.002)
                 lat.append(time.monotonic() - t0)
-            print("  latencies ms:", [round(x * 1000) for x in lat])
             lat.sort()
-            print(f"sync latency (create Service+Endpoints -> first echoed byte, 1,000 Services in store): median={lat[2]*1000:.0f}ms max={lat[-1]*1000:.0f}ms")
+            RESULTS["sync latency"] = {"unit": "ms", "median": lat[2] * 1000, "max": lat[-1] * 1000, "samples": [x * 1000 for x in lat]}
+            print(f"sync latency (create Service+Endpoints -> first echoed byte, 1,000 Services in store): "
+                  f"median={lat[2]*1000:.0f}ms max={lat[-1]*1000:.0f}ms  all={[round(x * 1000) for x in lat]}", flush=True)
         finally:
             proxy.stop()
     finally:
         backend.stop()
 
 
-def memory(tmp: str) -> None:
+def memory(tmp: str, proxy_args: list[str]) -> None:
     store = os.path.join(tmp, "mem.db")
     reg = Registry(Store(store))
     for i in range(10000):
         reg.create(svc(f"s{i}", 8000 + i % 1000, 9))
-    proxy = start_proxy(store)
+    proxy = start_proxy(store, *proxy_args)
     try:
-        print(f"resident memory with 10,000 Services (10,000 listeners): {rss_kb(proxy.p.pid) / 1024:.0f} MiB")
+        mib = tree_rss_kb(proxy.p.pid) / 1024
+        RESULTS["memory"] = {"unit": "MiB", "rss": mib}
+        print(f"resident memory with 10,000 Services (10,000 listeners, all processes): {mib:.0f} MiB", flush=True)
     finally:
         proxy.stop()
 
 
+def table() -> str:
+    out = ["| workload | direct | HAProxy (tcp) | kubesvc | kubesvc/peer |", "|---|---|---|---|---|"]
+    for name, r in RESULTS.items():
+        if "ratio" not in r:
+            continue
+        cells = []
+        for k in ("direct", "haproxy", "kubesvc"):
+            if k not in r:
+                cells.append("—")
+                continue
+            v = f"{r[k]:,.1f}" if r["unit"] == "Gbit/s" else f"{r[k]:,.0f}"
+            if f"{k}_p99_ms" in r:
+                v += f" (p99 {r[f'{k}_p99_ms']:.2f} ms)"
+            cells.append(v)
+        out.append(f"| {name} ({r['unit']}) | " + " | ".join(cells) + f" | {r['ratio']:.2f}x vs {r['ratio_vs']} |")
+    return "\n".join(out)
+
+
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--workers", type=int, default=None, help="pass --workers N to kubesvc proxy")
+    ap.add_argument("--only", choices=["traffic", "sync", "memory"], default=None)
+    args = ap.parse_args()
+    proxy_args = ["--workers", str(args.workers)] if args.workers is not None else []
+    t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        store = os.path.join(tmp, "bulk.db")
-        bulk(Registry(Store(store)), store, tmp)
-        sync_latency(tmp)
-        memory(tmp)
+        if args.only in (None, "traffic"):
+            traffic(tmp, args.reps, args.seconds, proxy_args)
+        if args.only in (None, "sync"):
+            sync_latency(tmp, proxy_args)
+        if args.only in (None, "memory"):
+            memory(tmp, proxy_args)
+    print("\n" + table())
+    out = ROOT / "bench" / "results" / "proxy.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "args": vars(args), "results": RESULTS}, indent=1))
+    print(f"\n(written to {out.relative_to(ROOT)}; took {time.monotonic() - t0:.0f} s)")
     return 0
 
 

@@ -216,16 +216,56 @@ def _key(k: Any, source: str) -> str:
 # ---------------------------------------------------------------------------------------- dumping
 
 
-def to_json(obj: Any) -> str:
-    """kubectl's -o json: 4-space indent, keys in the object's order."""
-    return json.dumps(obj, indent=4, ensure_ascii=False) + "\n"
+def to_json(obj: Any, sort_keys: bool = False) -> str:
+    """kubectl's -o json: 4-space indent; keys sorted for unstructured objects (Go sorts map keys),
+    in the object's own (struct) order for typed ones."""
+    return json.dumps(obj, indent=4, ensure_ascii=False, sort_keys=sort_keys) + "\n"
+
+
+# Go's yaml (v2, YAML 1.1) double-quotes a string whose plain form would read back as another type.
+_YAML11_NON_STR = None
+
+
+def _go_quotes(s: str) -> bool:
+    global _YAML11_NON_STR
+    if _YAML11_NON_STR is None:
+        import re
+
+        _YAML11_NON_STR = re.compile(
+            r"""^(?:|~|null|Null|NULL
+            |y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
+            |[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+
+            |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+
+            |[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?:[eE][-+]?[0-9]+)
+            |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+            |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)
+            |[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?
+            )$""",
+            re.X,
+        )
+    return bool(_YAML11_NON_STR.match(s))
 
 
 def to_yaml(obj: Any) -> str:
-    """kubectl's -o yaml: block style, keys sorted, sequences not indented under their key."""
+    """kubectl's -o yaml: block style, keys sorted, sequences not indented under their key, strings
+    quoted the way Go's yaml quotes them (double quotes for "80", "true", timestamps; literal blocks
+    for multi-line text)."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.representer import SafeRepresenter
 
+    class _GoRepresenter(SafeRepresenter):
+        pass
+
+    def _str(rep: Any, data: str) -> Any:
+        if "\n" in data:
+            return rep.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+        if _go_quotes(data):
+            return rep.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+        return rep.represent_scalar("tag:yaml.org,2002:str", data)
+
+    _GoRepresenter.add_representer(str, _str)
     yaml = YAML(typ="safe", pure=True)
+    yaml.Representer = _GoRepresenter
     yaml.default_flow_style = False
     yaml.indent(mapping=2, sequence=2, offset=0)
     yaml.width = 4096

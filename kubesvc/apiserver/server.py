@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 import select
 import socket
@@ -193,9 +192,9 @@ class ApiServer(ThreadingHTTPServer):
 
 
 def serve(store_path: str, host: str, port: int, token: str | None, ready: Any = None,
-          stop: threading.Event | None = None) -> int:
+          stop: threading.Event | None = None, bookmark_interval: float = 30.0) -> int:
     """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT). ``ready(server)`` after binding."""
-    server = ApiServer(store_path, host, port, token)
+    server = ApiServer(store_path, host, port, token, bookmark_interval)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     thread.start()
     try:
@@ -220,4 +219,4 @@ def kubeconfig(server_url: str, token: str | None = None, name: str = "kubesvc",
     }
 
 
-__all__ = ["ApiServer", "serve", "kubeconfig", "is_loopback", "json"]
+__all__ = ["ApiServer", "serve", "kubeconfig", "is_loopback"]

@@ -61,6 +61,10 @@ COMMANDS: dict[str, str] = {
     "dns": "dns:dns",
     "apiserver": "apiserver:apiserver",  # apiserver helper
     "config": "config:app",  # apiserver helper
+    "kubelet": "kubelet:kubelet",  # workloads helper
+    "scale": "workloads:scale",  # workloads helper
+    "rollout": "workloads:rollout",  # workloads helper (sub-app: status, restart, undo)
+    "logs": "workloads:logs",  # workloads helper
     "ingress": "ingress:ingress",  # ingress helper
 }
 _GLOBAL_OPTS_WITH_VALUE = {"--store", "--namespace", "-n"}

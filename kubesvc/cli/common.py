@@ -172,12 +172,13 @@ def check_output(output: Optional[str], allowed: tuple[str, ...] = ("json", "yam
     return o
 
 
-def print_objects(objs: list[dict[str, Any]], output: str, single: bool) -> None:
-    """-o json|yaml|name|jsonpath=|custom-columns= for any command that prints objects."""
+def print_objects(objs: list[dict[str, Any]], output: str, single: bool, typed: bool = False) -> None:
+    """-o json|yaml|name|jsonpath=|custom-columns= for any command that prints objects. ``typed``:
+    a generated object (dry-run generators), printed in field order as kubectl prints typed objects."""
     from kubesvc.cli import printers
 
     if output == "json":
-        out(printers.render_json(objs, single))
+        out(printers.render_json(objs, single, sort_keys=not typed))
     elif output == "yaml":
         out(printers.render_yaml(objs, single))
     elif output == "name":

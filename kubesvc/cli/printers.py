@@ -182,9 +182,10 @@ def _data(objs: Sequence[dict[str, Any]], single: bool) -> Any:
     return as_list(objs)
 
 
-def render_json(objs: Sequence[dict[str, Any]], single: bool) -> str:
-    """``-o json``: one object as itself, several (or a list request) as a List."""
-    return to_json(_data(objs, single))
+def render_json(objs: Sequence[dict[str, Any]], single: bool, sort_keys: bool = True) -> str:
+    """``-o json``: one object as itself, several (or a list request) as a List. Keys are sorted as Go
+    marshals the unstructured objects `get` prints; generators (typed objects) keep their field order."""
+    return to_json(_data(objs, single), sort_keys=sort_keys)
 
 
 def render_yaml(objs: Sequence[dict[str, Any]], single: bool) -> str:

@@ -232,6 +232,7 @@ class Registry:
                     for obj in txn.list(other.kind, name):
                         self._delete(txn, other.kind, name, obj["metadata"]["name"])
         old = txn.delete(kind, namespace if k.namespaced else "", name)
+        _delete_dependents(self, txn, old)  # ownerReferences cascade (end of module)
         if kind in ("Service", "Pod"):
             services.release(txn, old)
         self._after_write(txn, k, old, None)
@@ -253,38 +254,12 @@ class Registry:
         elif k.kind == "Pod":
             endpoints.on_pod_changed(txn, old, new)
 
-    # ------------------------------------------------------------------------------ status subresource
-    # Added by the ingress helper (issue 5) for controllers: `kubesvc ingress` fills Ingress
-    # status.loadBalancer with it. The normal update path keeps the old status; this is the other way
-    # round (strategy.prepare_for_status_update): spec and metadata stay, only status changes. One txn.
-
-    def update_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        from kubesvc.api import strategy, validation
-
-        def run(txn: Txn) -> dict[str, Any]:
-            k = BY_KIND[kind]
-            old = txn.get(kind, namespace if k.namespaced else "", name)
-            if old is None:
-                raise NotFound(k.resource, name)
-            if old.get("status") == status:
-                return old
-            new = copy.deepcopy(old)
-            new["status"] = copy.deepcopy(status)
-            strategy.prepare_for_status_update(new, old)
-            errs = validation.validate_update(new, old)
-            if errs:
-                raise Invalid(k.kind, name, errs)
-            stored = txn.update(new, check_version=False)
-            self._after_write(txn, k, old, stored)
-            return stored
-
-        result: dict[str, Any] = self._run(False, run)
-        return result
-
 
 def _pod_status(pod: dict[str, Any], user_status: dict[str, Any] | None) -> None:
     """kubesvc has no kubelet for registered pods: keep what the manifest says, fill the rest as Running."""
     status = dict(user_status or {})
+    if not user_status and _runs_locally(pod):
+        status["phase"] = "Pending"  # the node agent (kubesvc kubelet) runs it and owns its status
     status.setdefault("phase", "Running")
     if status["phase"] == "Running" and not any(c.get("type") == "Ready" for c in status.get("conditions") or []):
         status.setdefault("conditions", []).append({"type": "Ready", "status": "True"})
@@ -296,7 +271,8 @@ def _pod_status(pod: dict[str, Any], user_status: dict[str, Any] | None) -> None
         status["containerStatuses"] = [
             {"name": c.get("name", ""), "image": c.get("image", ""), "imageID": "", "ready": ready,
              "restartCount": 0, "started": status["phase"] == "Running",
-             "state": {"running": {}} if status["phase"] == "Running" else {"waiting": {"reason": "Registered"}}}
+             "state": {"running": {}} if status["phase"] == "Running"
+             else {"waiting": {"reason": "ContainerCreating" if _runs_locally(pod) else "Registered"}}}
             for c in (pod.get("spec") or {}).get("containers") or []
         ]
     pod["status"] = status
@@ -355,3 +331,84 @@ def _lb_event(txn: "Txn", old: dict[str, Any] | None, new: dict[str, Any]) -> No
                       f'Failed to allocate IP for "{new["metadata"].get("namespace", "default")}/{new["metadata"]["name"]}": {why}',
                       LB_COMPONENT)
 
+
+
+# ---------------------------------------------------------------------------------------------------
+# Status subresource, pod binding and cascading delete (workloads helper: kubelet and controllers).
+# Kept apart from the pipeline above: status writes skip spec validation (the apiserver's status
+# strategy), and dependents named by ownerReferences go with their owner in the same transaction.
+
+
+def _registry_update_status(self: Registry, kind: str, namespace: str, name: str,
+                            fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read-modify-write of ``status`` only (``prepare_for_status_update``): spec, labels and
+    annotations stay as stored whatever ``fn`` does to them. Returns the stored object."""
+    from kubesvc.api import strategy
+
+    def run(txn: Txn) -> dict[str, Any]:
+        k = BY_KIND[kind]
+        old = txn.get(kind, namespace if k.namespaced else "", name)
+        if old is None:
+            raise NotFound(k.resource, name)
+        new = copy.deepcopy(old)
+        fn(new)
+        strategy.prepare_for_status_update(new, old)
+        if new == old:
+            return old
+        stored = txn.update(new, check_version=True)
+        self._after_write(txn, k, old, stored)
+        return stored
+
+    result: dict[str, Any] = self._run(False, run)
+    return result
+
+
+def _registry_bind_pod(self: Registry, namespace: str, name: str, node: str) -> dict[str, Any]:
+    """The binding subresource: set ``spec.nodeName`` once (a no-op when already bound there)."""
+
+    def run(txn: Txn) -> dict[str, Any]:
+        old = txn.get("Pod", namespace, name)
+        if old is None:
+            raise NotFound("pods", name)
+        current = (old.get("spec") or {}).get("nodeName")
+        if current:
+            if current != node:
+                raise BadRequest(f'pod {name} is already assigned to node "{current}"')
+            return old
+        new = copy.deepcopy(old)
+        new.setdefault("spec", {})["nodeName"] = node
+        stored = txn.update(new, check_version=True)
+        self._after_write(txn, BY_KIND["Pod"], old, stored)
+        return stored
+
+    result: dict[str, Any] = self._run(False, run)
+    return result
+
+
+OWNER_KINDS = ("Deployment", "ReplicaSet", "ReplicationController")
+DEPENDENT_KINDS = ("ReplicaSet", "Pod")
+
+
+def _delete_dependents(registry: Registry, txn: Txn, owner: dict[str, Any]) -> None:
+    """Foreground-free cascade (kubectl's default, background): dependents whose ownerReferences
+    name the deleted owner's uid are deleted in the same transaction, recursively."""
+    if owner.get("kind") not in OWNER_KINDS:
+        return
+    uid = owner["metadata"].get("uid")
+    ns = owner["metadata"].get("namespace", "default")
+    if not uid:
+        return
+    for kind in DEPENDENT_KINDS:
+        for obj in txn.list(kind, ns):
+            if any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or []):
+                if txn.get(kind, ns, obj["metadata"]["name"]) is not None:
+                    registry._delete(txn, kind, ns, obj["metadata"]["name"])
+
+
+Registry.update_status = _registry_update_status  # type: ignore[attr-defined]
+Registry.bind_pod = _registry_bind_pod  # type: ignore[attr-defined]
+
+
+def _runs_locally(pod: dict[str, Any]) -> bool:
+    """Pods with a command are run by `kubesvc kubelet` (kubesvc.dataplane.kubelet.spec.runs_locally)."""
+    return any(c.get("command") or c.get("args") for c in (pod.get("spec") or {}).get("containers") or [])

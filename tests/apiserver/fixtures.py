@@ -75,7 +75,8 @@ class Api:
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
                 ) -> tuple[int, dict[str, str], Any]:
         """A raw HTTP request; returns (code, headers, parsed JSON body or text)."""
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        hdrs = {"Content-Type": "application/json", **(headers or {})}  # urllib would say form-urlencoded
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 code, hdrs, raw = r.status, dict(r.headers.items()), r.read()
@@ -114,17 +115,23 @@ def start_api(tmp: Path, *extra: str) -> Api:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One API server per test module (each test uses its own namespace)."""
-    a = start_api(tmp_path_factory.mktemp("apiserver"))
+    a = start_api(tmp_path_factory.mktemp("apiserver"), "--bookmark-interval", "0.3")
     try:
         yield a
     finally:
         a.proc.stop()
 
 
+_NS_COUNT = 0
+
+
 @pytest.fixture
 def ns(api: Api, request: pytest.FixtureRequest) -> str:
     """A fresh namespace named after the test."""
-    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower().replace("_", "-"))[:50].strip("-")
+    global _NS_COUNT
+    _NS_COUNT += 1
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.originalname.lower().replace("_", "-"))[:50].strip("-")
+    name = f"{base}-{_NS_COUNT}"
     r = api.ks("create", "namespace", name)
     assert r.code == 0, r.err
     return name

@@ -78,8 +78,6 @@ def test_get_svc_yaml_and_json_are_the_same_objects(api: Api, services: str) -> 
         assert load(k.out)["metadata"]["namespace"] == services
 
 
-@pytest.mark.xfail(strict=True, reason="kubesvc's -o yaml/json printers differ from kubectl in string quoting and "
-                                       "key order (kubesvc/api/manifests.py, cli printers; reported to the lead)")
 def test_get_svc_yaml_text_is_identical(api: Api, services: str) -> None:
     same(api, "get", "svc", "web", "-n", services, "-o", "yaml")
     same(api, "get", "svc", "web", "-n", services, "-o", "json")

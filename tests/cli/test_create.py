@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+
+import pytest
 
 SVC = """apiVersion: v1
 kind: Service
@@ -200,3 +204,23 @@ def test_create_namespace_and_use_it(cli, manifest):
     r = cli("create", "-n", "team-a", "-f", manifest(SVC.format(name="web", port=80)))
     assert r.code == 0
     assert "web" in cli("get", "svc", "-n", "team-a").out
+
+
+GENERATORS = [
+    ["create", "service", "clusterip", "foo", "--tcp=80:8080"],
+    ["create", "service", "clusterip", "bar", "--tcp=80", "--tcp=443:https"],
+    ["create", "service", "clusterip", "headless", "--clusterip=None"],
+    ["create", "service", "nodeport", "np", "--tcp=80:8080", "--node-port=30080"],
+    ["create", "service", "loadbalancer", "lb", "--tcp=80:8080,443:8443"],
+    ["create", "service", "externalname", "ext", "--external-name=example.com"],
+]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+@pytest.mark.parametrize("args", GENERATORS, ids=lambda a: a[2] + "-" + a[3])
+def test_generated_output_is_byte_identical_to_kubectl(cli, args, fmt):
+    mine = cli(*args, "--dry-run=client", "-o", fmt)
+    theirs = subprocess.run(["kubectl", *args, "--dry-run=client", "-o", fmt], capture_output=True, text=True)
+    assert theirs.returncode == 0, theirs.stderr
+    assert (mine.code, mine.out) == (0, theirs.stdout)

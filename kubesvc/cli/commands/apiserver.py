@@ -36,6 +36,7 @@ def apiserver(
     bind_address: Annotated[str, Opt("--bind-address", help="Address to serve on (loopback unless --token-file is given).")] = "127.0.0.1",
     port: Annotated[int, Opt("--port", help="Port to serve on (0 picks a free one; the ready line tells which).")] = 6443,
     token_file: Annotated[Optional[str], Opt("--token-file", help="Require 'Authorization: Bearer <token>' with the token in this file.")] = None,
+    bookmark_interval: Annotated[float, Opt("--bookmark-interval", help="Seconds between BOOKMARK events on watches that ask for them.")] = 30.0,
     store: StoreOpt = None,
 ) -> None:
     """Serve the Kubernetes API (kubectl, client libraries) over plain HTTP, over the same store as the CLI.
@@ -47,6 +48,8 @@ def apiserver(
 
     if not 0 <= port <= 65535:
         raise ClientError(f"invalid --port {port}: must be between 0 and 65535")
+    if bookmark_interval <= 0:
+        raise ClientError(f"invalid --bookmark-interval {bookmark_interval}: must be positive")
     token = read_token(token_file)
     stop = threading.Event()
 
@@ -62,6 +65,7 @@ def apiserver(
         sys.stdout.flush()
 
     try:
-        server.serve(common.store_path(store), bind_address, port, token, ready=ready, stop=stop)
+        server.serve(common.store_path(store), bind_address, port, token, ready=ready, stop=stop,
+                     bookmark_interval=bookmark_interval)
     except OSError as e:
         raise ClientError(f"cannot listen on {bind_address}:{port}: {e.strerror or e}") from None

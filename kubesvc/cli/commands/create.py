@@ -66,7 +66,7 @@ def _generate(kind: str, name: str, tcp: Optional[list[str]], node_port: Optiona
     ns, _ = common.namespace(namespace)
     if mode == "client":
         if out_fmt:
-            common.print_objects([svc], out_fmt, True)
+            common.print_objects([svc], out_fmt, True, typed=True)
         else:
             common.out(f"service/{name} created (dry run)\n")
         return

@@ -67,7 +67,7 @@ def expose(
         svc = exposelib.expose(src, opts)
         if mode == "client":
             if out_fmt:
-                common.print_objects([svc], out_fmt, True)
+                common.print_objects([svc], out_fmt, True, typed=True)
             else:
                 common.out(f"service/{svc['metadata']['name']} exposed (dry run)\n")
             continue

@@ -36,10 +36,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import httptools
+import logging
 
 from kubesvc.dataplane.ingress import responses
 from kubesvc.dataplane.ingress.routes import Route, RouteTable, normalize_host, normalize_path
 from kubesvc.dataplane.ingress.upstream import Endpoint, Pool, Upstream, UpstreamConn
+
+log = logging.getLogger("kubesvc.ingress")
 
 BUFFER_LIMIT = 256 * 1024
 HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
@@ -182,6 +185,7 @@ class ClientConn(asyncio.Protocol):
         self.tunnel_up: UpstreamConn | None = None
         self.early: list[bytes] = []  # bytes after an Upgrade head, held until the 101
         self.read_timeout = self.cfg.read_timeout
+        self.eof = False
 
     # ------------------------------------------------------------------------------ asyncio
     def connection_made(self, transport: Any) -> None:
@@ -227,8 +231,24 @@ class ClientConn(asyncio.Protocol):
         except Reject as e:
             self.fail(e.status)
         except httptools.HttpParserError as e:
-            cause = e.__context__ if isinstance(e.__context__, Reject) else e.__cause__
-            self.fail(cause.status if isinstance(cause, Reject) else 400)
+            cause = e.__context__
+            if isinstance(cause, Reject):
+                self.fail(cause.status)
+                return
+            if cause is not None:  # a bug in a callback: log it, answer 500, keep serving others
+                log.error("error while handling a request", exc_info=cause)
+                self.fail(500)
+                return
+            log.debug("bad request", extra={"kv": {"client": self.peer, "error": str(e)}})
+            self.fail(400)
+
+    def eof_received(self) -> bool:
+        """A client that half-closes after its requests still gets the answers (then the connection closes)."""
+        self.eof = True
+        if self.tunnel_up is not None:
+            self.tunnel_up.write_eof()
+            return True
+        return self.cur is not None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -704,7 +724,7 @@ class ClientConn(asyncio.Protocol):
         self.shared.requests += 1
         if self.closing:
             return
-        if not ex.keep_alive or ex.out_close:
+        if not ex.keep_alive or ex.out_close or (self.eof and not self.pending):
             self.close()
             return
         self.cur = None

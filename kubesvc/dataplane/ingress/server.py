@@ -10,7 +10,7 @@ Rules kept here:
   in on the loop: requests in flight keep the backend they chose; new ones see the new table.
 - Status: each owned Ingress gets ``status.loadBalancer.ingress = [{ip: <listen address>}]`` (``127.0.0.1`` for
   a wildcard bind); Ingresses that stop being ours lose that entry; on a clean stop the entries are removed
-  (ingress-nginx's ``update-status-on-shutdown``). Writes go through ``Registry.update_status``.
+  (ingress-nginx's ``update-status-on-shutdown``). Writes go through ``Registry.update_status`` (status only; spec and metadata stay).
 - Stop (SIGTERM/SIGINT): close the listeners, let requests in flight finish for up to ``drain_seconds``, then
   close everything and return 0.
 """
@@ -142,7 +142,7 @@ def sync_status(store: Store, table: routes.RouteTable, ip: str | None, all_ingr
             lb.pop("ingress", None)
         status["loadBalancer"] = lb
         try:
-            reg.update_status("Ingress", key[0], key[1], status)
+            reg.update_status("Ingress", key[0], key[1], lambda obj, st=status: obj.__setitem__("status", st))
             writes += 1
         except KubesvcError as e:
             log.warning("cannot write Ingress status", extra={"kv": {"ingress": f"{key[0]}/{key[1]}", "error": str(e)}})
@@ -171,8 +171,8 @@ class Follower(threading.Thread):
                     continue
                 try:
                     self.step(store)
-                except Exception:  # a bug in one sync must not stop following
-                    log.exception("sync failed")
+                except Exception as e:  # a bug in one sync must not stop following
+                    log.error(f"sync failed: {type(e).__name__}: {e}", exc_info=True)
         finally:
             store.close()
 

@@ -109,6 +109,10 @@ class UpstreamConn(asyncio.Protocol):
                 self.owner.upstream_failed(502, f"upstream sent an invalid response: {e}")
 
     def eof_received(self) -> bool:
+        # a tunnel passes the half-close on; otherwise the connection ends here
+        if self.tunnel and self.owner is not None and self.owner.transport is not None and self.owner.transport.can_write_eof():
+            self.owner.transport.write_eof()
+            return True
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -155,6 +159,11 @@ class UpstreamConn(asyncio.Protocol):
         t = self.transport
         if t is not None and not self.closed:
             t.write(data)
+
+    def write_eof(self) -> None:
+        t = self.transport
+        if t is not None and not self.closed and t.can_write_eof():
+            t.write_eof()
 
     def pause_reading(self) -> None:
         if not self.paused and self.transport is not None and not self.closed:

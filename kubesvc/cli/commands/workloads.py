@@ -1,0 +1,142 @@
+"""`kubesvc scale`, `kubesvc rollout status|restart|undo` and `kubesvc logs`: thin flag parsing
+around kubesvc.dataplane.kubelet.rollout and .logs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+from typing_extensions import Annotated
+
+from kubesvc.cli import common
+from kubesvc.cli.common import NamespaceOpt, StoreOpt
+from kubesvc.errors import ClientError
+
+Opt = typer.Option
+Arg = typer.Argument
+
+
+def _target(args: list[str], verb: str) -> tuple[str, str]:
+    """``TYPE/NAME`` or ``TYPE NAME`` -> (Kind, name)."""
+    from kubesvc.api.kinds import resolve
+
+    if len(args) == 1 and "/" in args[0]:
+        word, name = args[0].split("/", 1)
+    elif len(args) == 2:
+        word, name = args
+    else:
+        raise ClientError(f"you must specify the type of resource and its name, e.g. `kubesvc {verb} deployment/web`")
+    return resolve(word).kind, name
+
+
+def scale(
+    target: Annotated[list[str], Arg(help="TYPE/NAME or TYPE NAME (deployment, replicaset, replicationcontroller).")],
+    replicas: Annotated[int, Opt("--replicas", help="The new desired number of replicas. Required.")] = -1,
+    current_replicas: Annotated[int, Opt("--current-replicas", help="Precondition: scale only if the current count is this.")] = -1,
+    namespace: NamespaceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Set a new size for a deployment, replica set or replication controller."""
+    from kubesvc.dataplane.kubelet import rollout as ops
+
+    kind, name = _target(target, "scale")
+    if replicas < 0:
+        raise ClientError("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
+    ns, _ = common.namespace(namespace)
+    common.out(ops.scale(common.registry(store), kind, ns, name, replicas, current_replicas))
+
+
+rollout = typer.Typer(help="Manage the rollout of a deployment: status, restart, undo.", no_args_is_help=True)
+
+
+def _deployment(target: list[str], verb: str) -> str:
+    kind, name = _target(target, f"rollout {verb}")
+    if kind != "Deployment":
+        raise ClientError(f"no {verb} rollout for {kind}: kubesvc rolls out deployments only")
+    return name
+
+
+@rollout.command("status")
+def rollout_status(
+    target: Annotated[list[str], Arg(help="deployment/NAME or deployment NAME.")],
+    watch: Annotated[bool, Opt("--watch/--no-watch", "-w", help="Watch the rollout until it is done.")] = True,
+    timeout: Annotated[float, Opt("--timeout", help="Seconds to wait before giving up (0: forever).")] = 0,
+    namespace: NamespaceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Show the status of the rollout, waiting for it to finish."""
+    from kubesvc.dataplane.kubelet import rollout as ops
+
+    name = _deployment(target, "status")
+    ns, _ = common.namespace(namespace)
+
+    def write(text: str) -> None:
+        common.out(text)
+        sys.stdout.flush()
+
+    ops.status(common.registry(store), ns, name, watch=watch, timeout=timeout, write=write)
+
+
+@rollout.command("restart")
+def rollout_restart(
+    target: Annotated[list[str], Arg(help="deployment/NAME or deployment NAME.")],
+    namespace: NamespaceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Restart a deployment's pods with a rolling update."""
+    from kubesvc.dataplane.kubelet import rollout as ops
+
+    name = _deployment(target, "restart")
+    ns, _ = common.namespace(namespace)
+    common.out(ops.restart(common.registry(store), ns, name))
+
+
+@rollout.command("undo")
+def rollout_undo(
+    target: Annotated[list[str], Arg(help="deployment/NAME or deployment NAME.")],
+    to_revision: Annotated[int, Opt("--to-revision", help="The revision to roll back to (default: the previous one).")] = 0,
+    namespace: NamespaceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Roll a deployment back to a previous revision."""
+    from kubesvc.dataplane.kubelet import rollout as ops
+
+    name = _deployment(target, "undo")
+    ns, _ = common.namespace(namespace)
+    common.out(ops.undo(common.registry(store), ns, name, to_revision))
+
+
+def logs(
+    pod: Annotated[str, Arg(help="POD or pod/POD.")],
+    container: Annotated[Optional[str], Opt("--container", "-c", help="The container (required when the pod has several).")] = None,
+    follow: Annotated[bool, Opt("--follow", "-f", help="Stream new output until the container instance ends.")] = False,
+    previous: Annotated[bool, Opt("--previous", "-p", help="The previous instance of the container (after a restart).")] = False,
+    tail: Annotated[int, Opt("--tail", help="Lines of recent output to show (-1: all).")] = -1,
+    namespace: NamespaceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Print the output (stdout and stderr) of a container in a pod run by `kubesvc kubelet`."""
+    from kubesvc.dataplane.kubelet import logs as podlogs
+
+    name = pod.split("/", 1)[1] if pod.startswith(("pod/", "pods/", "po/")) else pod
+    ns, _ = common.namespace(namespace)
+    reg = common.registry(store)
+    path = common.store_path(store)
+    obj = reg.get("Pod", ns, name)
+    text, file = podlogs.read(path, obj, container, previous=previous, tail=tail)
+    common.out(text)
+    sys.stdout.flush()
+    if follow and not previous:
+        uid = obj["metadata"].get("uid")
+
+        def current() -> bool:
+            p = reg.store.get("Pod", ns, name)
+            return p is not None and p["metadata"].get("uid") == uid and file.exists()
+
+        try:
+            for chunk in podlogs.follow(file, file.stat().st_size, current):
+                common.out(chunk)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,84 @@
+"""``--isolation netns`` (root): each pod in its own network namespace with a veth pair.
+
+Rules kept here (a Calico-style point-to-point plan, no bridge):
+- Namespace ``kubesvc-<uid12>``; host side ``ksh<uid8>`` holds 169.254.1.1/32 and a /32 route to the
+  pod; the pod side, renamed ``eth0``, holds the pod IP/32 with a default route via 169.254.1.1.
+- The pod IP keeps the low 16 bits of the loopback address the registry allocated, inside
+  ``--pod-cidr`` (default 10.244.0.0/16): unique because the allocation is, and no second allocator.
+- Programs run through ``ip netns exec`` (which execs in place: the pid is the program's).
+- Teardown deletes the veth and the namespace; the agent tears down every namespace it made on exit.
+Limits: from inside a pod the host's loopback (127.0.0.0/8: cluster IPs, DNS) is not reachable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import subprocess
+
+from kubesvc.errors import ClientError
+
+GATEWAY = "169.254.1.1"
+
+
+def check_available() -> None:
+    if os.geteuid() != 0:
+        raise ClientError("--isolation netns needs root (network namespaces and veth pairs)")
+    if shutil.which("ip") is None:
+        raise ClientError("--isolation netns needs iproute2 (the `ip` command)")
+
+
+def _ip(*args: str, check: bool = True) -> None:
+    r = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise OSError(f"ip {' '.join(args)}: {r.stderr.strip()}")
+
+
+class PodNetworks:
+    def __init__(self, pod_cidr: str) -> None:
+        self.net = ipaddress.IPv4Network(pod_cidr)
+        if self.net.prefixlen > 16:
+            raise ClientError(f"--pod-cidr {pod_cidr}: need a /16 or larger range")
+        self.made: set[str] = set()
+
+    @staticmethod
+    def names(uid: str) -> tuple[str, str, str]:
+        u = uid.replace("-", "")
+        return f"kubesvc-{u[:12]}", f"ksh{u[:8]}", f"ksp{u[:8]}"
+
+    def pod_ip(self, loopback_ip: str) -> str:
+        low = int(ipaddress.IPv4Address(loopback_ip)) & 0xFFFF
+        return str(self.net.network_address + low)
+
+    def setup(self, uid: str, loopback_ip: str) -> str:
+        ns, host, peer = self.names(uid)
+        ip = self.pod_ip(loopback_ip)
+        self.teardown(uid)
+        self.made.add(uid)
+        _ip("netns", "add", ns)
+        _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("link", "add", host, "type", "veth", "peer", "name", peer)
+        _ip("link", "set", peer, "netns", ns)
+        _ip("-n", ns, "link", "set", peer, "name", "eth0")
+        _ip("-n", ns, "addr", "add", f"{ip}/32", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        _ip("link", "set", host, "up")
+        _ip("addr", "add", f"{GATEWAY}/32", "dev", host)
+        _ip("route", "replace", f"{ip}/32", "dev", host)
+        _ip("-n", ns, "route", "add", GATEWAY, "dev", "eth0", "scope", "link")
+        _ip("-n", ns, "route", "add", "default", "via", GATEWAY, "dev", "eth0")
+        return ip
+
+    def wrap(self, uid: str, argv: list[str]) -> list[str]:
+        return [shutil.which("ip") or "ip", "netns", "exec", self.names(uid)[0], *argv]
+
+    def teardown(self, uid: str) -> None:
+        ns, host, _ = self.names(uid)
+        _ip("link", "del", host, check=False)
+        _ip("netns", "del", ns, check=False)
+        self.made.discard(uid)
+
+    def cleanup_all(self) -> None:
+        for uid in list(self.made):
+            self.teardown(uid)

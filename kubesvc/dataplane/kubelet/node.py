@@ -1,0 +1,169 @@
+"""The node agent's shared state: which pods run here, store writes, events, pod networking.
+
+Rules kept here:
+- A Pod is ours when it has a command (``spec.runs_locally``) and ``spec.nodeName`` is empty or our
+  node name; we bind it (``spec.nodeName``) before starting it. Pods already Succeeded/Failed are
+  not started again; a pod whose uid changed (deleted and re-created) is stopped and started anew.
+- A pod that disappears from the store is stopped gracefully in the background (it already left
+  the Endpoints in the delete transaction) and its log directory is removed afterwards.
+- Status writes go through ``Registry.update_status`` (status subresource); a pod deleted meanwhile
+  is not an error.
+- Network: ``loopback`` (default) uses the pod IP the registry allocated (127.244.0.0/16) and the
+  host's network namespace; ``netns`` (root) gives each pod a namespace, a veth pair and the address
+  with the same low 16 bits in ``--pod-cidr`` (see ``netns.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubesvc.dataplane.kubelet import logs, spec, status
+from kubesvc.dataplane.kubelet.events import Recorder
+from kubesvc.dataplane.kubelet.pod import PodWorker, now_rfc3339
+from kubesvc.errors import KubesvcError, NotFound
+from kubesvc.registry.generic import Registry
+from kubesvc.store.db import Store
+
+Obj = dict[str, Any]
+log = logging.getLogger("kubesvc.kubelet")
+HOST_IP = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class KubeletOptions:
+    store_path: str
+    node_name: str = "kubesvc-node"
+    isolation: str = "loopback"  # loopback | netns
+    pod_cidr: str = "10.244.0.0/16"
+    backoff_base: float = 10.0
+    backoff_cap: float = 300.0
+    sync_period: float = 1.0
+    default_workdir: str = "."
+    controllers: bool = True
+    verbosity: int = 0
+
+
+class Node:
+    def __init__(self, opts: KubeletOptions) -> None:
+        self.opts = opts
+        self.store = Store(opts.store_path)
+        self.registry = Registry(self.store)
+        self.recorder = Recorder(self.registry, "kubelet", opts.node_name)
+        self.workers: dict[tuple[str, str], PodWorker] = {}
+        self.stopping: set[asyncio.Task[None]] = set()
+        self.netns: Any = None
+        if opts.isolation == "netns":
+            from kubesvc.dataplane.kubelet import netns
+
+            self.netns = netns.PodNetworks(opts.pod_cidr)
+
+    # ------------------------------------------------------------------ sync
+
+    def sync_pods(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for pod in self.store.list("Pod"):
+            meta, pspec = pod["metadata"], pod.get("spec") or {}
+            if not spec.runs_locally(pod) or pspec.get("nodeName") not in (None, "", self.opts.node_name):
+                continue
+            key = (meta.get("namespace", "default"), meta["name"])
+            worker = self.workers.get(key)
+            if worker is not None and worker.uid != meta.get("uid", ""):
+                self._stop_worker(worker)
+                worker = None
+            if worker is None:
+                if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                    continue
+                try:
+                    if not pspec.get("nodeName"):
+                        pod = self.registry.bind_pod(key[0], key[1], self.opts.node_name)  # type: ignore[attr-defined]
+                except NotFound:
+                    continue
+                worker = PodWorker(self, pod)
+                self.workers[key] = worker
+                self._keep(asyncio.create_task(worker.start(), name=f"start {key[1]}"))
+                log.info("pod started", extra={"kv": {"pod": f"{key[0]}/{key[1]}"}})
+            else:
+                worker.pod["metadata"] = pod["metadata"]
+            seen.add(key)
+        for key in [k for k in self.workers if k not in seen]:
+            self._stop_worker(self.workers[key])
+
+    def _stop_worker(self, worker: PodWorker) -> None:
+        self.workers.pop(worker.key, None)
+        log.info("pod stopping", extra={"kv": {"pod": f"{worker.namespace}/{worker.name}"}})
+
+        async def stop() -> None:
+            await worker.stop("deleted")
+            shutil.rmtree(logs.pod_dir(self.opts.store_path, worker.pod), ignore_errors=True)
+
+        self._keep(asyncio.create_task(stop(), name=f"stop {worker.name}"))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self.stopping.add(task)
+        task.add_done_callback(self.stopping.discard)
+
+    async def shutdown(self) -> None:
+        """SIGTERM to the agent: stop every pod it runs (grace periods honoured), in parallel."""
+        workers = list(self.workers.values())
+        self.workers.clear()
+        await asyncio.gather(*(w.stop("node-stopped") for w in workers), return_exceptions=True)
+        while self.stopping:
+            await asyncio.gather(*list(self.stopping), return_exceptions=True)
+        if self.netns is not None:
+            self.netns.cleanup_all()
+
+    # ------------------------------------------------------------------ services for pod workers
+
+    def container_env(self, worker: PodWorker, container: Obj) -> dict[str, str]:
+        pod = dict(worker.pod)
+        pod["status"] = {**(worker.pod.get("status") or {}), "podIP": worker.pod_ip,
+                         "podIPs": [{"ip": worker.pod_ip}], "hostIP": HOST_IP, "hostIPs": [{"ip": HOST_IP}]}
+
+        def lookup(kind: str, ns: str, name: str) -> Obj | None:
+            return self.store.get(kind, ns, name)
+
+        return spec.container_env(pod, container, lookup, self.store.list("Service", worker.namespace))
+
+    def write_status(self, worker: PodWorker) -> None:
+        def fn(pod: Obj) -> None:
+            if pod["metadata"].get("uid") != worker.uid:
+                return
+            views: list[status.ContainerView] = [c.view for c in worker.containers]
+            pod["status"] = status.compose(pod, views, pod_ip=worker.pod_ip, host_ip=HOST_IP,
+                                           start_time=worker.start_time, now=now_rfc3339(),
+                                           node_stopped=worker.node_stopped)
+
+        try:
+            stored = self.registry.update_status("Pod", worker.namespace, worker.name, fn)  # type: ignore[attr-defined]
+            if stored["metadata"].get("uid") == worker.uid:
+                worker.pod["status"] = stored.get("status")
+        except NotFound:
+            pass
+        except KubesvcError as e:
+            log.warning("status not written", extra={"kv": {"pod": worker.name, "error": str(e)}})
+
+    def event(self, pod: Obj, type_: str, reason: str, message: str) -> None:
+        self.recorder.event(pod, type_, reason, message)
+
+    def log_path(self, worker: PodWorker, container: str, restart: int) -> Path:
+        return logs.log_path(self.opts.store_path, worker.pod, container, restart)
+
+    def wrap_argv(self, worker: PodWorker, argv: list[str]) -> list[str]:
+        if self.netns is None:
+            return argv
+        return self.netns.wrap(worker.uid, argv)
+
+    async def prepare_network(self, worker: PodWorker) -> str:
+        loopback_ip = (worker.pod.get("status") or {}).get("podIP", "")
+        if self.netns is None:
+            return str(loopback_ip)
+        return str(await asyncio.to_thread(self.netns.setup, worker.uid, loopback_ip))
+
+    async def release_network(self, worker: PodWorker) -> None:
+        if self.netns is not None:
+            await asyncio.to_thread(self.netns.teardown, worker.uid)

@@ -1,0 +1,99 @@
+"""`kubesvc kubelet`: the node agent's foreground loop.
+
+Rules kept here:
+- One agent per store: a lock file beside the store (``<store>.d/kubelet.lock``); a second agent
+  exits with a one-line error naming the first one's pid.
+- Reconcile from the store, never per event: whenever the store revision moves (polled every 50 ms)
+  and at least every ``sync_period``, sync the pods this node runs, then the replica controllers.
+- Ready line: ``kubesvc kubelet ready node=<name> isolation=<mode> pods=<dir>``, once the first
+  sync is done.
+- SIGTERM/SIGINT: stop every pod it runs (SIGTERM, grace period, SIGKILL; statuses written as not
+  ready), then exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from typing import IO
+
+from kubesvc.dataplane import runtime
+from kubesvc.dataplane.kubelet import logs
+from kubesvc.dataplane.kubelet.controllers import Controllers
+from kubesvc.dataplane.kubelet.node import KubeletOptions, Node
+from kubesvc.errors import ClientError
+
+log = logging.getLogger("kubesvc.kubelet")
+
+
+def _lock(store_path: str) -> IO[str]:
+    d = logs.pods_dir(store_path).parent
+    d.mkdir(parents=True, exist_ok=True)
+    f = open(d / "kubelet.lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        other = f.read().strip() or "?"
+        f.close()
+        raise ClientError(f"another kubesvc kubelet (pid {other}) is running on this store") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def run(opts: KubeletOptions) -> int:
+    if not os.path.exists(opts.store_path):
+        raise ClientError(f"store {opts.store_path} does not exist (run `kubesvc init` or create an object first)")
+    if opts.isolation == "netns":
+        from kubesvc.dataplane.kubelet import netns
+
+        netns.check_available()
+    runtime.setup_logging(opts.verbosity)
+    lock = _lock(opts.store_path)
+    try:
+        return runtime.run(lambda stop: _main(stop, opts))
+    finally:
+        lock.close()
+
+
+async def _main(stop: asyncio.Event, opts: KubeletOptions) -> int:
+    node = Node(opts)
+    ctrl = Controllers(node.registry, opts.node_name) if opts.controllers else None
+    last_rev, last_sync = -1, 0.0
+    announced = False
+    try:
+        while not stop.is_set():
+            rev = node.store.revision()
+            if rev != last_rev or time.monotonic() - last_sync >= opts.sync_period:
+                last_rev, last_sync = rev, time.monotonic()
+                _sync(node, ctrl)
+            if not announced:
+                runtime.announce_ready("kubelet", {"node": opts.node_name, "isolation": opts.isolation,
+                                                   "pods": str(logs.pods_dir(opts.store_path))})
+                log.info("kubelet started", extra={"kv": {"node": opts.node_name, "isolation": opts.isolation}})
+                announced = True
+            try:
+                await asyncio.wait_for(stop.wait(), 0.05)
+            except TimeoutError:
+                pass
+    finally:
+        await node.shutdown()
+        log.info("kubelet stopped")
+    return 0
+
+
+def _sync(node: Node, ctrl: Controllers | None) -> None:
+    # A node agent must outlive a transient store error (a busy database, a racing delete): log it
+    # and let the next pass retry from a fresh read.
+    try:
+        node.sync_pods()
+        if ctrl is not None:
+            ctrl.sync()
+    except Exception as e:  # noqa: BLE001
+        log.warning("sync failed", extra={"kv": {"error": f"{e.__class__.__name__}: {e}"}})
