@@ -314,9 +314,9 @@ def test_name_json_yaml() -> None:
     assert render_yaml([one], single=True) == "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n"
     assert render_yaml([one, one], single=False) == (
         "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: web\n"
-        "- apiVersion: v1\n  kind: Service\n  metadata:\n    name: web\nkind: List\nmetadata:\n  resourceVersion: ""\n"
+        "- apiVersion: v1\n  kind: Service\n  metadata:\n    name: web\nkind: List\nmetadata:\n  resourceVersion: \"\"\n"
     )
-    assert render_yaml([], single=False).endswith("items: []\nkind: List\nmetadata:\n  resourceVersion: ""\n")
+    assert render_yaml([], single=False).endswith("items: []\nkind: List\nmetadata:\n  resourceVersion: \"\"\n")
 
 
 def test_jsonpath_printing() -> None:

@@ -45,6 +45,7 @@ from kubesvc.dataplane.ingress.upstream import Endpoint, Pool, Upstream, Upstrea
 log = logging.getLogger("kubesvc.ingress")
 
 BUFFER_LIMIT = 256 * 1024
+LINGER = 2.0
 HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
                  b"upgrade", b"proxy", b"expect", b"content-length", b"x-forwarded-for", b"x-forwarded-host",
                  b"x-forwarded-port", b"x-forwarded-proto", b"x-forwarded-scheme", b"x-scheme", b"x-real-ip",
@@ -186,6 +187,7 @@ class ClientConn(asyncio.Protocol):
         self.early: list[bytes] = []  # bytes after an Upgrade head, held until the 101
         self.read_timeout = self.cfg.read_timeout
         self.eof = False
+        self.lingering = False
 
     # ------------------------------------------------------------------------------ asyncio
     def connection_made(self, transport: Any) -> None:
@@ -214,7 +216,7 @@ class ClientConn(asyncio.Protocol):
         if self.tunnel_up is not None:
             self.tunnel_up.write(data)
             return
-        if self.closing:
+        if self.closing or self.lingering:
             return
         if self.cur is not None and self.cur.upgrade and self.cur.complete_head:
             if len(self.early) < 64:
@@ -245,6 +247,8 @@ class ClientConn(asyncio.Protocol):
     def eof_received(self) -> bool:
         """A client that half-closes after its requests still gets the answers (then the connection closes)."""
         self.eof = True
+        if self.lingering:
+            return False
         if self.tunnel_up is not None:
             self.tunnel_up.write_eof()
             return True
@@ -725,7 +729,10 @@ class ClientConn(asyncio.Protocol):
         if self.closing:
             return
         if not ex.keep_alive or ex.out_close or (self.eof and not self.pending):
-            self.close()
+            if not ex.body_done and not self.eof:
+                self.linger()
+            else:
+                self.close()
             return
         self.cur = None
         if self.pending:
@@ -744,6 +751,24 @@ class ClientConn(asyncio.Protocol):
     def log(self, ex: Exchange) -> None:
         if self.shared.access_log is not None:
             self.shared.access_log(responses.access_line(self.peer, ex))
+
+    def busy(self) -> bool:
+        """A request is being answered (what a graceful stop waits for); tunnels and idle ones are not."""
+        ex = self.cur
+        return ex is not None and ex.complete_head and not ex.done and not ex.tunnel and not self.closing
+
+    def linger(self) -> None:
+        """Answered before the request body was read: stop writing, read and drop what the client still
+        sends for up to LINGER seconds, so the answer is not lost to a reset (nginx's lingering close)."""
+        self.lingering = True
+        self.pauses.clear()
+        t = self.transport
+        if t is None or self.closing:
+            return
+        t.resume_reading()
+        if t.can_write_eof():
+            t.write_eof()
+        self._deadline("linger", LINGER)
 
     def close(self) -> None:
         if not self.closing:

@@ -323,7 +323,7 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
         for s in servers:
             s.close()
         deadline = time.monotonic() + opts.drain_seconds
-        while any(c.cur is not None for c in shared.conns) and time.monotonic() < deadline:
+        while any(c.busy() for c in shared.conns) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for c in list(shared.conns):
             c.abort()
