@@ -49,7 +49,7 @@ $KS expose rc web --port 8080
 $KS get svc,ep web
 
 echo "+ kubesvc up"
-UP_OUT=$($KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --dns-listen 127.0.0.1:0)
+UP_OUT=$($KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --dns-listen 127.0.0.1:0 --apiserver-address 127.0.0.1:0)
 echo "$UP_OUT"
 HEALTHZ=$(echo "$UP_OUT" | sed -n 's/.*healthz=\([0-9.:]*\).*/\1/p' | head -1)
 DNS_PORT=$(echo "$UP_OUT" | sed -n 's/.*udp=127\.0\.0\.1:\([0-9]*\).*/\1/p' | head -1)
@@ -68,6 +68,12 @@ wait_synced() {
 if command -v dig >/dev/null && [ -n "$DNS_PORT" ]; then
   echo "+ dig web.default.svc.cluster.local (the cluster DNS that up started)"
   dig +short -p "$DNS_PORT" @127.0.0.1 web.default.svc.cluster.local
+fi
+
+if command -v kubectl >/dev/null; then
+  echo "+ the real kubectl, against kubesvc's API server"
+  $KS config view > "$DIR/kubeconfig"
+  kubectl --kubeconfig "$DIR/kubeconfig" --cache-dir "$DIR/kube-cache" get svc,ep web -o wide
 fi
 
 echo "+ six requests to $IP:8080 (round robin)"

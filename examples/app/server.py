@@ -4,7 +4,7 @@ GET /         -> "<pod name>\n" (from $POD_NAME, else the hostname)
 GET /healthz  -> 200 "ok" (a liveness probe target)
 GET /readyz   -> 200, or 503 while the file named by $NOT_READY_FILE exists (a readiness probe target)
 SIGTERM       -> prints "shutting down", stops serving and exits 0.
-Environment: POD_IP (default 127.0.0.1), PORT (default 8080), POD_NAME, NOT_READY_FILE.
+Environment: BIND_ADDRESS, else POD_IP (default 127.0.0.1); PORT (default 8080); POD_NAME; NOT_READY_FILE.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    host, port = os.environ.get("POD_IP") or "127.0.0.1", int(os.environ.get("PORT") or 8080)
+    host = os.environ.get("BIND_ADDRESS") or os.environ.get("POD_IP") or "127.0.0.1"
+    port = int(os.environ.get("PORT") or 8080)
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
 

@@ -62,9 +62,15 @@ def _dns_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
     return argv
 
 
+def _apiserver_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
+    host, _, port = (flags.get("apiserver_address") or "127.0.0.1:6443").rpartition(":")
+    return ["apiserver", "--bind-address", host, "--port", port]
+
+
 COMPONENTS: list[Component] = [
     Component("proxy", _proxy_argv, keeps_status=True),
     Component("dns", _dns_argv),
+    Component("apiserver", _apiserver_argv),
 ]
 DEFAULT_COMPONENTS = tuple(c.name for c in COMPONENTS)
 

@@ -31,7 +31,7 @@ def sh(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str
         yield run
     finally:
         run("$KS down")
-        for name in ("proxy", "dns"):
+        for name in ("proxy", "dns", "apiserver"):
             pid_file = Path(store + f".d/{name}.pid")
             if pid_file.exists():  # down failed: never leave a process behind
                 try:
@@ -41,7 +41,7 @@ def sh(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str
 
 
 UP = ("$KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --nodeport-addresses {node}/32"
-      " --dns-listen {node}:0")
+      " --dns-listen {node}:0 --apiserver-address 127.0.0.1:0")
 
 
 def test_up_status_down_cycle(sh, backend) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +64,8 @@ EOF""")
     r = sh(UP.format(node=node))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("proxy: running (pid ")
-    assert "\ndns: running (pid " in r.stdout
+    assert "\ndns: running (pid " in r.stdout and "\napiserver: running (pid " in r.stdout
+    api_url = re.search(r"url=(\S+)", r.stdout).group(1)
     assert "healthz=127.0.0.1:" in r.stdout and f"logs: {sh.store}.d/" in r.stdout
     dns_port = re.search(rf"udp={re.escape(node)}:(\d+)", r.stdout).group(1)
     dig = subprocess.run(["dig", "+short", "+time=2", "+tries=1", "-p", dns_port, f"@{node}", "web.default.svc.cluster.local"],
@@ -73,6 +74,10 @@ EOF""")
     # Serving right after `up` returns: no sleep needed.
     ip = sh("$KS get svc web -o jsonpath='{.spec.clusterIP}'").stdout
     assert dig.stdout.strip() == ip  # the DNS server that `up` started answers for the Service
+    import urllib.request
+
+    with urllib.request.urlopen(f"{api_url}/api/v1/namespaces/default/services/web", timeout=5) as resp:
+        assert json.loads(resp.read())["spec"]["clusterIP"] == ip  # and so does the API server
     with socket.create_connection((ip, 8080), timeout=5) as s:
         s.sendall(b"abc")
         s.shutdown(socket.SHUT_WR)
@@ -90,9 +95,10 @@ EOF""")
 
     pid = json.loads(Path(sh.store + ".d/proxy.pid").read_text())["pid"]
     dns_pid = json.loads(Path(sh.store + ".d/dns.pid").read_text())["pid"]
+    api_pid = json.loads(Path(sh.store + ".d/apiserver.pid").read_text())["pid"]
     down = sh("$KS down")
     assert down.returncode == 0
-    assert down.stdout == f"proxy: stopped (pid {pid})\ndns: stopped (pid {dns_pid})\n"
+    assert down.stdout == f"proxy: stopped (pid {pid})\ndns: stopped (pid {dns_pid})\napiserver: stopped (pid {api_pid})\n"
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1], timeout=5)
 
     st = sh("$KS status")

@@ -95,6 +95,9 @@ class PodWorker:
         self.stopping = True
         self.stop_event.set()
         grace = float((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30) or 0)
+        for c in self.containers:
+            for t in c.probe_tasks:
+                t.cancel()
         running = [c for c in self.containers if c.proc is not None and c.proc.returncode is None]
         for c in running:
             self.node.event(self.pod, "Normal", "Killing", f"Stopping container {c.view.name}")

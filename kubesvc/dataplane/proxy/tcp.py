@@ -195,26 +195,14 @@ class ClientSide(_Side):
                 ep = state.balancer.next(client_ip, reset=attempt > 0)
             except NoEndpoints:
                 break
-            sock = socket.socket(socket.AF_INET6 if ":" in ep[0] else socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                async with asyncio.timeout(timeout):
-                    await loop.sock_connect(sock, ep)
-            except (OSError, TimeoutError) as e:
-                sock.close()
-                state.metrics.connect_failures += 1
-                log.debug("connect failed", extra={"kv": {"service": state.label, "endpoint": f"{ep[0]}:{ep[1]}", "error": str(e) or type(e).__name__, "attempt": attempt + 1}})
-                continue
-            if pair.done:
-                sock.close()
-                return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             backend = BackendSide(pair)
             try:
-                bt, _ = await loop.create_connection(lambda: backend, sock=sock)
-            except OSError:
-                sock.close()
+                # One native connect (numeric address: no resolver); the transport sets TCP_NODELAY itself.
+                async with asyncio.timeout(timeout):
+                    bt, _ = await loop.create_connection(lambda: backend, ep[0], ep[1])
+            except (OSError, TimeoutError) as e:
                 state.metrics.connect_failures += 1
+                log.debug("connect failed", extra={"kv": {"service": state.label, "endpoint": f"{ep[0]}:{ep[1]}", "error": str(e) or type(e).__name__, "attempt": attempt + 1}})
                 continue
             client = pair.client
             if pair.done or client is None:
