@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,12 +42,30 @@ def test_docs_index_links_exist():
         assert (ROOT / "docs" / link).exists(), link
 
 
+def test_index_links_every_page():
+    text = (ROOT / "docs" / "index.md").read_text()
+    for sub in ("commands", "concepts"):
+        for page in (ROOT / "docs" / sub).glob("*.md"):
+            assert f"({sub}/{page.name})" in text, f"docs/index.md does not link {sub}/{page.name}"
+
+
 def test_readme_quick_start_runs(tmp_path):
+    """Every `sh` block of the README's quick start, line by line, against a fresh store."""
     text = (ROOT / "README.md").read_text()
-    block = text.split("By hand, after `make install` (or `pip install -e .`):", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    section = text.split("By hand, after `make install` (or `pip install -e .`):", 1)[1].split("## What is where", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```sh")[1:]]
     env = dict(os.environ, KUBESVC_STORE=str(tmp_path / "qs.db"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    lines = [ln.split("#", 1)[0].strip() for ln in block.strip().splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("export ")]
-    for ln in lines:
-        p = subprocess.run(["bash", "-c", ln], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-        assert p.returncode == 0, (ln, p.stdout, p.stderr)
+    try:
+        for block in blocks:
+            lines = [ln.split("  #", 1)[0].strip() for ln in block.strip().splitlines()]
+            lines = [ln for ln in lines if ln and not ln.startswith("export ")]
+            for ln in lines:
+                if ln.startswith("kubectl") and not shutil.which("kubectl"):
+                    continue
+                ln = ln.replace("/tmp/kubesvc.kubeconfig", str(tmp_path / "kubeconfig"))
+                if ln.startswith("kubectl"):
+                    ln += f" --cache-dir {tmp_path / 'kube-cache'}"
+                p = subprocess.run(["bash", "-c", ln], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+                assert p.returncode == 0, (ln, p.stdout, p.stderr)
+    finally:
+        subprocess.run([sys.executable, "-m", "kubesvc", "down"], env=env, capture_output=True, timeout=60)
