@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from kubesvc.api.selectors import is_dns1123_subdomain, parse_equality_map
+from kubesvc.api.names import is_dns1123_subdomain
+from kubesvc.api.selectors import parse_equality_map
 from kubesvc.errors import ClientError
 
 __all__ = ["ExposeOptions", "expose", "create_service", "split_string_slice"]

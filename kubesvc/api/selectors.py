@@ -40,7 +40,7 @@ __all__ = [
 # Name validation (apimachinery util/validation), kept local: selectors need only these two.
 
 # Name rules are apimachinery's validation package, shared with object validation.
-from kubesvc.api.names import is_dns1123_subdomain, is_qualified_name, is_valid_label_value  # noqa: E402
+from kubesvc.api.names import is_qualified_name, is_valid_label_value  # noqa: E402
 
 
 def _go_quote(s: str) -> str:

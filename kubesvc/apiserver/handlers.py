@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, unquote
 
-from kubesvc.api.kinds import BY_KIND, Kind
+from kubesvc.api.kinds import Kind
 from kubesvc.apiserver import discovery, patch as patchlib, views
 from kubesvc.apiserver.discovery import Resource
 from kubesvc.apiserver.selection import Filter, parse_fields, parse_labels
@@ -140,7 +140,7 @@ def handle(req: Request, ctx: Context) -> Response:
 def _route(req: Request, ctx: Context) -> Response:
     segs = _segments(req.path)
     if req.method not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     if not segs or segs == [""]:
         return json_response(200, {"paths": ["/api", "/api/v1", "/apis", *[f"/apis/{gv}" for gv in discovery.group_versions() if "/" in gv],
                                              "/openapi/v3", "/healthz", "/livez", "/readyz", "/version"]})
@@ -207,7 +207,7 @@ def _resource(req: Request, ctx: Context, res: Resource, namespace: str | None, 
         raise not_found_path()
     verb = req.method
     if res.derived and verb not in ("GET", "HEAD"):
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     if sub is not None and verb != "GET":
         raise ApiError(405, "MethodNotAllowed", "kubesvc does not serve writes to the status subresource")
     k = res.kind
@@ -317,7 +317,7 @@ def _options(req: Request) -> tuple[bool, str]:
 def decode_body(req: Request, yaml_ok: bool = False) -> Any:
     ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype and ctype not in ("application/json", "*/*", *patchlib.PATCH_TYPES, "application/yaml"):
-        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml')
+        raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml')
     if len(req.body) > MAX_BODY:
         raise ApiError(413, "RequestEntityTooLarge", "the request body is too large")
     if not req.body.strip():

@@ -262,7 +262,12 @@ def plan_deployment(deploy: Obj, all_rss: list[Obj], pods: list[Obj]) -> Deploym
     olds = [r for r in rss if new is None or r["metadata"]["name"] != new["metadata"]["name"]]
     max_rev = max((revision_of(r) for r in rss), default=0)
     replicas = {r["metadata"]["name"]: int((r.get("spec") or {}).get("replicas", 0)) for r in rss}
-    available = {r["metadata"]["name"]: int((r.get("status") or {}).get("availableReplicas", 0)) for r in rss}
+    # Availability from the pods themselves, not the ReplicaSets' status: a status written before the
+    # last scale-down would let one pass remove more than maxUnavailable allows.
+    now = datetime.now(timezone.utc)
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    available = {r["metadata"]["name"]: sum(1 for p in pods if owned(p, r) and is_active(p)
+                                            and is_available(p, min_ready, now)) for r in rss}
     if new is None:
         new = new_replica_set(deploy, max_rev + 1)
         plan.create = new

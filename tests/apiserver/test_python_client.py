@@ -9,7 +9,6 @@ import pytest
 
 from tests.apiserver.fixtures import *  # noqa: F403
 from tests.apiserver.fixtures import Api
-from tests.support.procs import wait_for
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client, config, watch  # noqa: E402

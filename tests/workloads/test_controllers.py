@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -122,8 +125,20 @@ def test_rolling_update_undo_and_cascade(bed: Bed) -> None:
     new = bed.marked(deployment("app", 2, "v2"))
     new["metadata"]["namespace"] = "default"
     assert bed.reg.apply(new).action == "configured"
-    r = bed.ks("rollout", "status", "deploy", "app", "--timeout", "25")
-    assert r.returncode == 0, (r.stdout, r.stderr)
+    # maxUnavailable 0: while the rollout runs, two ready endpoints at every look
+    watcher = subprocess.Popen([sys.executable, "-m", "kubesvc", "--store", bed.store_path, "rollout", "status",
+                                "deploy", "app", "--timeout", "25"], stdout=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        while watcher.poll() is None:
+            seen.append(len(bed.endpoints("app")[0]))
+            time.sleep(0.05)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+        out, _ = watcher.communicate(timeout=10)
+    assert watcher.returncode == 0, out
+    assert min(seen) >= 2 and "old replicas are pending termination" in out, (seen, out)
     ips = ready_ips(bed, "app", 2)
     v2 = bed.pods(app="app")
     assert not v1_pods & {p["metadata"]["name"] for p in v2}

@@ -115,3 +115,49 @@ def test_second_kubelet_refused_and_stop_kills_pods(bed: Bed) -> None:
     st = bed.pod("sleeper")["status"]
     assert [c for c in st["conditions"] if c["type"] == "Ready"][0]["status"] == "False"
     assert os.path.exists(bed.store_path)
+
+
+def test_logs_follow_streams_until_pod_goes(bed: Bed) -> None:
+    import subprocess
+
+    bed.start_kubelet()
+    ticker = "import itertools, time\nfor i in itertools.count():\n    print(f'tick {i}', flush=True); time.sleep(0.1)"
+    bed.create(pod("ticker", [{"name": "main", "image": "x", "command": [sys.executable, "-c", ticker]}],
+                   terminationGracePeriodSeconds=1))
+    bed.wait(lambda: "tick 1" in bed.ks("logs", "ticker").stdout, what="first output")
+    follower = subprocess.Popen([sys.executable, "-m", "kubesvc", "--store", bed.store_path, "logs", "-f", "ticker"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        seen = [follower.stdout.readline() for _ in range(30)]
+        numbers = [int(s.split()[1]) for s in seen]
+        assert numbers == list(range(numbers[0], numbers[0] + 30))  # in order, nothing lost
+        assert bed.ks("delete", "pod", "ticker").returncode == 0
+        follower.wait(timeout=15)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait(5)
+    assert follower.returncode == 0
+
+
+def test_cli_errors_and_restart_stamp_without_agent(bed: Bed) -> None:
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}},
+                    "template": {"metadata": {"labels": {"app": "d"}},
+                                 "spec": {"containers": [{"name": "c", "image": "x", "command": ["true"]}]}}}}
+    bed.create(dep)
+    r = bed.ks("rollout", "restart", "deployment/d")
+    assert (r.returncode, r.stdout) == (0, "deployment.apps/d restarted\n"), r.stderr
+    tmpl = bed.store.get("Deployment", "default", "d")["spec"]["template"]["metadata"]
+    assert "kubectl.kubernetes.io/restartedAt" in tmpl["annotations"]
+    r = bed.ks("rollout", "undo", "deployment/d")
+    assert (r.returncode, r.stderr) == (1, 'error: no rollout history found for deployment "d"\n')
+    r = bed.ks("scale", "deployment/d")
+    assert r.returncode == 1 and r.stderr.startswith("error: The --replicas=COUNT flag is required")
+    r = bed.ks("scale", "svc/d", "--replicas", "2")
+    assert r.returncode == 1 and "cannot scale services" in r.stderr
+    r = bed.ks("rollout", "status", "deployment/d", "--no-watch")
+    assert r.returncode == 0 and r.stdout.startswith('Waiting for deployment "d" rollout to finish'), r.stdout
+    r = bed.ks("logs", "nope")
+    assert (r.returncode, r.stderr) == (1, 'Error from server (NotFound): pods "nope" not found\n')

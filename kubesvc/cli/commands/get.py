@@ -11,7 +11,7 @@ from typing_extensions import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import Exit, Failure, NamespaceOpt, OutputOpt, SelectorOpt, StoreOpt
-from kubesvc.errors import ClientError, KubesvcError, NotFound
+from kubesvc.errors import ClientError, NotFound
 
 NO_TYPE = (
     'You must specify the type of resource to get. Use "kubesvc get all" or one of: pods (po), services (svc), '
@@ -30,7 +30,7 @@ def parse_targets(args: list[str]) -> list[tuple[str, Optional[list[str]]]]:
         out: list[tuple[str, Optional[list[str]]]] = []
         for a in args:
             if "/" not in a:
-                raise ClientError(f"there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubesvc get resource/<resource_name>' instead of 'kubesvc get resource resource/<resource_name>'")
+                raise ClientError("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubesvc get resource/<resource_name>' instead of 'kubesvc get resource resource/<resource_name>'")
             t, _, n = a.partition("/")
             kind = resolve(t).kind
             for existing in out:

@@ -59,6 +59,7 @@ def proxy(
     metrics_bind_address: MetricsOpt = "127.0.0.1:10249",
     udp_timeout: UdpTimeoutOpt = "10s",
     verbosity: VerbosityOpt = 0,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes sharing every listening socket (SO_REUSEPORT); more than 1 raises the new-connection rate on several cores.")] = 1,
     status_file: Annotated[Optional[str], typer.Option("--status-file", help="Keep a JSON summary of what is served in this file (used by `kubesvc status`).")] = None,
     store: StoreOpt = None,
 ) -> None:
@@ -76,6 +77,7 @@ def proxy(
         udp_timeout=parse_duration(udp_timeout, "--udp-timeout"),
         verbosity=verbosity,
         status_file=status_file,
+        workers=workers,
     )
     path = common.store_path(store)
     common.registry(store)  # open (and create) the store now, so a bad path is a one-line error

@@ -118,51 +118,45 @@ class Shared:
 
 
 class Exchange:
-    """One request/response pair on a client connection."""
+    """One request/response pair on a client connection. Immutable defaults live on the class, so a new
+    exchange costs only the few attributes set in ``__init__`` (this is on every request's path)."""
 
-    __slots__ = ("method", "url", "version", "headers", "head_bytes", "keep_alive", "upgrade", "chunked",
-                 "clen", "body", "buffered", "body_seen", "body_done", "expect", "started", "route", "up",
-                 "tries", "status", "sent", "out_chunked", "out_close", "head_sent", "done", "req_id",
-                 "upstream_status", "upstream_addr", "host", "limit", "complete_head", "interim", "head_only",
-                 "reused", "up_keep", "tunnel", "early_close")
+    method = b""
+    version = "1.1"
+    head_bytes = 0
+    keep_alive = True
+    upgrade = False
+    chunked = False
+    clen = -1
+    buffered = 0
+    body_seen = 0
+    body_done = False
+    expect = False
+    route: Route | None = None
+    up: UpstreamConn | None = None
+    tries = 0
+    status = 0
+    sent = 0
+    out_chunked = False
+    out_close = False
+    head_sent = False
+    done = False
+    req_id = b""
+    upstream_status = b"-"
+    upstream_addr = "-"
+    host = b""
+    limit = 0
+    complete_head = False
+    interim = False
+    reused = False
+    up_keep = False
+    tunnel = False
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_bytes = 0
-        self.method = b""
-        self.version = "1.1"
-        self.keep_alive = True
-        self.upgrade = False
-        self.chunked = False
-        self.clen = -1
         self.body: list[bytes] = []
-        self.buffered = 0
-        self.body_seen = 0
-        self.body_done = False
-        self.expect = False
         self.started = time.time()
-        self.route: Route | None = None
-        self.up: UpstreamConn | None = None
-        self.tries = 0
-        self.status = 0
-        self.sent = 0
-        self.out_chunked = False
-        self.out_close = False
-        self.head_sent = False
-        self.done = False
-        self.req_id = b""
-        self.upstream_status = b"-"
-        self.upstream_addr = "-"
-        self.host = b""
-        self.limit = 0
-        self.complete_head = False
-        self.interim = False
-        self.head_only = False
-        self.reused = False
-        self.up_keep = False
-        self.tunnel = False
-        self.early_close = False
 
 
 class ClientConn(asyncio.Protocol):
@@ -188,6 +182,7 @@ class ClientConn(asyncio.Protocol):
         self.read_timeout = self.cfg.read_timeout
         self.eof = False
         self.lingering = False
+        self.obuf: list[bytes] | None = None
 
     # ------------------------------------------------------------------------------ asyncio
     def connection_made(self, transport: Any) -> None:
@@ -442,7 +437,7 @@ class ClientConn(asyncio.Protocol):
         if up is None or not up.endpoints:
             return self.respond(ex, 503)
         if ex.expect and not ex.body_done:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         if not ex.body_done and (ex.chunked or ex.clen > 0):
             self._deadline("body", self.cfg.body_timeout)
         else:
@@ -549,7 +544,7 @@ class ClientConn(asyncio.Protocol):
         if 100 <= status < 200 and status != 101:
             ex.interim = True
             if ex.version == "1.1" and not ex.expect:
-                self.transport.write(b"HTTP/1.1 %d %s\r\n\r\n" % (status, reason))
+                self.send(b"HTTP/1.1 %d %s\r\n\r\n" % (status, reason))
             return
         ex.status = status
         ex.upstream_status = str(status).encode()
@@ -607,7 +602,7 @@ class ClientConn(asyncio.Protocol):
 
     def _write_head(self, ex: Exchange, head: bytes) -> None:
         ex.head_sent = True
-        self.transport.write(head)
+        self.send(head)
 
     def response_body(self, data: bytes) -> None:
         ex = self.cur
@@ -615,9 +610,9 @@ class ClientConn(asyncio.Protocol):
             return
         ex.sent += len(data)
         if ex.out_chunked:
-            self.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            self.send(b"%x\r\n%b\r\n" % (len(data), data))
         else:
-            self.transport.write(data)
+            self.send(data)
 
     def response_done(self, conn: UpstreamConn) -> None:
         ex = self.cur
@@ -629,7 +624,7 @@ class ClientConn(asyncio.Protocol):
         if ex.tunnel:
             return  # the HttpParserUpgrade that follows opens the tunnel
         if ex.out_chunked:
-            self.transport.write(b"0\r\n\r\n")
+            self.send(b"0\r\n\r\n")
         ex.up = None
         if ex.up_keep and ex.body_done:
             self.shared.pool.release(conn)
@@ -649,7 +644,7 @@ class ClientConn(asyncio.Protocol):
         self._deadline("", 0)
         self.log(ex)
         if rest:
-            self.transport.write(rest)
+            self.send(rest)
         for chunk in self.early:
             conn.write(chunk)
         self.early = []
@@ -762,6 +757,7 @@ class ClientConn(asyncio.Protocol):
         sends for up to LINGER seconds, so the answer is not lost to a reset (nginx's lingering close)."""
         self.lingering = True
         self.pauses.clear()
+        self.flush()
         t = self.transport
         if t is None or self.closing:
             return
@@ -770,7 +766,21 @@ class ClientConn(asyncio.Protocol):
             t.write_eof()
         self._deadline("linger", LINGER)
 
+    def send(self, data: bytes) -> None:
+        """Write to the client; while an upstream chunk is being parsed, writes are gathered (``obuf``) and
+        go out as one ``write`` when the parse returns: head and body of a small answer share one syscall."""
+        if self.obuf is not None:
+            self.obuf.append(data)
+        elif self.transport is not None:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        buf, self.obuf = self.obuf, None
+        if buf and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
+
     def close(self) -> None:
+        self.flush()
         if not self.closing:
             self.closing = True
             if self.transport is not None:
@@ -778,6 +788,7 @@ class ClientConn(asyncio.Protocol):
 
     def abort(self) -> None:
         self.closing = True
+        self.obuf = None
         ex = self.cur
         if ex is not None and ex.up is not None:
             ex.up.abort()

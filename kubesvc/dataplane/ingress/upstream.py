@@ -96,6 +96,7 @@ class UpstreamConn(asyncio.Protocol):
             return
         if owner.read_timeout:
             self.deadline = time.monotonic() + owner.read_timeout
+        owner.obuf = []  # gather the writes to the client made while parsing this chunk
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
@@ -107,6 +108,8 @@ class UpstreamConn(asyncio.Protocol):
         except httptools.HttpParserError as e:
             if self.owner is not None:
                 self.owner.upstream_failed(502, f"upstream sent an invalid response: {e}")
+        finally:
+            owner.flush()
 
     def eof_received(self) -> bool:
         # a tunnel passes the half-close on; otherwise the connection ends here

@@ -10,6 +10,13 @@ Rules kept here (STYLE rule 3; spec dataplane.md §1.9):
   added or removed. Established connections are never cut by a sync.
 - An address that cannot be bound is reported for its service port (log, status file, metrics) and
   retried every ``RETRY_BIND_SECONDS``; every other listener keeps serving.
+- ``workers > 1``: this process (the primary) binds first, then starts ``workers - 1`` worker processes
+  (``worker_main``) that follow the same store and bind the same addresses with SO_REUSEPORT, so the kernel
+  spreads new connections; the ready line waits for every worker. Each process has its own balancers
+  (round robin per process; ClientIP affinity kept whole by steering a client IP to one process, see
+  tcp.py). Workers leave their counters in a directory every second; the primary's ``/metrics`` adds them.
+  Only the primary serves HTTP and writes the status file. A worker that dies is restarted; workers stop
+  with the primary (SIGTERM, or PR_SET_PDEATHSIG when the primary is killed).
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +45,8 @@ from kubesvc.dataplane.proxy.udp import UdpListener
 log = logging.getLogger("kubesvc.proxy")
 
 RETRY_BIND_SECONDS = 2.0
+WORKER_READY_SECONDS = 60.0
+WORKER_RESTART_SECONDS = 1.0
 STATUS_WRITE_SECONDS = 0.5
 SHUTDOWN_GRACE_SECONDS = 1.0
 
@@ -50,6 +62,8 @@ class ProxyOptions:
     poll_interval: float = 0.01
     verbosity: int = 0
     status_file: str | None = None
+    workers: int = 1  # processes sharing every listening socket (SO_REUSEPORT) when > 1
+    worker_dir: str | None = None  # set only in worker processes: where they leave their counters
 
 
 @dataclass
@@ -133,6 +147,16 @@ class ProxyServer:
         self._status_dirty = False
         self._status_written = 0.0
         self._syncing = asyncio.Lock()
+        self.workers: dict[int, subprocess.Popen[bytes]] = {}  # slot -> process (primary only)
+        self._worker_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._stopping = False
+        self._worker_restart_at = 0.0
+        self._parent = os.getppid()
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        return self.options.worker_dir is not None
 
     # ------------------------------------------------------------------------------- snapshot side
 
@@ -195,6 +219,7 @@ class ProxyServer:
             del self.failed[key]
         for key, listener in self.listeners.items():
             listener.state = self.states[plan.listeners[key]]
+            listener.steer()
         now = time.monotonic()
         opened = 0
         for key in to_open:
@@ -208,10 +233,11 @@ class ProxyServer:
     async def _open(self, key: planning.ListenerKey, state: PortState) -> bool:
         proto, ip, port = key
         listener: Listener
+        workers = self.options.workers
         if proto == "TCP":
-            listener = TcpListener(key, state, self.tasks)
+            listener = TcpListener(key, state, self.tasks, workers)
         else:
-            listener = UdpListener(key, state, self.options.udp_timeout)
+            listener = UdpListener(key, state, self.options.udp_timeout, workers)
         try:
             await listener.open()
         except OSError as e:
@@ -255,19 +281,56 @@ class ProxyServer:
         if self.failed:
             await self._apply(self.plan)
             self._status_dirty = True
+        if self.is_worker:
+            if os.getppid() != self._parent and self._stop is not None:  # primary gone (PDEATHSIG is the fast path)
+                self._stop.set()
+            self._write_counters()
+        elif self.workers:
+            self._supervise_workers()
 
     # ------------------------------------------------------------------------------- observability
 
-    def _metrics_text(self) -> str:
-        rows = []
-        for spn, st in sorted(self.states.items()):
+    def _counters(self) -> dict[planning.SPN, dict[str, int]]:
+        out = {}
+        for spn, st in self.states.items():
             m = st.metrics
             vals = {a: getattr(m, a) for a in m.__slots__}
             for pair in st.conns:
                 i, o = pair.live_bytes()
                 vals["bytes_in"] += i
                 vals["bytes_out"] += o
-            rows.append((spn, st.protocol, vals))
+            out[spn] = vals
+        return out
+
+    def _write_counters(self) -> None:
+        """Worker side: leave this process's counters for the primary's /metrics (atomic replace)."""
+        assert self.options.worker_dir is not None
+        path = os.path.join(self.options.worker_dir, f"{os.getpid()}.json")
+        with open(f"{path}.tmp", "w") as f:
+            json.dump([[list(spn), vals] for spn, vals in self._counters().items()], f)
+        os.replace(f"{path}.tmp", path)
+
+    def _worker_counters(self) -> list[tuple[planning.SPN, dict[str, int]]]:
+        if self._worker_dir is None:
+            return []
+        out = []
+        for proc in self.workers.values():
+            try:
+                with open(os.path.join(self._worker_dir.name, f"{proc.pid}.json")) as f:
+                    out += [(tuple(spn), vals) for spn, vals in json.load(f)]
+            except (OSError, ValueError):
+                continue
+        return out  # type: ignore[return-value]
+
+    def _metrics_text(self) -> str:
+        counters = self._counters()
+        for spn, vals in self._worker_counters():
+            mine = counters.get(spn)
+            if mine is not None:
+                for k, v in vals.items():
+                    if k in mine:
+                        mine[k] += v
+        rows = [(spn, self.states[spn].protocol, counters[spn]) for spn in sorted(counters)]
         return render(rows, self.sync_stats, len(self.listeners), len(self.failed))
 
     def _healthz(self) -> tuple[int, str, str]:
@@ -317,11 +380,16 @@ class ProxyServer:
     # ------------------------------------------------------------------------------- lifecycle
 
     async def run(self, stop: asyncio.Event, on_ready: Any = None) -> int:
-        await self._serve_http()
+        self._stop = stop
+        if not self.is_worker:
+            await self._serve_http()
         await self.sync()
         self.write_status()
+        if self.options.workers > 1 and not self.is_worker:
+            await self._start_workers()
         if on_ready is not None:
-            on_ready({**self.bound, "listeners": len(self.listeners), "servicePorts": len(self.plan.ports), "bindErrors": len(self.failed)})
+            extra = {"workers": self.options.workers} if self.options.workers > 1 else {}
+            on_ready({**self.bound, "listeners": len(self.listeners), "servicePorts": len(self.plan.ports), "bindErrors": len(self.failed), **extra})
         follower = asyncio.get_running_loop().create_task(self._follow())
         try:
             await stop.wait()
@@ -334,7 +402,58 @@ class ProxyServer:
             await self.shutdown()
         return 0
 
+    # ------------------------------------------------------------------------------- worker processes
+
+    def _spawn_worker(self, slot: int) -> subprocess.Popen[bytes]:
+        assert self._worker_dir is not None
+        opts = {k: getattr(self.options, k) for k in ProxyOptions.__dataclass_fields__}
+        opts.update(healthz_bind_address="", metrics_bind_address="", status_file=None, worker_dir=self._worker_dir.name)
+        argv = [sys.executable, "-c", "from kubesvc.dataplane.proxy.server import worker_main; worker_main()",
+                json.dumps({"store": self.store_path, "options": opts})]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.workers[slot] = proc
+        return proc
+
+    async def _start_workers(self) -> None:
+        self._worker_dir = tempfile.TemporaryDirectory(prefix="kubesvc-proxy-workers-")
+        procs = [self._spawn_worker(slot) for slot in range(1, self.options.workers)]
+        loop = asyncio.get_running_loop()
+        for proc in procs:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), WORKER_READY_SECONDS)
+            if not line.startswith(b"kubesvc proxy-worker ready"):
+                raise OSError(f"proxy worker {proc.pid} failed to start (exit code {proc.poll()})")
+            proc.stdout.close()
+
+    def _supervise_workers(self) -> None:
+        if self._stopping:
+            return
+        for slot, proc in list(self.workers.items()):
+            code = proc.poll()
+            if code is not None and time.monotonic() >= self._worker_restart_at:
+                log.warning("proxy worker exited; restarting", extra={"kv": {"pid": proc.pid, "code": code}})
+                self._worker_restart_at = time.monotonic() + WORKER_RESTART_SECONDS
+                self._spawn_worker(slot).stdout.close()  # type: ignore[union-attr]
+
+    def _stop_workers(self) -> None:
+        self._stopping = True
+        for proc in self.workers.values():
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 5
+        for proc in self.workers.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self.workers.clear()
+        if self._worker_dir is not None:
+            self._worker_dir.cleanup()
+            self._worker_dir = None
+
     async def shutdown(self) -> None:
+        self._stop_workers()
         for srv in self.http:
             srv.close()
         for listener in self.listeners.values():
@@ -359,3 +478,32 @@ class ProxyServer:
                 os.unlink(self.options.status_file)
             except FileNotFoundError:
                 pass
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent (the primary) dies, even by SIGKILL."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # the getppid() check in housekeeping still notices within a second
+
+
+def worker_main() -> None:
+    """Entry point of a worker process (started by the primary with its options as JSON in argv[1])."""
+    from kubesvc.dataplane import runtime
+
+    args = json.loads(sys.argv[1])
+    opts = args["options"]
+    opts["nodeport_addresses"] = tuple(opts["nodeport_addresses"])
+    options = ProxyOptions(**opts)
+    _die_with_parent()
+    runtime.setup_logging(options.verbosity)
+
+    async def main(stop: asyncio.Event) -> int:
+        server = ProxyServer(args["store"], options)
+        return await server.run(stop, on_ready=lambda fields: runtime.announce_ready("proxy-worker", fields))
+
+    sys.exit(runtime.run(main))

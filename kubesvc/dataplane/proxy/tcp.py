@@ -12,6 +12,10 @@ Rules kept here (spec dataplane.md §1.6, §1.7):
 - Half-close: EOF from one side becomes ``write_eof()`` (shutdown SHUT_WR) on the other; the pair closes
   when both directions ended or either side closes or errors (an error on one side aborts the other).
 - Reconfiguring or removing a listener never touches established connections.
+- Worker processes (``--workers N``): every process binds the same ``ip:port`` with SO_REUSEPORT and the
+  kernel spreads new connections over them. A ClientIP-affinity listener gets a classic BPF program that
+  picks the socket from the client's address (``steer_by_client_ip``), so one client IP always reaches the
+  same process and therefore the same balancer.
 """
 
 from __future__ import annotations
@@ -43,6 +47,34 @@ def reset(transport: asyncio.BaseTransport) -> None:
     except OSError:
         pass
     transport.abort()  # type: ignore[attr-defined]
+
+
+_SO_ATTACH_REUSEPORT_CBPF = 51
+_SO_DETACH_REUSEPORT_BPF = 68
+_SKF_NET_OFF = -0x100000
+
+
+def steer_by_client_ip(sock: socket.socket, workers: int, on: bool) -> None:
+    """Choose the SO_REUSEPORT socket by ``client address mod workers`` (on) or the kernel's 4-tuple hash (off).
+
+    The program runs on the SYN (TCP) or datagram (UDP); ``SKF_NET_OFF`` reaches into the IP header: the
+    IPv4 source address, or the last 32 bits of the IPv6 one. The choice applies to the whole group.
+    """
+    if not on:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_DETACH_REUSEPORT_BPF, 0)
+        except OSError:
+            pass  # nothing attached
+        return
+    import ctypes
+
+    src = 12 if sock.family == socket.AF_INET else 20
+    # (code, jt, jf, k): ld [net+src]; mod #workers; ret a
+    prog = [(0x20, 0, 0, (_SKF_NET_OFF + src) & 0xFFFFFFFF), (0x94, 0, 0, workers), (0x16, 0, 0, 0)]
+    insns = b"".join(struct.pack("HBBI", *i) for i in prog)
+    buf = ctypes.create_string_buffer(insns)
+    fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, fprog)
 
 
 class Pair:
@@ -229,11 +261,14 @@ class ClientSide(_Side):
 class TcpListener:
     """A listening socket whose connections go to ``state`` (re-targeted in place on reconcile)."""
 
-    def __init__(self, key: tuple[str, str, int], state: "PortState", tasks: set[asyncio.Task[Any]]) -> None:
+    def __init__(self, key: tuple[str, str, int], state: "PortState", tasks: set[asyncio.Task[Any]], workers: int = 1) -> None:
         self.key = key
         self.state = state
         self.tasks = tasks
+        self.workers = workers  # > 1: SO_REUSEPORT, shared with that many processes
         self.server: asyncio.AbstractServer | None = None
+        self.sock: socket.socket | None = None
+        self.steered = False
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -246,12 +281,24 @@ class TcpListener:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.workers > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((ip, port))
             sock.setblocking(False)
             self.server = await asyncio.get_running_loop().create_server(lambda: ClientSide(self), sock=sock, backlog=4096)
         except BaseException:
             sock.close()
             raise
+        self.sock = sock
+        self.steer()
+
+    def steer(self) -> None:
+        """Keep ClientIP affinity whole across worker processes (see ``steer_by_client_ip``)."""
+        config = self.state.config
+        want = self.workers > 1 and config is not None and config.affinity
+        if self.sock is not None and want != self.steered:
+            steer_by_client_ip(self.sock, self.workers, want)
+            self.steered = want
 
     def close(self) -> None:
         if self.server is not None:

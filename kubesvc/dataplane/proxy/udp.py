@@ -12,6 +12,9 @@ Rules kept here (spec dataplane.md §1.8):
 - Datagrams up to 64 KiB pass whole (userspace kube-proxy truncated at 4 KiB).
 - No ready endpoint: the datagram is dropped and counted as rejected. A backend answering with ICMP
   port-unreachable ends its flow.
+- Worker processes: the service socket is shared with SO_REUSEPORT; the kernel keeps a client's datagrams
+  on one process (4-tuple hash, or the client-address program for ClientIP affinity), whose flow table
+  holds that client.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.dataplane.proxy.balancer import NoEndpoints
+from kubesvc.dataplane.proxy.tcp import steer_by_client_ip
 
 if TYPE_CHECKING:
     from kubesvc.dataplane.proxy.server import PortState
@@ -44,10 +48,13 @@ class Flow:
 
 
 class UdpListener(asyncio.DatagramProtocol):
-    def __init__(self, key: tuple[str, str, int], state: "PortState", idle_timeout: float) -> None:
+    def __init__(self, key: tuple[str, str, int], state: "PortState", idle_timeout: float, workers: int = 1) -> None:
         self.key = key
         self.state = state
         self.idle_timeout = idle_timeout
+        self.workers = workers  # > 1: SO_REUSEPORT, shared with that many processes
+        self.sock: socket.socket | None = None
+        self.steered = False
         self.flows: dict[Any, Flow] = {}
         self.transport: asyncio.DatagramTransport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -59,6 +66,8 @@ class UdpListener(asyncio.DatagramProtocol):
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.workers > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((ip, port))
             sock.setblocking(False)
             self.loop = asyncio.get_running_loop()
@@ -66,7 +75,16 @@ class UdpListener(asyncio.DatagramProtocol):
         except BaseException:
             sock.close()
             raise
+        self.sock = sock
+        self.steer()
         self._schedule_sweep()
+
+    def steer(self) -> None:
+        config = self.state.config
+        want = self.workers > 1 and config is not None and config.affinity
+        if self.sock is not None and want != self.steered:
+            steer_by_client_ip(self.sock, self.workers, want)
+            self.steered = want
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]

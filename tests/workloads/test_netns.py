@@ -1,0 +1,53 @@
+"""``kubelet --isolation netns``: two pods both bind 0.0.0.0:8080, each in its own network namespace.
+
+Root only (and iproute2); skipped cleanly otherwise. The namespaces, veth pairs and /32 routes are
+made by the node agent under test and removed when it stops (checked below).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.request
+
+import pytest
+
+from tests.workloads.fixtures import Bed, running_ready, server_container
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2")
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def netns_names() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def test_two_pods_bind_same_port_in_own_namespaces(bed: Bed) -> None:
+    probe = subprocess.run(["ip", "netns", "add", "kubesvc-probe-perm"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("cannot create network namespaces here")
+    subprocess.run(["ip", "netns", "del", "kubesvc-probe-perm"], capture_output=True)
+    before = netns_names()
+    bed.start_kubelet("--isolation", "netns", "--pod-cidr", "10.231.0.0/16")
+    for name in ("twin-a", "twin-b"):
+        c = server_container()
+        c["env"].append({"name": "BIND_ADDRESS", "value": "0.0.0.0"})
+        c["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+        bed.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "twins"}},
+                    "spec": {"terminationGracePeriodSeconds": 1, "containers": [c]}})
+    bed.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "twins"},
+                "spec": {"selector": {"app": "twins"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    pods = bed.wait(lambda: (ps := [bed.pod("twin-a"), bed.pod("twin-b")]) and all(running_ready(p) for p in ps) and ps,
+                    timeout=20, what="both pods ready")
+    ips = sorted(p["status"]["podIP"] for p in pods)
+    assert all(ip.startswith("10.231.") for ip in ips) and ips[0] != ips[1]
+    for p in pods:
+        with _OPENER.open(f"http://{p['status']['podIP']}:8080/", timeout=5) as r:
+            assert r.read().decode().strip() == p["metadata"]["name"]
+    assert bed.endpoints("twins") == (ips, [])
+    made = netns_names() - before
+    assert len(made) == 2 and all(n.startswith("kubesvc-") for n in made)
+    assert bed.kubelet is not None and bed.kubelet.stop() == 0
+    assert not (netns_names() & made), "namespaces left behind"
