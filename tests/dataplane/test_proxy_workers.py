@@ -10,7 +10,7 @@ import signal
 import socket
 from pathlib import Path
 
-from tests.dataplane.conftest import Cluster, ask, who
+from tests.dataplane.conftest import Cluster, ask
 from tests.support.procs import wait_for
 
 
@@ -51,7 +51,7 @@ def test_workers_share_the_listener_and_report_to_the_primary(cluster: Cluster) 
     assert len(kids) == 1
     vip = (svc["spec"]["clusterIP"], 8080)
     for i in range(60):  # fresh source ports: the kernel's 4-tuple hash spreads them over both processes
-        assert ask(vip, b"x" * i).decode().endswith(f":{i}")
+        assert ask(vip, b"x" * i).decode().endswith(f":{i}\n")
     wait_for(lambda: worker_counters(kids[0])["total"] > 0, timeout=5, what="the worker accepted connections")
     wait_for(lambda: connections_total(cluster.metrics()) == 60, timeout=5, what="/metrics counts all 60 connections")
     assert worker_counters(kids[0])["total"] < 60  # the primary accepted some too
@@ -82,4 +82,3 @@ def test_client_ip_affinity_holds_across_workers(cluster: Cluster) -> None:
     cluster.proxy.stop()
     for k in kids:
         wait_for(lambda: not alive(k), timeout=5, what="worker stopped with the primary")
-    assert who  # (imported for symmetry with the other proxy tests)
