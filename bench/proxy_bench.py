@@ -28,19 +28,19 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import _peers as peers  # noqa: E402
+import _peers as peers
 
-from kubesvc.registry.generic import Registry  # noqa: E402
-from kubesvc.store.db import Store  # noqa: E402
-from tests.support.procs import Proc  # noqa: E402
-from tests.support.servers import Backend  # noqa: E402
+from kubesvc.registry.generic import Registry
+from kubesvc.store.db import Store
+from tests.support.procs import Proc
+from tests.support.servers import Backend
 
 Addr = tuple[str, int]
 RESULTS: dict[str, dict] = {}
@@ -99,22 +99,21 @@ def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Call
             row[k] = statistics.median(vals)
         row[f"{k}_samples"] = vals
     peer = "haproxy" if "haproxy" in row else "direct"
-    row["ratio"] = row["kubesvc"] / row[peer]
     row["ratio_vs"] = peer
+    row["ratios"] = {k: row[k] / row[peer] for k in targets if k.startswith("kubesvc")}
     RESULTS[name] = row
     extra = ""
     if "kubesvc_p99_ms" in row:
         extra = "  p99 ms: " + " ".join(f"{k}={row[f'{k}_p99_ms']:.2f}" for k in targets)
-    print(f"{name}: " + " ".join(f"{k}={row[k]:,.1f}" for k in targets) + f" {unit}  kubesvc/{peer}={row['ratio']:.2f}x{extra}", flush=True)
+    ratios = " ".join(f"{k}/{peer}={v:.2f}x" for k, v in row["ratios"].items())
+    print(f"{name}: " + " ".join(f"{k}={row[k]:,.1f}" for k in targets) + f" {unit}  {ratios}{extra}", flush=True)
 
 
-def traffic(tmp: str, reps: int, seconds: float, proxy_args: list[str]) -> None:
+def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[int]) -> None:
     missing = peers.have("iperf3", "wrk", "nginx", "haproxy")
     if missing:
         print(f"traffic rows: skipped ({', '.join(missing)} not installed; BENCH=1 bash scripts/sysdeps.sh)")
         return
-    store = os.path.join(tmp, "traffic.db")
-    reg = Registry(Store(store))
     be_iperf = ("127.244.0.10", peers.free_port("127.244.0.10"))
     be_web = ("127.244.0.11", peers.free_port("127.244.0.11"))
     be_udp = ("127.244.0.12", peers.free_port("127.244.0.12"))
@@ -123,28 +122,32 @@ def traffic(tmp: str, reps: int, seconds: float, proxy_args: list[str]) -> None:
         started.append(peers.iperf3_server(be_iperf))
         started.append(peers.nginx(tmp, be_web))
         started.append(peers.udp_echo(be_udp))
-        vips = {}
-        for name, be, port, proto in (("iperf", be_iperf, 5201, "TCP"), ("web", be_web, 8080, "TCP"), ("echo", be_udp, 9000, "UDP")):
-            reg.create(pod(f"{name}-0", be[0], name, be[1]))
-            s = reg.create(svc(name, port, be[1], {"app": name}, proto)).object
-            vips[name] = (s["spec"]["clusterIP"], port)
-        proxy = start_proxy(store, *proxy_args)
-        started.append(proxy)
         ha_iperf = ("127.0.0.2", peers.free_port("127.0.0.2"))
         ha_web = ("127.0.0.2", peers.free_port("127.0.0.2"))
         started.append(peers.haproxy(tmp, [(ha_iperf, be_iperf), (ha_web, be_web)]))
-        peers.wait_tcp(vips["web"])
-        print(f"traffic: {reps} repetitions, {seconds:g} s each; proxy args {proxy_args or '(none)'}", flush=True)
-
-        iperf_t = {"direct": be_iperf, "haproxy": ha_iperf, "kubesvc": vips["iperf"]}
-        web_t = {"direct": be_web, "haproxy": ha_web, "kubesvc": vips["web"]}
+        iperf_t = {"direct": be_iperf, "haproxy": ha_iperf}
+        web_t = {"direct": be_web, "haproxy": ha_web}
+        udp_t = {"direct": be_udp}
+        # One proxy per worker count, each with its own store and cluster IPs (set explicitly), all up at once.
+        for n, workers in enumerate(worker_counts):
+            store = os.path.join(tmp, f"traffic{workers}.db")
+            reg = Registry(Store(store))
+            name = "kubesvc" if workers == 1 else f"kubesvc --workers {workers}"
+            for i, (app, be, port, proto, targets) in enumerate((("iperf", be_iperf, 5201, "TCP", iperf_t), ("web", be_web, 8080, "TCP", web_t),
+                                                                  ("echo", be_udp, 9000, "UDP", udp_t))):
+                reg.create(pod(f"{app}-0", be[0], app, be[1]))
+                obj = svc(app, port, be[1], {"app": app}, proto)
+                obj["spec"]["clusterIP"] = f"127.100.{n}.{10 + i}"
+                reg.create(obj)
+                targets[name] = (obj["spec"]["clusterIP"], port)
+            started.append(start_proxy(store, *(["--workers", str(workers)] if workers != 1 else [])))
+            peers.wait_tcp(web_t[name])
+        print(f"traffic: {reps} repetitions of {seconds:g} s, targets interleaved: {', '.join(web_t)}", flush=True)
         measure("bulk TCP, iperf3 1 stream", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 1, seconds))
         measure("bulk TCP, iperf3 8 streams", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 8, seconds))
         measure("kept-alive HTTP via L4, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds))
-        measure("new connection per request, wrk 64 conns Connection: close", "req/s", web_t, reps,
-                lambda a: peers.wrk(a, 64, seconds, close=True))
-        measure("UDP request/response, 16 in flight", "answers/s", {"direct": be_udp, "kubesvc": vips["echo"]}, reps,
-                lambda a: peers.udp_rate(a, seconds))
+        measure("new connection per request, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds, close=True))
+        measure("UDP request/response, 16 in flight", "answers/s", udp_t, reps, lambda a: peers.udp_rate(a, seconds))
     finally:
         for p in reversed(started):
             p.stop()
@@ -203,35 +206,42 @@ def memory(tmp: str, proxy_args: list[str]) -> None:
 
 
 def table() -> str:
-    out = ["| workload | direct | HAProxy (tcp) | kubesvc | kubesvc/peer |", "|---|---|---|---|---|"]
+    rows = [r for r in RESULTS.values() if "ratios" in r]
+    if not rows:
+        return ""
+    procs = [k for k in rows[0] if k.startswith("kubesvc") and not k.endswith(("_samples", "_p99_ms"))]
+    cols = ["direct", "haproxy", *procs]
+    out = ["| workload | " + " | ".join(cols) + " | " + " | ".join(f"{k}/peer" for k in procs) + " |", "|---" * (1 + len(cols) + len(procs)) + "|"]
     for name, r in RESULTS.items():
-        if "ratio" not in r:
+        if "ratios" not in r:
             continue
         cells = []
-        for k in ("direct", "haproxy", "kubesvc"):
+        for k in cols:
             if k not in r:
                 cells.append("—")
                 continue
             v = f"{r[k]:,.1f}" if r["unit"] == "Gbit/s" else f"{r[k]:,.0f}"
             if f"{k}_p99_ms" in r:
-                v += f" (p99 {r[f'{k}_p99_ms']:.2f} ms)"
+                v += f" (p99 {r[f'{k}_p99_ms']:.1f} ms)"
             cells.append(v)
-        out.append(f"| {name} ({r['unit']}) | " + " | ".join(cells) + f" | {r['ratio']:.2f}x vs {r['ratio_vs']} |")
+        ratios = [f"{r['ratios'][k]:.2f}x vs {r['ratio_vs']}" if k in r["ratios"] else "—" for k in procs]
+        out.append(f"| {name} ({r['unit']}) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     return "\n".join(out)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--workers", type=int, default=None, help="pass --workers N to kubesvc proxy")
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--workers", default="1,2", help="worker counts of the kubesvc proxies measured side by side (comma-separated)")
     ap.add_argument("--only", choices=["traffic", "sync", "memory"], default=None)
     args = ap.parse_args()
-    proxy_args = ["--workers", str(args.workers)] if args.workers is not None else []
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    proxy_args: list[str] = []  # sync latency and memory: the default single process
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "traffic"):
-            traffic(tmp, args.reps, args.seconds, proxy_args)
+            traffic(tmp, args.reps, args.seconds, worker_counts)
         if args.only in (None, "sync"):
             sync_latency(tmp, proxy_args)
         if args.only in (None, "memory"):

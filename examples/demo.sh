@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
+export KS=kubesvc
 DEMO_DIR=$(mktemp -d)
 export KUBESVC_STORE="$DEMO_DIR/store.db"
 cleanup() {
@@ -29,7 +30,8 @@ step kubesvc get ep web
 step kubesvc delete svc ext
 step kubesvc get all
 
-if [ -f examples/demo-traffic.sh ]; then
-  step bash examples/demo-traffic.sh
-fi
+# Real traffic: registered backends, the proxy, DNS and the real kubectl against kubesvc's API server.
+step bash examples/demo-traffic.sh
+# Workloads that really run: a Deployment of local processes, a pod replaced and a rolling update under load.
+step bash examples/demo-workloads.sh
 printf '\ndemo finished\n'

@@ -20,7 +20,7 @@ NAME = os.environ.get("POD_NAME") or socket.gethostname()
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         if self.path == "/healthz":
             self._send(200, "ok\n")
         elif self.path == "/readyz":

@@ -156,6 +156,18 @@ def parse_bool(flag: str, value: str) -> bool:
     raise ClientError(f'invalid argument "{value}" for "{flag}" flag: strconv.ParseBool: parsing "{value}": invalid syntax')
 
 
+def parse_timeout(text: str) -> float:
+    """kubectl-style timeouts (`5s`, `250ms`, `2m`, `1h`, or bare seconds); 0 means no limit."""
+    t = text.strip()
+    try:
+        for unit, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+            if t.endswith(unit):
+                return float(t[: -len(unit)]) * factor
+        return float(t)
+    except ValueError:
+        raise ClientError(f"invalid timeout value {text!r}: use a number with a unit, e.g. 5s") from None
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 

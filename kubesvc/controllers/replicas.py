@@ -23,9 +23,8 @@ import hashlib
 import json
 import math
 import random
-import string
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 Obj = dict[str, Any]
@@ -73,7 +72,7 @@ def _ready_since(pod: Obj) -> datetime | None:
             if c.get("status") != "True":
                 return None
             ts = c.get("lastTransitionTime")
-            return _parse(ts) if ts else datetime.min.replace(tzinfo=timezone.utc)
+            return _parse(ts) if ts else datetime.min.replace(tzinfo=UTC)
     return None
 
 
@@ -89,7 +88,7 @@ def is_available(pod: Obj, min_ready_seconds: int, now: datetime) -> bool:
 
 
 def _parse(ts: str) -> datetime:
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def random_suffix(n: int = 5) -> str:
@@ -131,7 +130,7 @@ def least_useful_first(pods: list[Obj]) -> list[Obj]:
 
 def plan_replicas(owner: Obj, pods: list[Obj], now: datetime | None = None) -> ReplicaPlan:
     """What an RC/RS controller does now: pods to create and delete, and the status to write."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     spec = owner.get("spec") or {}
     desired = int(spec.get("replicas", 1))
     mine = [p for p in pods if owned(p, owner) and is_active(p)]
@@ -264,7 +263,7 @@ def plan_deployment(deploy: Obj, all_rss: list[Obj], pods: list[Obj]) -> Deploym
     replicas = {r["metadata"]["name"]: int((r.get("spec") or {}).get("replicas", 0)) for r in rss}
     # Availability from the pods themselves, not the ReplicaSets' status: a status written before the
     # last scale-down would let one pass remove more than maxUnavailable allows.
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     min_ready = int(spec.get("minReadySeconds") or 0)
     available = {r["metadata"]["name"]: sum(1 for p in pods if owned(p, r) and is_active(p)
                                             and is_available(p, min_ready, now)) for r in rss}
@@ -353,7 +352,7 @@ def deployment_status(deploy: Obj, new: Obj | None, rss: list[Obj]) -> Obj:
     _, max_unavailable = resolve_fenceposts(deploy)
     old = deploy.get("status") or {}
     prev = {c.get("type"): c for c in old.get("conditions") or []}
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def cond(kind: str, ok: bool, reason: str, message: str) -> Obj:
         p = prev.get(kind) or {}

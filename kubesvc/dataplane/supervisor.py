@@ -67,10 +67,15 @@ def _apiserver_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
     return ["apiserver", "--bind-address", host, "--port", port]
 
 
+def _kubelet_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
+    return ["kubelet", "--isolation", flags.get("isolation") or "loopback"]
+
+
 COMPONENTS: list[Component] = [
     Component("proxy", _proxy_argv, keeps_status=True),
     Component("dns", _dns_argv),
     Component("apiserver", _apiserver_argv),
+    Component("kubelet", _kubelet_argv),
 ]
 DEFAULT_COMPONENTS = tuple(c.name for c in COMPONENTS)
 

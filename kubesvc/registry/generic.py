@@ -108,6 +108,8 @@ class Registry:
         def run(txn: Txn) -> dict[str, Any]:
             k = BY_KIND[obj["kind"]]
             meta = obj["metadata"]
+            if k.namespaced:
+                meta.setdefault("namespace", "default")
             old = txn.get(k.kind, meta.get("namespace", "") if k.namespaced else "", meta.get("name", ""))
             if old is None:
                 raise NotFound(k.resource, meta.get("name", ""))
@@ -127,6 +129,8 @@ class Registry:
         def run(txn: Txn) -> Result:
             k = BY_KIND[obj["kind"]]
             meta = obj["metadata"]
+            if k.namespaced:
+                meta.setdefault("namespace", "default")
             live = txn.get(k.kind, meta.get("namespace", "") if k.namespaced else "", meta.get("name", ""))
             if live is None:
                 return Result(self._create(txn, obj), warnings, "created")
@@ -160,6 +164,50 @@ class Registry:
 
     def delete(self, kind: str, namespace: str, name: str, *, dry_run: bool = False) -> dict[str, Any]:
         result: dict[str, Any] = self._run(dry_run, lambda txn: self._delete(txn, kind, namespace, name))
+        return result
+
+    def update_status(self, kind: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Read-modify-write of ``status`` only (``prepare_for_status_update``): spec, labels and
+        annotations stay as stored whatever ``fn`` does to them. Returns the stored object."""
+        from kubesvc.api import strategy
+
+        def run(txn: Txn) -> dict[str, Any]:
+            k = BY_KIND[kind]
+            old = txn.get(kind, namespace if k.namespaced else "", name)
+            if old is None:
+                raise NotFound(k.resource, name)
+            new = copy.deepcopy(old)
+            fn(new)
+            strategy.prepare_for_status_update(new, old)
+            if new == old:
+                return old
+            stored = txn.update(new, check_version=True)
+            self._after_write(txn, k, old, stored)
+            return stored
+
+        result: dict[str, Any] = self._run(False, run)
+        return result
+
+
+    def bind_pod(self, namespace: str, name: str, node: str) -> dict[str, Any]:
+        """The binding subresource: set ``spec.nodeName`` once (a no-op when already bound there)."""
+
+        def run(txn: Txn) -> dict[str, Any]:
+            old = txn.get("Pod", namespace, name)
+            if old is None:
+                raise NotFound("pods", name)
+            current = (old.get("spec") or {}).get("nodeName")
+            if current:
+                if current != node:
+                    raise BadRequest(f'pod {name} is already assigned to node "{current}"')
+                return old
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["nodeName"] = node
+            stored = txn.update(new, check_version=True)
+            self._after_write(txn, BY_KIND["Pod"], old, stored)
+            return stored
+
+        result: dict[str, Any] = self._run(False, run)
         return result
 
     # ------------------------------------------------------------------------------ pipeline steps
@@ -339,52 +387,6 @@ def _lb_event(txn: "Txn", old: dict[str, Any] | None, new: dict[str, Any]) -> No
 # strategy), and dependents named by ownerReferences go with their owner in the same transaction.
 
 
-def _registry_update_status(self: Registry, kind: str, namespace: str, name: str,
-                            fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Read-modify-write of ``status`` only (``prepare_for_status_update``): spec, labels and
-    annotations stay as stored whatever ``fn`` does to them. Returns the stored object."""
-    from kubesvc.api import strategy
-
-    def run(txn: Txn) -> dict[str, Any]:
-        k = BY_KIND[kind]
-        old = txn.get(kind, namespace if k.namespaced else "", name)
-        if old is None:
-            raise NotFound(k.resource, name)
-        new = copy.deepcopy(old)
-        fn(new)
-        strategy.prepare_for_status_update(new, old)
-        if new == old:
-            return old
-        stored = txn.update(new, check_version=True)
-        self._after_write(txn, k, old, stored)
-        return stored
-
-    result: dict[str, Any] = self._run(False, run)
-    return result
-
-
-def _registry_bind_pod(self: Registry, namespace: str, name: str, node: str) -> dict[str, Any]:
-    """The binding subresource: set ``spec.nodeName`` once (a no-op when already bound there)."""
-
-    def run(txn: Txn) -> dict[str, Any]:
-        old = txn.get("Pod", namespace, name)
-        if old is None:
-            raise NotFound("pods", name)
-        current = (old.get("spec") or {}).get("nodeName")
-        if current:
-            if current != node:
-                raise BadRequest(f'pod {name} is already assigned to node "{current}"')
-            return old
-        new = copy.deepcopy(old)
-        new.setdefault("spec", {})["nodeName"] = node
-        stored = txn.update(new, check_version=True)
-        self._after_write(txn, BY_KIND["Pod"], old, stored)
-        return stored
-
-    result: dict[str, Any] = self._run(False, run)
-    return result
-
-
 OWNER_KINDS = ("Deployment", "ReplicaSet", "ReplicationController")
 DEPENDENT_KINDS = ("ReplicaSet", "Pod")
 
@@ -400,13 +402,11 @@ def _delete_dependents(registry: Registry, txn: Txn, owner: dict[str, Any]) -> N
         return
     for kind in DEPENDENT_KINDS:
         for obj in txn.list(kind, ns):
-            if any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or []):
-                if txn.get(kind, ns, obj["metadata"]["name"]) is not None:
-                    registry._delete(txn, kind, ns, obj["metadata"]["name"])
+            owned = any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+            if owned and txn.get(kind, ns, obj["metadata"]["name"]) is not None:  # not gone in a nested cascade
+                registry._delete(txn, kind, ns, obj["metadata"]["name"])
 
 
-Registry.update_status = _registry_update_status  # type: ignore[attr-defined]
-Registry.bind_pod = _registry_bind_pod  # type: ignore[attr-defined]
 
 
 def _runs_locally(pod: dict[str, Any]) -> bool:

@@ -36,8 +36,9 @@ def worker_counters(pid: int) -> dict[str, int]:
         return {"total": sum(vals["total"] for _, vals in json.load(f))}
 
 
-def connections_total(metrics: str) -> int:
-    return sum(int(v) for v in re.findall(r'^kubesvc_proxy_connections_total\{[^}]*service="web"[^}]*\} (\d+)$', metrics, re.M))
+def connections_total(metrics: str, service: str = "web") -> int:
+    pattern = r'^kubesvc_proxy_connections_total\{[^}]*service="' + service + r'"[^}]*\} (\d+)$'
+    return sum(int(v) for v in re.findall(pattern, metrics, re.MULTILINE))
 
 
 def test_workers_share_the_listener_and_report_to_the_primary(cluster: Cluster) -> None:
@@ -69,7 +70,7 @@ def test_client_ip_affinity_holds_across_workers(cluster: Cluster) -> None:
     svc = cluster.service("sticky", 8080, cluster.backends[0].port, selector={"app": "sticky"}, sessionAffinity="ClientIP")
     cluster.start_proxy("--workers", "2")
     vip = (svc["spec"]["clusterIP"], 8080)
-    for client in range(1, 5):  # each client IP keeps one backend, whichever process accepts its connections
+    for client in range(1, 9):  # each client IP keeps one backend, whichever process accepts its connections
         src = f"{cluster.subnet}{100 + client}"
         seen = set()
         for _ in range(12):
@@ -77,8 +78,10 @@ def test_client_ip_affinity_holds_across_workers(cluster: Cluster) -> None:
                 s.shutdown(socket.SHUT_WR)
                 seen.add(s.recv(100).decode().split(":")[0])
         assert len(seen) == 1, f"client {src} reached {seen}"
+    # Each client's 12 connections went to one process: the worker's share is a multiple of 12.
     assert cluster.proxy is not None
     kids = children(cluster.proxy.p.pid)
+    wait_for(lambda: connections_total(cluster.metrics(), "sticky") == 96, timeout=5, what="/metrics counts all 96")
+    assert worker_counters(kids[0])["total"] % 12 == 0
     cluster.proxy.stop()
-    for k in kids:
-        wait_for(lambda: not alive(k), timeout=5, what="worker stopped with the primary")
+    wait_for(lambda: not any(alive(k) for k in kids), timeout=5, what="workers stopped with the primary")

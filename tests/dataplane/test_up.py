@@ -31,7 +31,7 @@ def sh(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str
         yield run
     finally:
         run("$KS down")
-        for name in ("proxy", "dns", "apiserver"):
+        for name in ("proxy", "dns", "apiserver", "kubelet"):
             pid_file = Path(store + f".d/{name}.pid")
             if pid_file.exists():  # down failed: never leave a process behind
                 try:
@@ -65,6 +65,7 @@ EOF""")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("proxy: running (pid ")
     assert "\ndns: running (pid " in r.stdout and "\napiserver: running (pid " in r.stdout
+    assert "\nkubelet: running (pid " in r.stdout
     api_url = re.search(r"url=(\S+)", r.stdout).group(1)
     assert "healthz=127.0.0.1:" in r.stdout and f"logs: {sh.store}.d/" in r.stdout
     dns_port = re.search(rf"udp={re.escape(node)}:(\d+)", r.stdout).group(1)
@@ -96,9 +97,11 @@ EOF""")
     pid = json.loads(Path(sh.store + ".d/proxy.pid").read_text())["pid"]
     dns_pid = json.loads(Path(sh.store + ".d/dns.pid").read_text())["pid"]
     api_pid = json.loads(Path(sh.store + ".d/apiserver.pid").read_text())["pid"]
+    kubelet_pid = json.loads(Path(sh.store + ".d/kubelet.pid").read_text())["pid"]
     down = sh("$KS down")
     assert down.returncode == 0
-    assert down.stdout == f"proxy: stopped (pid {pid})\ndns: stopped (pid {dns_pid})\napiserver: stopped (pid {api_pid})\n"
+    assert down.stdout == (f"proxy: stopped (pid {pid})\ndns: stopped (pid {dns_pid})\napiserver: stopped (pid {api_pid})\n"
+                           f"kubelet: stopped (pid {kubelet_pid})\n")
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1], timeout=5)
 
     st = sh("$KS status")

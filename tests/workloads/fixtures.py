@@ -11,8 +11,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kubesvc.registry.generic import Registry
 from kubesvc.store.db import Store
@@ -103,7 +104,8 @@ class Bed:
         env = dict(os.environ)
         env.pop("KUBESVC_DEBUG", None)
         return subprocess.run([sys.executable, "-m", "kubesvc", "--store", self.store_path, *args],
-                              capture_output=True, text=True, cwd=str(ROOT), env=env, timeout=timeout)
+                              capture_output=True, text=True, cwd=str(ROOT), env=env, timeout=timeout,
+                              check=False)
 
     def wait(self, cond: Callable[[], Any], timeout: float = 15, what: str = "condition") -> Any:
         return wait_for(cond, timeout=timeout, interval=0.05, what=what)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import subprocess
@@ -11,7 +10,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.workloads.fixtures import Bed, alive, container_pid, running_ready, server_container
+from tests.workloads.fixtures import (
+    Bed,
+    alive,
+    container_pid,
+    running_ready,
+    server_container,
+)
 
 
 def rc(name: str, replicas: int, **container: object) -> dict:
@@ -54,7 +59,7 @@ def test_replicas_kept_through_crash_scale_and_cascade(bed: Bed) -> None:
     names = {p["metadata"]["name"] for p in bed.pods(app="web")}
     assert all(n.startswith("web-") and len(n) == len("web-") + 5 for n in names)
     for ip in ips:  # no readiness probe: ready once started, so the first connects may be refused
-        assert bed.wait(lambda: get(f"http://{ip}:8080/"), what="HTTP answer") in names
+        assert bed.wait(lambda ip=ip: get(f"http://{ip}:8080/"), what="HTTP answer") in names
     # kill -9 one pod's process: the node agent restarts the container in the same pod
     victim = bed.pods(app="web")[0]
     pid = container_pid(victim)

@@ -113,7 +113,7 @@ def test_second_kubelet_refused_and_stop_kills_pods(bed: Bed) -> None:
     assert bed.kubelet is not None and bed.kubelet.stop() == 0
     assert not alive(pid)
     st = bed.pod("sleeper")["status"]
-    assert [c for c in st["conditions"] if c["type"] == "Ready"][0]["status"] == "False"
+    assert next(c for c in st["conditions"] if c["type"] == "Ready")["status"] == "False"
     assert os.path.exists(bed.store_path)
 
 

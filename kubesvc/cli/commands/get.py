@@ -111,7 +111,7 @@ def get(
         common.print_failures(failures)
     if watch or watch_only:
         _watch(reg, start_rev, targets, None if all_namespaces else ns, sel, out_fmt, show_kind, all_namespaces,
-               show_labels, label_columns or [], _seconds(request_timeout))
+               show_labels, label_columns or [], common.parse_timeout(request_timeout))
     if failures:
         raise Exit(1)
 
@@ -135,22 +135,6 @@ def _print(groups: list[tuple[str, list[dict[str, Any]]]], objs_all: list[dict[s
         common.print_objects(objs_all, out_fmt, single and len(objs_all) == 1)
     else:
         common.print_objects(objs_all, out_fmt, single)
-
-
-def _seconds(text: str) -> float:
-    t = text.strip()
-    try:
-        if t.endswith("ms"):
-            return float(t[:-2]) / 1000
-        if t.endswith("s"):
-            return float(t[:-1])
-        if t.endswith("m"):
-            return float(t[:-1]) * 60
-        if t.endswith("h"):
-            return float(t[:-1]) * 3600
-        return float(t)
-    except ValueError:
-        raise ClientError(f"invalid timeout value {text!r}: use a number with a unit, e.g. 5s") from None
 
 
 def _watch(reg: Any, since: int, targets: list[tuple[str, Optional[list[str]]]], ns: Optional[str], sel: Any,

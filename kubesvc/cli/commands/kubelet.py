@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import StoreOpt
@@ -23,7 +22,7 @@ def kubelet(
     max_restart_backoff: Annotated[float, Opt("--max-restart-backoff", help="Back-off cap in seconds.")] = 300.0,
     sync_period: Annotated[float, Opt("--sync-period", help="Full resync at least this often, in seconds.")] = 1.0,
     controllers: Annotated[bool, Opt("--controllers/--no-controllers", help="Also run the ReplicationController, ReplicaSet and Deployment controllers.")] = True,
-    workdir: Annotated[Optional[str], Opt("--workdir", help="Working directory of containers without workingDir (default: the current one).")] = None,
+    workdir: Annotated[str | None, Opt("--workdir", help="Working directory of containers without workingDir (default: the current one).")] = None,
     verbose: Annotated[int, Opt("--verbose", "-v", count=True, help="More logs on stderr.")] = 0,
     store: StoreOpt = None,
 ) -> None:

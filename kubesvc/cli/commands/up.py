@@ -21,15 +21,18 @@ def up(
     udp_timeout: UdpTimeoutOpt = "10s",
     verbosity: VerbosityOpt = 0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every component to be ready.")] = 20.0,
-    components: Annotated[Optional[str], typer.Option("--components", help="Comma-separated components to run (default: all of proxy,dns,apiserver).")] = None,
+    components: Annotated[Optional[str], typer.Option("--components", help="Comma-separated components to run (default: all of proxy,dns,apiserver,kubelet).")] = None,
     dns_listen: Annotated[Optional[str], typer.Option("--dns-listen", help="ADDR:PORT for the DNS server (default: the kube-dns cluster IP, port 53, which needs root).")] = None,
     apiserver_address: Annotated[str, typer.Option("--apiserver-address", help="ADDR:PORT for the Kubernetes API server (port 0 picks a free one).")] = "127.0.0.1:6443",
+    isolation: Annotated[str, typer.Option("--isolation", help="How the kubelet runs pods: loopback (default) or netns (root).")] = "loopback",
     store: StoreOpt = None,
 ) -> None:
-    """Start the data plane (service proxy, cluster DNS, API server) in the background, wait until it serves, print where it listens."""
+    """Start the data plane (service proxy, cluster DNS, API server, kubelet) in the background, wait until it serves, print where it listens."""
     from kubesvc.dataplane import supervisor
 
     names = [c.strip() for c in (components or ",".join(supervisor.DEFAULT_COMPONENTS)).split(",") if c.strip()]
+    if isolation not in ("loopback", "netns"):
+        raise ClientError(f"--isolation: unknown mode {isolation!r}; choose loopback or netns")
     unknown = [n for n in names if n not in supervisor.DEFAULT_COMPONENTS]
     if unknown or not names:
         raise ClientError(f"--components: unknown component {', '.join(unknown) or '(none)'}; choose from {','.join(supervisor.DEFAULT_COMPONENTS)}")
@@ -43,6 +46,7 @@ def up(
         "components": names,
         "dns_listen": dns_listen or "",
         "apiserver_address": check_bind_address(apiserver_address, "--apiserver-address"),
+        "isolation": isolation,
     }
     path = common.store_path(store)
     common.registry(store)  # create/open the store now: a bad path is a one-line error

@@ -4,10 +4,9 @@ around kubesvc.dataplane.kubelet.rollout and .logs."""
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import NamespaceOpt, StoreOpt
@@ -61,7 +60,7 @@ def _deployment(target: list[str], verb: str) -> str:
 def rollout_status(
     target: Annotated[list[str], Arg(help="deployment/NAME or deployment NAME.")],
     watch: Annotated[bool, Opt("--watch/--no-watch", "-w", help="Watch the rollout until it is done.")] = True,
-    timeout: Annotated[float, Opt("--timeout", help="Seconds to wait before giving up (0: forever).")] = 0,
+    timeout: Annotated[str, Opt("--timeout", help="How long to wait before giving up, e.g. 60s or 2m (0: forever).")] = "0",
     namespace: NamespaceOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -75,7 +74,7 @@ def rollout_status(
         common.out(text)
         sys.stdout.flush()
 
-    ops.status(common.registry(store), ns, name, watch=watch, timeout=timeout, write=write)
+    ops.status(common.registry(store), ns, name, watch=watch, timeout=common.parse_timeout(timeout), write=write)
 
 
 @rollout.command("restart")
@@ -109,7 +108,7 @@ def rollout_undo(
 
 def logs(
     pod: Annotated[str, Arg(help="POD or pod/POD.")],
-    container: Annotated[Optional[str], Opt("--container", "-c", help="The container (required when the pod has several).")] = None,
+    container: Annotated[str | None, Opt("--container", "-c", help="The container (required when the pod has several).")] = None,
     follow: Annotated[bool, Opt("--follow", "-f", help="Stream new output until the container instance ends.")] = False,
     previous: Annotated[bool, Opt("--previous", "-p", help="The previous instance of the container (after a restart).")] = False,
     tail: Annotated[int, Opt("--tail", help="Lines of recent output to show (-1: all).")] = -1,

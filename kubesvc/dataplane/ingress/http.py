@@ -45,6 +45,7 @@ from kubesvc.dataplane.ingress.upstream import Endpoint, Pool, Upstream, Upstrea
 log = logging.getLogger("kubesvc.ingress")
 
 BUFFER_LIMIT = 256 * 1024
+ROUTE_CACHE_SIZE = 4096
 LINGER = 2.0
 HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
                  b"upgrade", b"proxy", b"expect", b"content-length", b"x-forwarded-for", b"x-forwarded-host",
@@ -54,6 +55,28 @@ RESP_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", 
                       b"upgrade", b"content-length"})
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 HSTS = b"Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"
+
+
+def copy_headers(headers: list[tuple[bytes, bytes]], hop: frozenset[bytes], out: list[bytes]) -> dict[bytes, bytes]:
+    """Append ``name: value`` lines to ``out`` except the ``hop`` ones and those the Connection header names;
+    return the hop ones (lower-case name -> last value). One pass: this runs for every request and answer."""
+    special: dict[bytes, bytes] = {}
+    start = len(out)
+    for name, value in headers:
+        ln = name.lower()
+        if ln in hop:
+            special[ln] = value
+        else:
+            out += (name, b": ", value, b"\r\n")
+    tokens = special.get(b"connection")
+    if tokens:
+        drop = {t.strip().lower() for t in tokens.split(b",")} - {b"close", b"keep-alive", b"upgrade"}
+        if drop:
+            kept = [(n, v) for n, v in headers if n.lower() not in hop and n.lower() not in drop]
+            del out[start:]
+            for name, value in kept:
+                out += (name, b": ", value, b"\r\n")
+    return special
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,7 @@ class Shared:
         self.access_log = access_log
         self.https_port = 443
         self.requests = 0
+        self.route_cache: dict[tuple[bytes, bytes], tuple[Route | None, bytes | None]] = {}
 
     def install(self, table: RouteTable, backends: dict[str, list[Endpoint] | None]) -> None:
         ups: dict[str, Upstream] = {}
@@ -102,7 +126,33 @@ class Shared:
             keep.update(eps or ())
         self.upstreams = ups
         self.table = table
+        self.route_cache = {}
         self.pool.drop_unknown(keep)
+
+    def lookup(self, host: bytes, raw_path: bytes) -> tuple[Route | None, bytes | None]:
+        """(route, https redirect prefix) for a Host header and request path; remembered per table.
+        (None, b"") marks a path that cannot be normalized (400); (None, None) no route (404)."""
+        try:
+            path = normalize_path(raw_path.decode("latin-1")) if raw_path != b"*" else "/"
+        except UnicodeDecodeError:
+            path = None
+        h = normalize_host(host.decode("latin-1"))
+        hit: tuple[Route | None, bytes | None]
+        if path is None:
+            hit = (None, b"")
+        else:
+            route = self.table.match(h, path)
+            redirect = None
+            if route is not None and route.ssl_redirect:
+                tls = self.table.tls_for(h)
+                if tls is not None and tls.ssl_redirect:
+                    port = self.https_port
+                    redirect = b"https://" + (h.encode() if port == 443 else b"%s:%d" % (h.encode(), port))
+            hit = (route, redirect)
+        if len(self.route_cache) >= ROUTE_CACHE_SIZE:
+            self.route_cache.clear()
+        self.route_cache[(host, raw_path)] = hit
+        return hit
 
     def reap(self) -> None:
         now = time.monotonic()
@@ -142,8 +192,8 @@ class Exchange:
     head_sent = False
     done = False
     req_id = b""
-    upstream_status = b"-"
-    upstream_addr = "-"
+    upstream_status = 0
+    endpoint: Endpoint | None = None
     host = b""
     limit = 0
     complete_head = False
@@ -191,6 +241,10 @@ class ClientConn(asyncio.Protocol):
         self.peer = peer[0] if peer else "-"
         sock = transport.get_extra_info("sockname")
         self.port = str(sock[1]).encode() if sock else b"80"
+        peer_b = self.peer.encode()
+        scheme = b"https" if self.https else b"http"
+        self.forwarded = (b"\r\nX-Real-IP: %s\r\nX-Forwarded-For: %s\r\nX-Forwarded-Port: %s\r\nX-Forwarded-Proto: %s"
+                          b"\r\nX-Forwarded-Scheme: %s\r\nX-Scheme: %s\r\n" % (peer_b, peer_b, self.port, scheme, scheme, scheme))
         self.shared.conns.add(self)
         self._deadline("header", self.cfg.header_timeout)
 
@@ -412,24 +466,18 @@ class ClientConn(asyncio.Protocol):
             return self.fail(400)
         ex.host = host
         ex.req_id = rid or os.urandom(16).hex().encode()
-        try:
-            path = normalize_path(url.decode("latin-1")) if url != b"*" else "/"
-        except UnicodeDecodeError:
-            path = None
-        if path is None:
-            return self.fail(400)
         shared = self.shared
-        h = normalize_host(host.decode("latin-1"))
-        route = shared.table.match(h, path)
+        q = url.find(b"?")
+        key = (host, url if q < 0 else url[:q])
+        hit = shared.route_cache.get(key)
+        if hit is None:
+            hit = shared.lookup(host, key[1])
+        route, redirect = hit
         if route is None:
-            return self.respond(ex, 404)
+            return self.respond(ex, 404 if redirect is None else 400)
         ex.route = route
-        if not self.https and route.ssl_redirect:
-            tls = shared.table.tls_for(h)
-            if tls is not None and tls.ssl_redirect:
-                port = shared.https_port
-                hp = h.encode() if port == 443 else b"%s:%d" % (h.encode(), port)
-                return self.respond(ex, 308, location=b"https://" + hp + url)
+        if redirect is not None and not self.https:
+            return self.respond(ex, 308, location=redirect + url)
         ex.limit = route.body_limit if route.body_limit is not None else self.cfg.body_limit
         if ex.limit and ex.clen > ex.limit:
             return self.respond(ex, 413)
@@ -446,7 +494,7 @@ class ClientConn(asyncio.Protocol):
 
     def dial(self, ex: Exchange, up: Upstream) -> None:
         ep = up.next()
-        ex.upstream_addr = f"{ep[0]}:{ep[1]}"
+        ex.endpoint = ep
         conn = self.shared.pool.take(ep)
         if conn is not None:
             ex.reused = True
@@ -487,7 +535,6 @@ class ClientConn(asyncio.Protocol):
         conn.owner = self
         conn.tunnel = False
         conn.got_data = False
-        self.shared.pool.live.add(conn)
         conn.write(self.request_head(ex))
         if ex.body:
             chunks, ex.body, ex.buffered = ex.body, [], 0
@@ -504,27 +551,10 @@ class ClientConn(asyncio.Protocol):
 
     def request_head(self, ex: Exchange) -> bytes:
         out = [ex.method, b" ", ex.url, b" HTTP/1.1\r\n"]
-        drop: set[bytes] = set()
-        xff = b""
-        for name, value in ex.headers:
-            ln = name.lower()
-            if ln == b"connection":
-                drop.update(t.strip().lower() for t in value.split(b","))
-            elif ln == b"x-forwarded-for":
-                xff = value
-        upgrade_value = b""
-        for name, value in ex.headers:
-            ln = name.lower()
-            if ln in HOP or ln in drop:
-                if ln == b"upgrade" and ex.upgrade:
-                    upgrade_value = value
-                continue
-            out += (name, b": ", value, b"\r\n")
-        peer = self.peer.encode()
-        scheme = b"https" if self.https else b"http"
-        out += (b"X-Request-ID: ", ex.req_id, b"\r\nX-Real-IP: ", peer, b"\r\nX-Forwarded-For: ", peer,
-                b"\r\nX-Forwarded-Host: ", ex.host, b"\r\nX-Forwarded-Port: ", self.port,
-                b"\r\nX-Forwarded-Proto: ", scheme, b"\r\nX-Forwarded-Scheme: ", scheme, b"\r\nX-Scheme: ", scheme, b"\r\n")
+        special = copy_headers(ex.headers, HOP, out)
+        xff = special.get(b"x-forwarded-for", b"")
+        upgrade_value = special.get(b"upgrade", b"") if ex.upgrade else b""
+        out += (b"X-Request-ID: ", ex.req_id, b"\r\nX-Forwarded-Host: ", ex.host, self.forwarded)
         if xff:
             out += (b"X-Original-Forwarded-For: ", xff, b"\r\n")
         if ex.upgrade and upgrade_value:
@@ -547,25 +577,12 @@ class ClientConn(asyncio.Protocol):
                 self.send(b"HTTP/1.1 %d %s\r\n\r\n" % (status, reason))
             return
         ex.status = status
-        ex.upstream_status = str(status).encode()
+        ex.upstream_status = status
         ex.up_keep = keep
-        clen = b""
-        drop: set[bytes] = set()
-        for name, value in headers:
-            ln = name.lower()
-            if ln == b"connection":
-                drop.update(t.strip().lower() for t in value.split(b","))
-            elif ln == b"content-length":
-                clen = value
         out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
-        upgrade_value = b""
-        for name, value in headers:
-            ln = name.lower()
-            if ln in RESP_HOP or ln in drop:
-                if ln == b"upgrade":
-                    upgrade_value = value
-                continue
-            out += (name, b": ", value, b"\r\n")
+        special = copy_headers(headers, RESP_HOP, out)
+        clen = special.get(b"content-length", b"")
+        upgrade_value = special.get(b"upgrade", b"")
         if self.https and self.cfg.hsts:
             out.append(HSTS)
         no_body = ex.method == b"HEAD" or status in (204, 304)

@@ -86,5 +86,7 @@ def access_line(peer: str, ex: Any) -> str:
     r = ex.route
     upstream = f"{r.backend.namespace}-{r.backend.service}-{r.backend.port}" if r is not None else ""
     length = len(ex.url) + ex.head_bytes + ex.body_seen + 16
+    ep = ex.endpoint
     return (f'{peer} - - [{_now()}] "{req}" {ex.status} {ex.sent} "{_q(ref)}" "{_q(ua)}" {length} '
-            f'{time.time() - ex.started:.3f} [{upstream}] {ex.upstream_addr} {ex.upstream_status.decode()} {ex.req_id.decode() or "-"}\n')
+            f'{time.time() - ex.started:.3f} [{upstream}] {f"{ep[0]}:{ep[1]}" if ep else "-"} {ex.upstream_status or "-"} '
+            f'{ex.req_id.decode() or "-"}\n')

@@ -161,7 +161,8 @@ class Follower(threading.Thread):
     def run(self) -> None:
         store = Store(self.opts.store_path)
         try:
-            version = store.data_version()
+            version = None  # the first poll always compares revisions: a commit that landed between the
+            # start-up snapshot and this connection's first data_version would otherwise go unnoticed
             while not self.stopping.wait(self.opts.poll_interval):
                 v = store.data_version()
                 if v == version:

@@ -84,6 +84,7 @@ class UpstreamConn(asyncio.Protocol):
     # -- asyncio
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.pool.live.add(self)
 
     def data_received(self, data: bytes) -> None:
         owner = self.owner

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.api.kinds import BY_KIND
@@ -24,11 +24,11 @@ log = logging.getLogger("kubesvc.kubelet")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Recorder:
-    def __init__(self, registry: "Registry", component: str, host: str) -> None:
+    def __init__(self, registry: Registry, component: str, host: str) -> None:
         self.registry = registry
         self.component = component
         self.host = host

@@ -30,7 +30,7 @@ def check_available() -> None:
 
 
 def _ip(*args: str, check: bool = True) -> None:
-    r = subprocess.run(["ip", *args], capture_output=True, text=True)
+    r = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if check and r.returncode != 0:
         raise OSError(f"ip {' '.join(args)}: {r.stderr.strip()}")
 

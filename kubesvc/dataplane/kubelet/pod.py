@@ -20,7 +20,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.dataplane.kubelet import probes, spec
@@ -34,7 +34,7 @@ log = logging.getLogger("kubesvc.kubelet")
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def killpg(pid: int, sig: int) -> None:
@@ -56,7 +56,7 @@ class Container:
 
 
 class PodWorker:
-    def __init__(self, node: "Node", pod: Obj) -> None:
+    def __init__(self, node: Node, pod: Obj) -> None:
         self.node = node
         self.pod = pod
         meta = pod["metadata"]
@@ -144,7 +144,7 @@ class PodWorker:
             path.parent.mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
             try:
-                with open(path, "ab") as out:
+                with open(path, "ab") as out:  # noqa: ASYNC230 (a local file: opening it does not block)
                     c.proc = await asyncio.create_subprocess_exec(
                         *self.node.wrap_argv(self, argv), env=c.env, cwd=c.cwd, stdin=asyncio.subprocess.DEVNULL,
                         stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True)

@@ -31,7 +31,7 @@ class Tally:
     failures: int = 0
 
     @classmethod
-    def for_probe(cls, probe: Obj, kind: str) -> "Tally":
+    def for_probe(cls, probe: Obj, kind: str) -> Tally:
         return cls(int(probe.get("successThreshold") or 1), int(probe.get("failureThreshold") or 3),
                    result=kind != "readiness")
 

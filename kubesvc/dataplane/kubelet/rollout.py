@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import copy
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from kubesvc.api.kinds import BY_KIND
 from kubesvc.controllers import replicas as rp
-from kubesvc.errors import BadRequest, ClientError, Conflict, NotFound
+from kubesvc.errors import BadRequest, ClientError, Conflict
 from kubesvc.registry.generic import Registry
 
 Obj = dict[str, Any]
@@ -54,7 +55,7 @@ def restart(registry: Registry, namespace: str, name: str) -> str:
         if (obj.get("spec") or {}).get("paused"):
             raise ClientError(f"deployments/{name} can't restart paused deployment (run rollout resume first)")
         tmeta = obj["spec"].setdefault("template", {}).setdefault("metadata", {})
-        tmeta.setdefault("annotations", {})[RESTARTED_AT] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        tmeta.setdefault("annotations", {})[RESTARTED_AT] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     registry.mutate("Deployment", namespace, name, fn)
     return f"{_ref('Deployment', name)} restarted\n"
@@ -94,10 +95,7 @@ def status(registry: Registry, namespace: str, name: str, *, watch: bool, timeou
     deadline = time.monotonic() + timeout if timeout > 0 else None
     last = ""
     while True:
-        try:
-            deploy = registry.get("Deployment", namespace, name)
-        except NotFound:
-            raise
+        deploy = registry.get("Deployment", namespace, name)
         done, message = rp.rollout_done(deploy)
         if message != last:
             write(message)

@@ -32,7 +32,7 @@ log = logging.getLogger("kubesvc.kubelet")
 def _lock(store_path: str) -> IO[str]:
     d = logs.pods_dir(store_path).parent
     d.mkdir(parents=True, exist_ok=True)
-    f = open(d / "kubelet.lock", "a+")
+    f = open(d / "kubelet.lock", "a+")  # noqa: SIM115 (held open: the lock lives as long as the agent)
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

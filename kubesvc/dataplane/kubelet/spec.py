@@ -19,7 +19,8 @@ from __future__ import annotations
 import base64
 import os
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Obj = dict[str, Any]
 Lookup = Callable[[str, str, str], "Obj | None"]  # (kind, namespace, name) -> object

@@ -38,7 +38,13 @@ from typing import Any, Union
 
 from kubesvc.dataplane.proxy import plan as planning
 from kubesvc.dataplane.proxy.balancer import Balancer
-from kubesvc.dataplane.proxy.metrics import Histogram, PortMetrics, SyncStats, render, serve_http
+from kubesvc.dataplane.proxy.metrics import (
+    Histogram,
+    PortMetrics,
+    SyncStats,
+    render,
+    serve_http,
+)
 from kubesvc.dataplane.proxy.tcp import Pair, TcpListener
 from kubesvc.dataplane.proxy.udp import UdpListener
 

@@ -231,7 +231,7 @@ class ClientSide(_Side):
             try:
                 # One native connect (numeric address: no resolver); the transport sets TCP_NODELAY itself.
                 async with asyncio.timeout(timeout):
-                    bt, _ = await loop.create_connection(lambda: backend, ep[0], ep[1])
+                    bt, _ = await loop.create_connection(lambda b=backend: b, ep[0], ep[1])
             except (OSError, TimeoutError) as e:
                 state.metrics.connect_failures += 1
                 log.debug("connect failed", extra={"kv": {"service": state.label, "endpoint": f"{ep[0]}:{ep[1]}", "error": str(e) or type(e).__name__, "attempt": attempt + 1}})
