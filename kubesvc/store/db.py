@@ -224,6 +224,15 @@ class Store:
         else:
             self.conn.execute("COMMIT")
 
+    def compact(self, keep: int = CHANGE_LOG_KEEP) -> int:
+        """Drop change-log rows older than the newest ``keep`` revisions (writes also do this every 1,000
+        revisions). Readers asking for a dropped revision get Gone and relist. Returns the new floor."""
+        with self.write() as txn:
+            floor = max(0, self.revision() - keep)
+            txn.conn.execute("DELETE FROM changes WHERE revision <= ?", (floor,))
+            txn.conn.execute("UPDATE meta SET value=? WHERE key='compacted' AND CAST(value AS INTEGER) < ?", (str(floor), floor))
+        return floor
+
     def set_settings(self, settings: Settings) -> None:
         with self.write() as txn:
             for k, v in settings.as_dict().items():

@@ -205,3 +205,16 @@ def test_token_auth_and_loopback_rule(tmp_path: Path) -> None:
         p.stop()
     assert any("refusing to serve the API on non-loopback address 0.0.0.0 without --token-file" in ln
                for ln in p.stderr)
+
+
+def test_watch_from_a_compacted_revision_is_gone(api: Api, ns: str) -> None:
+    from kubesvc.store.db import Store
+
+    old = api.revision()
+    assert api.request("POST", f"/api/v1/namespaces/{ns}/services", _svc("gone1", ns))[0] == 201
+    assert api.request("POST", f"/api/v1/namespaces/{ns}/services", _svc("gone2", ns))[0] == 201
+    with Store(api.store) as s:
+        assert s.compact(keep=1) > old
+    events = _watch_lines(api, f"/api/v1/namespaces/{ns}/services?watch=true&resourceVersion={old}&timeoutSeconds=1", 2)
+    assert [e["type"] for e in events] == ["ERROR"]
+    assert (events[0]["object"]["code"], events[0]["object"]["reason"]) == (410, "Expired")

@@ -78,3 +78,24 @@ def test_killed_mid_write_leaves_store_consistent(tmp_path):
 
     Registry(s).create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "after", "namespace": "default"},
                         "spec": {"ports": [{"port": 80}]}})
+
+
+def test_changes_since_a_compacted_revision_is_gone(tmp_path):
+    import pytest
+
+    from kubesvc.registry.generic import Registry
+    from kubesvc.store.db import Gone
+
+    s = Store(str(tmp_path / "s.db"))
+    reg = Registry(s)
+    start = s.revision()
+    for i in range(3):
+        reg.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "default"}})
+    assert [c.name for c in s.changes(start)] == ["c0", "c1", "c2"]
+    floor = s.compact(keep=1)
+    assert floor == s.revision() - 1
+    with pytest.raises(Gone):
+        s.changes(start)
+    assert [c.name for c in s.changes(floor)] == ["c2"]
+    reg.delete("ConfigMap", "default", "c2")
+    assert [(c.type, c.name) for c in s.changes(floor + 1)] == [("DELETED", "c2")]
