@@ -136,6 +136,13 @@ class Registry:
                 return Result(self._create(txn, obj), warnings, "created")
             raw = (live["metadata"].get("annotations") or {}).get(applylib.LAST_APPLIED)
             original = json.loads(raw) if raw else None
+            if raw is None:
+                warnings.append(
+                    f"resource {k.resource}/{meta.get('name', '')} is missing the {applylib.LAST_APPLIED} annotation "
+                    "which is required by kubectl apply. kubectl apply should only be used on resources created "
+                    "declaratively by either kubectl create --save-config or kubectl apply. The missing annotation "
+                    "will be patched automatically."
+                )
             patch = applylib.three_way_patch(original, obj, live)
             if not patch:
                 return Result(live, warnings, "unchanged")

@@ -83,3 +83,15 @@ def test_label_and_annotate(cli):
     obj = json.loads(cli("get", "svc", "web", "-o", "json").out)
     assert obj["metadata"]["annotations"] == {"owner": "team-a"}
     assert obj["metadata"]["labels"] == {"app": "web"}
+
+
+def test_apply_over_a_created_object_warns_like_kubectl(cli, manifest):
+    path = manifest(SVC.format(port=80))
+    cli("create", "-f", path)
+    r = cli("apply", "-f", path)
+    assert r.code == 0 and r.out == "service/web configured\n"
+    assert r.err == ("Warning: resource services/web is missing the kubectl.kubernetes.io/last-applied-configuration "
+                     "annotation which is required by kubectl apply. kubectl apply should only be used on resources "
+                     "created declaratively by either kubectl create --save-config or kubectl apply. The missing "
+                     "annotation will be patched automatically.\n")
+    assert cli("apply", "-f", path).out == "service/web unchanged\n"
