@@ -49,7 +49,7 @@ $KS expose rc web --port 8080
 $KS get svc,ep web
 
 echo "+ kubesvc up"
-UP_OUT=$($KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --dns-listen 127.0.0.1:0 --apiserver-address 127.0.0.1:0)
+UP_OUT=$($KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --dns-listen 127.0.0.1:0 --apiserver-address 127.0.0.1:0 --ingress-http-address 127.0.0.1:0 --ingress-https-address 127.0.0.1:0)
 echo "$UP_OUT"
 HEALTHZ=$(echo "$UP_OUT" | sed -n 's/.*healthz=\([0-9.:]*\).*/\1/p' | head -1)
 DNS_PORT=$(echo "$UP_OUT" | sed -n 's/.*udp=127\.0\.0\.1:\([0-9]*\).*/\1/p' | head -1)

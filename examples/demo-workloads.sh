@@ -9,9 +9,11 @@ export KUBESVC_STORE="$DIR/store.db"
 cleanup() { $KS down >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 
-echo "+ kubesvc up (proxy, DNS, API server, kubelet)"
-$KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --dns-listen 127.0.0.1:0 \
-       --apiserver-address 127.0.0.1:0 | grep -v '^  '
+echo "+ kubesvc up (proxy, DNS, API server, kubelet, ingress)"
+UP_OUT=$($KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --dns-listen 127.0.0.1:0 \
+       --apiserver-address 127.0.0.1:0 --ingress-http-address 127.0.0.1:0 --ingress-https-address 127.0.0.1:0)
+echo "$UP_OUT" | grep -v '^  '
+HTTP_PORT=$(echo "$UP_OUT" | sed -n 's/^ingress: .* http=127\.0\.0\.1:\([0-9]*\).*/\1/p')
 echo "+ kubesvc apply -f examples/app-deployment.yaml"
 $KS apply -f examples/app-deployment.yaml
 $KS rollout status deployment/app --timeout=60s
@@ -40,6 +42,26 @@ while time.monotonic() < end:
 print(f"requests: {ok} ok, {failed} failed")
 PY
 }
+
+echo "+ an Ingress: http://app.local/ routed by kubesvc ingress to the Service's pods"
+$KS apply -f - <<YAML
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: app}
+spec:
+  ingressClassName: kubesvc
+  rules:
+  - host: app.local
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 8080}}}}
+YAML
+for _ in $(seq 50); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --resolve "app.local:$HTTP_PORT:127.0.0.1" "http://app.local:$HTTP_PORT/")" = 200 ] && break
+  sleep 0.02
+done
+for _ in 1 2 3; do curl -s --resolve "app.local:$HTTP_PORT:127.0.0.1" "http://app.local:$HTTP_PORT/"; done
+$KS get ingress app
 
 VICTIM=$($KS get pods -l app=app -o jsonpath='{.items[0].metadata.name}')
 echo "+ delete pod $VICTIM while a client keeps sending; the ReplicaSet replaces it"

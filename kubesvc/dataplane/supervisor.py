@@ -71,11 +71,18 @@ def _kubelet_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
     return ["kubelet", "--isolation", flags.get("isolation") or "loopback"]
 
 
+def _ingress_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
+    return ["ingress", "--http-address", flags.get("ingress_http_address", "127.0.0.1:80"),
+            "--https-address", flags.get("ingress_https_address", "127.0.0.1:443"),
+            "--access-log", str(run.path / "ingress-access.log")]
+
+
 COMPONENTS: list[Component] = [
     Component("proxy", _proxy_argv, keeps_status=True),
     Component("dns", _dns_argv),
     Component("apiserver", _apiserver_argv),
     Component("kubelet", _kubelet_argv),
+    Component("ingress", _ingress_argv),
 ]
 DEFAULT_COMPONENTS = tuple(c.name for c in COMPONENTS)
 

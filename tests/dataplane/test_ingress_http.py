@@ -12,13 +12,16 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.dataplane.ingress_fixtures import Bed, free_port, shared_bed  # noqa: F401  (fixture)
+from tests.dataplane import ingress_fixtures
+from tests.dataplane.ingress_fixtures import Bed, free_port
 from tests.dataplane.test_ingress_routes import DOCS_TABLE, row_id
 from tests.support.procs import wait_for
 
+shared_bed = ingress_fixtures.shared_bed  # the fixture
+
 
 @pytest.fixture(scope="module")
-def table_bed(shared_bed: Bed) -> Bed:  # noqa: F811
+def table_bed(shared_bed: Bed) -> Bed:
     """Every row of the docs table as its own host: row path i goes to svc-a/b/c (p0/p1/p2)."""
     for i, (kind, paths, _, _) in enumerate(DOCS_TABLE):
         svc = {"p0": "svc-a", "p1": "svc-b", "p2": "svc-c"}
@@ -43,7 +46,7 @@ def test_exact_beats_prefix_through_the_router_with_curl(table_bed: Bed) -> None
     assert json.loads(r.stdout)["name"] == "a"
 
 
-def test_wildcard_hosts_and_plain_404(shared_bed: Bed) -> None:  # noqa: F811
+def test_wildcard_hosts_and_plain_404(shared_bed: Bed) -> None:
     shared_bed.ingress("wild", [("*.wild.test", [("/", "Prefix", "svc-a")]), ("x.wild.test", [("/", "Prefix", "svc-b")])])
     shared_bed.sync()
     assert shared_bed.who("bar.wild.test", "/") == "a"
@@ -55,14 +58,14 @@ def test_wildcard_hosts_and_plain_404(shared_bed: Bed) -> None:  # noqa: F811
     assert status == 404 and b"404 Not Found" in body and headers["content-type"] == "text/html"
 
 
-def test_path_is_passed_unchanged_with_query(shared_bed: Bed) -> None:  # noqa: F811
+def test_path_is_passed_unchanged_with_query(shared_bed: Bed) -> None:
     shared_bed.ingress("pass", [("pass.test", [("/api", "Prefix", "svc-a")])])
     shared_bed.sync()
     status, _, body = shared_bed.request("GET", "/api/v1/x?q=1&r=%20", host="pass.test")
     assert status == 200 and json.loads(body)["path"] == "/api/v1/x?q=1&r=%20"
 
 
-def test_503_without_ready_endpoints_or_service(shared_bed: Bed) -> None:  # noqa: F811
+def test_503_without_ready_endpoints_or_service(shared_bed: Bed) -> None:
     shared_bed.service("empty", [])
     shared_bed.ingress("e503", [("e503.test", [("/empty", "Prefix", "empty"), ("/missing", "Prefix", "no-such-svc")])])
     shared_bed.ingress("e503b", [("e503b.test", [("/", "Prefix", "svc-a")])], port=81)  # no such service port
@@ -72,7 +75,7 @@ def test_503_without_ready_endpoints_or_service(shared_bed: Bed) -> None:  # noq
     assert shared_bed.request("GET", "/", host="e503b.test")[0] == 503
 
 
-def test_502_when_refused_or_broken_and_504_on_timeout(shared_bed: Bed) -> None:  # noqa: F811
+def test_502_when_refused_or_broken_and_504_on_timeout(shared_bed: Bed) -> None:
     shared_bed.service("dead", [("127.0.0.1", free_port())])
     shared_bed.ingress("e502", [("e502.test", [("/", "Prefix", "dead")]), ("e50x.test", [("/", "Prefix", "svc-a")])])
     shared_bed.sync()
@@ -82,7 +85,7 @@ def test_502_when_refused_or_broken_and_504_on_timeout(shared_bed: Bed) -> None:
     assert shared_bed.request("GET", "/ok", host="e50x.test")[0] == 200  # still serving
 
 
-def test_round_robin_and_retry_past_a_dead_endpoint(shared_bed: Bed) -> None:  # noqa: F811
+def test_round_robin_and_retry_past_a_dead_endpoint(shared_bed: Bed) -> None:
     b1, b2 = shared_bed.backend("rr1"), shared_bed.backend("rr2")
     shared_bed.service("rr", [(b1.host, b1.port), (b2.host, b2.port), ("127.0.0.1", free_port())])
     shared_bed.ingress("rr", [("rr.test", [("/", "Prefix", "rr")])])
@@ -91,7 +94,7 @@ def test_round_robin_and_retry_past_a_dead_endpoint(shared_bed: Bed) -> None:  #
     assert set(seen) == {"rr1", "rr2"}  # never a 502: a refused dial moves on to the next endpoint
 
 
-def test_headers_added_and_hop_by_hop_removed(shared_bed: Bed) -> None:  # noqa: F811
+def test_headers_added_and_hop_by_hop_removed(shared_bed: Bed) -> None:
     shared_bed.ingress("hdr", [("hdr.test", [("/", "Prefix", "svc-a")])])
     shared_bed.sync()
     status, _, body = shared_bed.request("GET", "/x", host="hdr.test:8080", headers={
@@ -114,7 +117,7 @@ def test_headers_added_and_hop_by_hop_removed(shared_bed: Bed) -> None:  # noqa:
     assert status == 200 and "x-drop" not in headers and "keep-alive" not in headers and headers["x-keep"] == "1"
 
 
-def test_keep_alive_head_and_pipelining(shared_bed: Bed) -> None:  # noqa: F811
+def test_keep_alive_head_and_pipelining(shared_bed: Bed) -> None:
     shared_bed.ingress("ka", [("ka.test", [("/", "Prefix", "svc-b")])])
     shared_bed.sync()
     c = shared_bed.conn()
@@ -134,7 +137,7 @@ def test_keep_alive_head_and_pipelining(shared_bed: Bed) -> None:  # noqa: F811
     assert out.count(b"HTTP/1.1 200") == 2 and out.index(b'"/one"') < out.index(b'"/two"')
 
 
-def test_body_limit_413_and_header_limits(shared_bed: Bed) -> None:  # noqa: F811
+def test_body_limit_413_and_header_limits(shared_bed: Bed) -> None:
     shared_bed.ingress("lim", [("lim.test", [("/", "Prefix", "svc-a")])])
     shared_bed.sync()
     assert shared_bed.request("POST", "/up", host="lim.test", body=b"x" * (1024 * 1024 + 1))[0] == 413
@@ -160,7 +163,7 @@ def test_body_limit_413_and_header_limits(shared_bed: Bed) -> None:  # noqa: F81
     (b"POST / HTTP/1.1\r\nHost: mal.test\r\nContent-Length: -1\r\n\r\n", b"400"),
     (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", b"405"),
 ])
-def test_malformed_requests_get_4xx(shared_bed: Bed, data: bytes, status: bytes) -> None:  # noqa: F811
+def test_malformed_requests_get_4xx(shared_bed: Bed, data: bytes, status: bytes) -> None:
     shared_bed.ingress("mal", [("mal.test", [("/", "Prefix", "svc-a")])])
     shared_bed.sync()
     out = shared_bed.raw(data)
@@ -168,7 +171,7 @@ def test_malformed_requests_get_4xx(shared_bed: Bed, data: bytes, status: bytes)
     assert shared_bed.request("GET", "/", host="nobody.test")[0] == 404  # the router is still there
 
 
-def test_chunked_upload_and_streamed_download_of_200_mb(shared_bed: Bed) -> None:  # noqa: F811
+def test_chunked_upload_and_streamed_download_of_200_mb(shared_bed: Bed) -> None:
     total = 200 * 1024 * 1024
     shared_bed.ingress("big", [("big.test", [("/", "Prefix", "svc-c")])],
                        annotations={"nginx.ingress.kubernetes.io/proxy-body-size": "0"})
@@ -190,7 +193,7 @@ def test_chunked_upload_and_streamed_download_of_200_mb(shared_bed: Bed) -> None
     assert shared_bed.rss_peak_kib() < 150 * 1024  # 400 MB went through; nothing was held whole
 
 
-def test_websocket_echo(shared_bed: Bed) -> None:  # noqa: F811
+def test_websocket_echo(shared_bed: Bed) -> None:
     from websockets.sync.client import connect
     from websockets.sync.server import serve
 
@@ -216,7 +219,7 @@ def test_websocket_echo(shared_bed: Bed) -> None:  # noqa: F811
             t.join(5)
 
 
-def test_live_rule_changes_while_a_client_keeps_sending(shared_bed: Bed) -> None:  # noqa: F811
+def test_live_rule_changes_while_a_client_keeps_sending(shared_bed: Bed) -> None:
     shared_bed.ingress("live", [("live.test", [("/", "Prefix", "svc-a")])])
     shared_bed.sync()
     results: list[Any] = []
@@ -253,7 +256,7 @@ def test_live_rule_changes_while_a_client_keeps_sending(shared_bed: Bed) -> None
     assert "a" not in results[i_b:i_c] and set(results[i_c:]) == {"c"}
 
 
-def test_slowloris_is_cut_off_while_others_are_served(shared_bed: Bed) -> None:  # noqa: F811
+def test_slowloris_is_cut_off_while_others_are_served(shared_bed: Bed) -> None:
     shared_bed.ingress("slow", [("slow.test", [("/", "Prefix", "svc-a")])])
     shared_bed.sync()
     s = socket.create_connection(("127.0.0.1", shared_bed.http_port), timeout=10)
@@ -284,7 +287,7 @@ def test_slowloris_is_cut_off_while_others_are_served(shared_bed: Bed) -> None: 
         s.close()
 
 
-def test_access_log_lines(shared_bed: Bed) -> None:  # noqa: F811
+def test_access_log_lines(shared_bed: Bed) -> None:
     shared_bed.ingress("log", [("log.test", [("/", "Prefix", "svc-a")])])
     shared_bed.sync()
     shared_bed.request("GET", "/logged?x=1", host="log.test", headers={"User-Agent": "logtest/1", "X-Request-ID": "rid-42"})
@@ -296,3 +299,17 @@ def test_access_log_lines(shared_bed: Bed) -> None:  # noqa: F811
     ln = wait_for(line, timeout=5, what="access log line")
     assert '"GET /logged?x=1 HTTP/1.1" 200 ' in ln and '"logtest/1"' in ln and "[default-svc-a-80]" in ln
     assert ln.startswith("127.0.0.1 - - [")
+
+
+def test_expect_100_continue_and_http_1_0_clients(shared_bed: Bed, tmp_path: Any) -> None:
+    shared_bed.ingress("old", [("old.test", [("/", "Prefix", "svc-c")])], annotations={"nginx.ingress.kubernetes.io/proxy-body-size": "0"})
+    shared_bed.sync()
+    port = shared_bed.http_port
+    body = tmp_path / "2mb"
+    body.write_bytes(b"z" * 2_000_000)
+    r = shared_bed.curl("-v", "--resolve", f"old.test:{port}:127.0.0.1", "--data-binary", f"@{body}", f"http://old.test:{port}/up")
+    assert "HTTP/1.1 100 Continue" in r.stderr and json.loads(r.stdout)["body_bytes"] == 2_000_000
+    # HTTP/1.0: a body of unknown length is sent close-delimited (no chunking), then the connection closes
+    out = shared_bed.raw(b"GET /stream/300000 HTTP/1.0\r\nHost: old.test\r\n\r\n", timeout=10)
+    head, _, rest = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower() and rest == b"x" * 300000

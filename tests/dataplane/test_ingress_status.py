@@ -9,8 +9,11 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.dataplane.ingress_fixtures import Bed, make_bed, three  # noqa: F401  (fixture)
+from tests.dataplane import ingress_fixtures
+from tests.dataplane.ingress_fixtures import Bed, three
 from tests.support.procs import ROOT, wait_for
+
+make_bed = ingress_fixtures.make_bed  # the fixture
 
 
 def kubesvc(bed: Bed, *args: str) -> subprocess.CompletedProcess[str]:
@@ -94,3 +97,22 @@ def test_bad_flags_are_one_line(make_bed: Any) -> None:
                        (["--http-address", "", "--https-address", ""], "nothing to serve")):
         r = kubesvc(bed, "ingress", *args)
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and text in r.stderr, (args, r.stderr)
+
+
+def test_sigterm_lets_requests_in_flight_finish(make_bed: Any) -> None:
+    import signal
+    import threading
+
+    bed: Bed = make_bed()
+    three(bed)
+    bed.ingress("slow", [("slow.test", [("/", "Prefix", "svc-a")])])
+    bed.start()
+    bed.sync()
+    result: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: result.update(r=bed.request("GET", "/sleep/1", host="slow.test")))
+    t.start()
+    assert bed.proc is not None
+    wait_for(lambda: any(s[1] == "/sleep/1" for b in bed.backends for s in b.seen), timeout=10, what="request at the backend")
+    bed.proc.p.send_signal(signal.SIGTERM)
+    t.join(10)
+    assert result["r"][0] == 200 and bed.proc.p.wait(10) == 0

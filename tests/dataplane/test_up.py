@@ -31,7 +31,7 @@ def sh(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str
         yield run
     finally:
         run("$KS down")
-        for name in ("proxy", "dns", "apiserver", "kubelet"):
+        for name in ("proxy", "dns", "apiserver", "kubelet", "ingress"):
             pid_file = Path(store + f".d/{name}.pid")
             if pid_file.exists():  # down failed: never leave a process behind
                 try:
@@ -41,7 +41,8 @@ def sh(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str
 
 
 UP = ("$KS up --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --nodeport-addresses {node}/32"
-      " --dns-listen {node}:0 --apiserver-address 127.0.0.1:0")
+      " --dns-listen {node}:0 --apiserver-address 127.0.0.1:0"
+      " --ingress-http-address {node}:0 --ingress-https-address {node}:0")
 
 
 def test_up_status_down_cycle(sh, backend) -> None:  # type: ignore[no-untyped-def]
@@ -65,7 +66,8 @@ EOF""")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("proxy: running (pid ")
     assert "\ndns: running (pid " in r.stdout and "\napiserver: running (pid " in r.stdout
-    assert "\nkubelet: running (pid " in r.stdout
+    assert "\nkubelet: running (pid " in r.stdout and "\ningress: running (pid " in r.stdout
+    ingress_http = re.search(r"ingress: running .* http=(\S+)", r.stdout).group(1)
     api_url = re.search(r"url=(\S+)", r.stdout).group(1)
     assert "healthz=127.0.0.1:" in r.stdout and f"logs: {sh.store}.d/" in r.stdout
     dns_port = re.search(rf"udp={re.escape(node)}:(\d+)", r.stdout).group(1)
@@ -75,10 +77,16 @@ EOF""")
     # Serving right after `up` returns: no sleep needed.
     ip = sh("$KS get svc web -o jsonpath='{.spec.clusterIP}'").stdout
     assert dig.stdout.strip() == ip  # the DNS server that `up` started answers for the Service
+    import urllib.error
     import urllib.request
 
     with urllib.request.urlopen(f"{api_url}/api/v1/namespaces/default/services/web", timeout=5) as resp:
         assert json.loads(resp.read())["spec"]["clusterIP"] == ip  # and so does the API server
+    try:  # and the ingress router: no Ingress yet, so a plain 404
+        urllib.request.urlopen(f"http://{ingress_http}/", timeout=5)
+        raise AssertionError("expected 404")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404
     with socket.create_connection((ip, 8080), timeout=5) as s:
         s.sendall(b"abc")
         s.shutdown(socket.SHUT_WR)
@@ -98,10 +106,11 @@ EOF""")
     dns_pid = json.loads(Path(sh.store + ".d/dns.pid").read_text())["pid"]
     api_pid = json.loads(Path(sh.store + ".d/apiserver.pid").read_text())["pid"]
     kubelet_pid = json.loads(Path(sh.store + ".d/kubelet.pid").read_text())["pid"]
+    ingress_pid = json.loads(Path(sh.store + ".d/ingress.pid").read_text())["pid"]
     down = sh("$KS down")
     assert down.returncode == 0
     assert down.stdout == (f"proxy: stopped (pid {pid})\ndns: stopped (pid {dns_pid})\napiserver: stopped (pid {api_pid})\n"
-                           f"kubelet: stopped (pid {kubelet_pid})\n")
+                           f"kubelet: stopped (pid {kubelet_pid})\ningress: stopped (pid {ingress_pid})\n")
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1], timeout=5)
 
     st = sh("$KS status")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import typer
@@ -9,10 +10,19 @@ from typing_extensions import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import StoreOpt
-from kubesvc.cli.commands.proxy import parse_duration
 from kubesvc.errors import ClientError
 
 Opt = typer.Option
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+
+
+def parse_duration(text: str, flag: str) -> float:
+    m = _DURATION.match(text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise ClientError(f"{flag}: invalid duration {text!r} (want e.g. 250ms, 10s, 1m)")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
 
 
 def _size(text: str, flag: str) -> int:

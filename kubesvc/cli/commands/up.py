@@ -21,13 +21,15 @@ def up(
     udp_timeout: UdpTimeoutOpt = "10s",
     verbosity: VerbosityOpt = 0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every component to be ready.")] = 20.0,
-    components: Annotated[Optional[str], typer.Option("--components", help="Comma-separated components to run (default: all of proxy,dns,apiserver,kubelet).")] = None,
+    components: Annotated[Optional[str], typer.Option("--components", help="Comma-separated components to run (default: all of proxy,dns,apiserver,kubelet,ingress).")] = None,
     dns_listen: Annotated[Optional[str], typer.Option("--dns-listen", help="ADDR:PORT for the DNS server (default: the kube-dns cluster IP, port 53, which needs root).")] = None,
     apiserver_address: Annotated[str, typer.Option("--apiserver-address", help="ADDR:PORT for the Kubernetes API server (port 0 picks a free one).")] = "127.0.0.1:6443",
     isolation: Annotated[str, typer.Option("--isolation", help="How the kubelet runs pods: loopback (default) or netns (root).")] = "loopback",
+    ingress_http_address: Annotated[str, typer.Option("--ingress-http-address", help="ADDR:PORT for the ingress router's HTTP (port 80 needs root; empty disables).")] = "127.0.0.1:80",
+    ingress_https_address: Annotated[str, typer.Option("--ingress-https-address", help="ADDR:PORT for the ingress router's HTTPS (port 443 needs root; empty disables).")] = "127.0.0.1:443",
     store: StoreOpt = None,
 ) -> None:
-    """Start the data plane (service proxy, cluster DNS, API server, kubelet) in the background, wait until it serves, print where it listens."""
+    """Start the data plane (service proxy, cluster DNS, API server, kubelet, ingress router) in the background, wait until it serves, print where it listens."""
     from kubesvc.dataplane import supervisor
 
     names = [c.strip() for c in (components or ",".join(supervisor.DEFAULT_COMPONENTS)).split(",") if c.strip()]
@@ -47,6 +49,8 @@ def up(
         "dns_listen": dns_listen or "",
         "apiserver_address": check_bind_address(apiserver_address, "--apiserver-address"),
         "isolation": isolation,
+        "ingress_http_address": check_bind_address(ingress_http_address, "--ingress-http-address"),
+        "ingress_https_address": check_bind_address(ingress_https_address, "--ingress-https-address"),
     }
     path = common.store_path(store)
     common.registry(store)  # create/open the store now: a bad path is a one-line error

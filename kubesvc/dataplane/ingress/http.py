@@ -30,183 +30,34 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import time
-from dataclasses import dataclass
-from typing import Any, Callable
+import logging
+from random import getrandbits
+from typing import Any
 
 import httptools
-import logging
 
 from kubesvc.dataplane.ingress import responses
-from kubesvc.dataplane.ingress.routes import Route, RouteTable, normalize_host, normalize_path
-from kubesvc.dataplane.ingress.upstream import Endpoint, Pool, Upstream, UpstreamConn
+from kubesvc.dataplane.ingress.exchange import (
+    BUFFER_LIMIT,
+    HOP,
+    HSTS,
+    IDEMPOTENT,
+    LINGER,
+    PLAIN_CONNECTION,
+    RECORD,
+    STATUS_LINES,
+    Exchange,
+    HTTPConfig,
+    Reject,
+    Shared,
+    drop_listed,
+    reason_phrase,
+)
+from kubesvc.dataplane.ingress.upstream import Clock, Endpoint, Upstream, UpstreamConn
 
 log = logging.getLogger("kubesvc.ingress")
 
-BUFFER_LIMIT = 256 * 1024
-ROUTE_CACHE_SIZE = 4096
-LINGER = 2.0
-HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
-                 b"upgrade", b"proxy", b"expect", b"content-length", b"x-forwarded-for", b"x-forwarded-host",
-                 b"x-forwarded-port", b"x-forwarded-proto", b"x-forwarded-scheme", b"x-scheme", b"x-real-ip",
-                 b"x-request-id", b"x-original-forwarded-for"})
-RESP_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
-                      b"upgrade", b"content-length"})
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-HSTS = b"Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"
-
-
-def copy_headers(headers: list[tuple[bytes, bytes]], hop: frozenset[bytes], out: list[bytes]) -> dict[bytes, bytes]:
-    """Append ``name: value`` lines to ``out`` except the ``hop`` ones and those the Connection header names;
-    return the hop ones (lower-case name -> last value). One pass: this runs for every request and answer."""
-    special: dict[bytes, bytes] = {}
-    start = len(out)
-    for name, value in headers:
-        ln = name.lower()
-        if ln in hop:
-            special[ln] = value
-        else:
-            out += (name, b": ", value, b"\r\n")
-    tokens = special.get(b"connection")
-    if tokens:
-        drop = {t.strip().lower() for t in tokens.split(b",")} - {b"close", b"keep-alive", b"upgrade"}
-        if drop:
-            kept = [(n, v) for n, v in headers if n.lower() not in hop and n.lower() not in drop]
-            del out[start:]
-            for name, value in kept:
-                out += (name, b": ", value, b"\r\n")
-    return special
-
-
-@dataclass(frozen=True)
-class HTTPConfig:
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
-    send_timeout: float = 60.0
-    header_timeout: float = 60.0
-    body_timeout: float = 60.0
-    keepalive_timeout: float = 75.0
-    body_limit: int = 1024 * 1024  # 0: unlimited
-    max_line: int = 8192
-    max_header_bytes: int = 32768
-    max_headers: int = 100
-    retries: int = 3
-    hsts: bool = True
-
-
-class Reject(Exception):
-    def __init__(self, status: int) -> None:
-        self.status = status
-
-
-class Shared:
-    """What every connection of one router shares: the current table, upstream balancers, pool, log."""
-
-    def __init__(self, cfg: HTTPConfig, access_log: Callable[[str], None] | None) -> None:
-        self.cfg = cfg
-        self.table = RouteTable()
-        self.upstreams: dict[str, Upstream] = {}
-        self.pool = Pool()
-        self.pool.idle_timeout = 60.0
-        self.conns: set[ClientConn] = set()
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.access_log = access_log
-        self.https_port = 443
-        self.requests = 0
-        self.route_cache: dict[tuple[bytes, bytes], tuple[Route | None, bytes | None]] = {}
-
-    def install(self, table: RouteTable, backends: dict[str, list[Endpoint] | None]) -> None:
-        ups: dict[str, Upstream] = {}
-        keep: set[Endpoint] = set()
-        for key, eps in backends.items():
-            u = self.upstreams.get(key) or Upstream()
-            u.set_endpoints(eps)
-            ups[key] = u
-            keep.update(eps or ())
-        self.upstreams = ups
-        self.table = table
-        self.route_cache = {}
-        self.pool.drop_unknown(keep)
-
-    def lookup(self, host: bytes, raw_path: bytes) -> tuple[Route | None, bytes | None]:
-        """(route, https redirect prefix) for a Host header and request path; remembered per table.
-        (None, b"") marks a path that cannot be normalized (400); (None, None) no route (404)."""
-        try:
-            path = normalize_path(raw_path.decode("latin-1")) if raw_path != b"*" else "/"
-        except UnicodeDecodeError:
-            path = None
-        h = normalize_host(host.decode("latin-1"))
-        hit: tuple[Route | None, bytes | None]
-        if path is None:
-            hit = (None, b"")
-        else:
-            route = self.table.match(h, path)
-            redirect = None
-            if route is not None and route.ssl_redirect:
-                tls = self.table.tls_for(h)
-                if tls is not None and tls.ssl_redirect:
-                    port = self.https_port
-                    redirect = b"https://" + (h.encode() if port == 443 else b"%s:%d" % (h.encode(), port))
-            hit = (route, redirect)
-        if len(self.route_cache) >= ROUTE_CACHE_SIZE:
-            self.route_cache.clear()
-        self.route_cache[(host, raw_path)] = hit
-        return hit
-
-    def reap(self) -> None:
-        now = time.monotonic()
-        for c in list(self.conns):
-            if c.deadline and now > c.deadline:
-                c.on_timeout()
-        self.pool.reap(now)
-
-    def spawn(self, coro: Any) -> None:
-        t = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(t)
-        t.add_done_callback(self.tasks.discard)
-
-
-class Exchange:
-    """One request/response pair on a client connection. Immutable defaults live on the class, so a new
-    exchange costs only the few attributes set in ``__init__`` (this is on every request's path)."""
-
-    method = b""
-    version = "1.1"
-    head_bytes = 0
-    keep_alive = True
-    upgrade = False
-    chunked = False
-    clen = -1
-    buffered = 0
-    body_seen = 0
-    body_done = False
-    expect = False
-    route: Route | None = None
-    up: UpstreamConn | None = None
-    tries = 0
-    status = 0
-    sent = 0
-    out_chunked = False
-    out_close = False
-    head_sent = False
-    done = False
-    req_id = b""
-    upstream_status = 0
-    endpoint: Endpoint | None = None
-    host = b""
-    limit = 0
-    complete_head = False
-    interim = False
-    reused = False
-    up_keep = False
-    tunnel = False
-
-    def __init__(self) -> None:
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
-        self.started = time.time()
+__all__ = ["ClientConn", "HTTPConfig", "Shared"]
 
 
 class ClientConn(asyncio.Protocol):
@@ -319,7 +170,7 @@ class ClientConn(asyncio.Protocol):
         if ex is not None and ex.up is not None:
             ex.up.resume_reading()
             if ex.body_done:
-                ex.up.deadline = time.monotonic() + self.read_timeout
+                ex.up.deadline = Clock.now + self.read_timeout
         if self.tunnel_up is not None:
             self.tunnel_up.resume_reading()
         if self.deadline_kind == "send":
@@ -339,7 +190,7 @@ class ClientConn(asyncio.Protocol):
 
     def _deadline(self, kind: str, seconds: float) -> None:
         self.deadline_kind = kind
-        self.deadline = time.monotonic() + seconds if seconds else 0.0
+        self.deadline = Clock.now + seconds if seconds else 0.0
 
     def on_timeout(self) -> None:
         kind = self.deadline_kind
@@ -358,7 +209,8 @@ class ClientConn(asyncio.Protocol):
         self.parsing = ex
         if self.cur is None:
             self.cur = ex
-            self._deadline("header", self.cfg.header_timeout)
+            self.deadline_kind = "header"
+            self.deadline = Clock.now + self.cfg.header_timeout
         else:
             self.pending.append(ex)
             self.pause("pipeline")
@@ -375,9 +227,19 @@ class ClientConn(asyncio.Protocol):
         assert ex is not None
         n = len(name) + len(value)
         ex.head_bytes += n + 4
-        if n > self.cfg.max_line or ex.head_bytes > self.cfg.max_header_bytes or len(ex.headers) >= self.cfg.max_headers:
+        ex.nheaders += 1
+        cfg = self.cfg
+        if n > cfg.max_line or ex.head_bytes > cfg.max_header_bytes or ex.nheaders > cfg.max_headers:
             raise Reject(431)
-        ex.headers.append((name, value))
+        ln = name.lower()
+        if ln in HOP:
+            ex.special[ln] = value
+            return
+        if ln in RECORD:
+            if ln in ex.special and ln == b"host":
+                ex.dup_host = True
+            ex.special[ln] = value
+        ex.hout += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
         ex = self.parsing
@@ -399,7 +261,7 @@ class ClientConn(asyncio.Protocol):
         if ex.limit and ex.body_seen > ex.limit:
             raise Reject(413)
         if ex is self.cur:
-            self.deadline = time.monotonic() + self.cfg.body_timeout
+            self.deadline = Clock.now + self.cfg.body_timeout
         up = ex.up
         if up is not None and ex is self.cur and not ex.body:
             if ex.chunked:
@@ -407,6 +269,8 @@ class ClientConn(asyncio.Protocol):
             else:
                 up.write(body)
         else:
+            if ex.body is None:
+                ex.body = []
             ex.body.append(body)
             ex.buffered += len(body)
             if ex.buffered > BUFFER_LIMIT:
@@ -425,27 +289,23 @@ class ClientConn(asyncio.Protocol):
             if up is not None and not ex.body:
                 if ex.chunked:
                     up.write(b"0\r\n\r\n")
-                up.deadline = time.monotonic() + self.read_timeout
+                up.deadline = Clock.now + self.read_timeout
 
     # ------------------------------------------------------------------------------ routing
     def start(self, ex: Exchange) -> None:
-        host = b""
-        rid = b""
-        for name, value in ex.headers:
-            ln = len(name)
-            if ln == 4 and name.lower() == b"host":
-                if host:
-                    return self.fail(400)
-                host = value
-            elif ln == 14 and name.lower() == b"content-length":
-                ex.clen = int(value) if value.isdigit() else -1
-            elif ln == 17 and name.lower() == b"transfer-encoding":
+        sp = ex.special
+        if ex.dup_host:
+            return self.fail(400)
+        host = sp.get(b"host", b"")
+        if sp:
+            if b"content-length" in sp:
+                v = sp[b"content-length"]
+                ex.clen = int(v) if v.isdigit() else -1
+            if b"transfer-encoding" in sp:
                 ex.chunked = True
-            elif ln == 6 and name.lower() == b"expect":
-                if value.lower() == b"100-continue":
-                    ex.expect = True
-            elif ln == 12 and name.lower() == b"x-request-id":
-                rid = value
+            if sp.get(b"expect", b"").lower() == b"100-continue":
+                ex.expect = True
+        rid = sp.get(b"x-request-id", b"")
         url = ex.url
         if url[:1] != b"/":
             if url.startswith((b"http://", b"https://")):
@@ -465,31 +325,33 @@ class ClientConn(asyncio.Protocol):
         if not host and ex.version == "1.1":
             return self.fail(400)
         ex.host = host
-        ex.req_id = rid or os.urandom(16).hex().encode()
+        ex.req_id = rid or b"%032x" % getrandbits(128)
         shared = self.shared
         q = url.find(b"?")
         key = (host, url if q < 0 else url[:q])
         hit = shared.route_cache.get(key)
         if hit is None:
             hit = shared.lookup(host, key[1])
-        route, redirect = hit
+        route, redirect, up, limit = hit
         if route is None:
             return self.respond(ex, 404 if redirect is None else 400)
         ex.route = route
         if redirect is not None and not self.https:
             return self.respond(ex, 308, location=redirect + url)
-        ex.limit = route.body_limit if route.body_limit is not None else self.cfg.body_limit
-        if ex.limit and ex.clen > ex.limit:
+        ex.limit = limit
+        if limit and ex.clen > limit:
             return self.respond(ex, 413)
-        up = shared.upstreams.get(route.backend.key)
         if up is None or not up.endpoints:
             return self.respond(ex, 503)
-        if ex.expect and not ex.body_done:
-            self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if not ex.body_done and (ex.chunked or ex.clen > 0):
-            self._deadline("body", self.cfg.body_timeout)
+        if ex.body_done:
+            self.deadline = 0.0
         else:
-            self._deadline("", 0)
+            if ex.expect:
+                self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if ex.chunked or ex.clen > 0:
+                self._deadline("body", self.cfg.body_timeout)
+            else:
+                self.deadline = 0.0
         self.dial(ex, up)
 
     def dial(self, ex: Exchange, up: Upstream) -> None:
@@ -537,23 +399,27 @@ class ClientConn(asyncio.Protocol):
         conn.got_data = False
         conn.write(self.request_head(ex))
         if ex.body:
-            chunks, ex.body, ex.buffered = ex.body, [], 0
+            chunks, ex.body, ex.buffered = ex.body, None, 0
             if ex.chunked:
                 conn.write(b"".join(b"%x\r\n%b\r\n" % (len(c), c) for c in chunks))
             else:
                 conn.write(b"".join(chunks))
             self.resume("buffer")
-        self.resume("connect")
+        if self.pauses:
+            self.resume("connect")
         if ex.body_done:
             if ex.chunked:
                 conn.write(b"0\r\n\r\n")
-            conn.deadline = time.monotonic() + self.read_timeout
+            conn.deadline = Clock.now + self.read_timeout
 
     def request_head(self, ex: Exchange) -> bytes:
-        out = [ex.method, b" ", ex.url, b" HTTP/1.1\r\n"]
-        special = copy_headers(ex.headers, HOP, out)
-        xff = special.get(b"x-forwarded-for", b"")
-        upgrade_value = special.get(b"upgrade", b"") if ex.upgrade else b""
+        sp = ex.special
+        out = [ex.method, b" ", ex.url, b" HTTP/1.1\r\n", *ex.hout]
+        tokens = sp.get(b"connection")
+        if tokens is not None and tokens.lower() not in PLAIN_CONNECTION:
+            drop_listed(out, 4, tokens)
+        xff = sp.get(b"x-forwarded-for", b"")
+        upgrade_value = sp.get(b"upgrade", b"") if ex.upgrade else b""
         out += (b"X-Request-ID: ", ex.req_id, b"\r\nX-Forwarded-Host: ", ex.host, self.forwarded)
         if xff:
             out += (b"X-Original-Forwarded-For: ", xff, b"\r\n")
@@ -567,20 +433,22 @@ class ClientConn(asyncio.Protocol):
         return b"".join(out)
 
     # ------------------------------------------------------------------------------ responses from upstream
-    def response_head(self, conn: UpstreamConn, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep: bool) -> None:
+    def response_head(self, conn: UpstreamConn, status: int, hout: list[bytes], special: dict[bytes, bytes], keep: bool) -> None:
         ex = self.cur
         if ex is None or ex.up is not conn:
             return
         if 100 <= status < 200 and status != 101:
             ex.interim = True
             if ex.version == "1.1" and not ex.expect:
-                self.send(b"HTTP/1.1 %d %s\r\n\r\n" % (status, reason))
+                self.send(b"HTTP/1.1 %d %s\r\n\r\n" % (status, reason_phrase(status)))
             return
         ex.status = status
         ex.upstream_status = status
         ex.up_keep = keep
-        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
-        special = copy_headers(headers, RESP_HOP, out)
+        out = [STATUS_LINES.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status)), *hout]
+        tokens = special.get(b"connection")
+        if tokens is not None and tokens.lower() not in PLAIN_CONNECTION:
+            drop_listed(out, 1, tokens)
         clen = special.get(b"content-length", b"")
         upgrade_value = special.get(b"upgrade", b"")
         if self.https and self.cfg.hsts:
@@ -736,7 +604,8 @@ class ClientConn(asyncio.Protocol):
         if ex.done:
             return
         ex.done = True
-        self.log(ex)
+        if self.shared.access_log is not None:
+            self.log(ex)
         self.shared.requests += 1
         if self.closing:
             return
@@ -757,8 +626,10 @@ class ClientConn(asyncio.Protocol):
             else:
                 self._deadline("header", self.cfg.header_timeout)
             return
-        self.resume("pipeline")
-        self._deadline("idle", self.cfg.keepalive_timeout)
+        if self.pauses:
+            self.resume("pipeline")
+        self.deadline_kind = "idle"
+        self.deadline = Clock.now + self.cfg.keepalive_timeout
 
     def log(self, ex: Exchange) -> None:
         if self.shared.access_log is not None:

@@ -75,13 +75,8 @@ def _q(v: bytes) -> str:
 
 
 def access_line(peer: str, ex: Any) -> str:
-    ref = ua = b""
-    for name, value in ex.headers:
-        n = name.lower()
-        if n == b"referer":
-            ref = value
-        elif n == b"user-agent":
-            ua = value
+    ref = ex.special.get(b"referer", b"")
+    ua = ex.special.get(b"user-agent", b"")
     req = f"{ex.method.decode('latin-1')} {ex.url.decode('latin-1')} HTTP/{ex.version}" if ex.method else "-"
     r = ex.route
     upstream = f"{r.backend.namespace}-{r.backend.service}-{r.backend.port}" if r is not None else ""

@@ -236,7 +236,8 @@ def build(ingresses: Iterable[Obj], classes: Iterable[Obj], controller: str = CO
         spec = ing.get("spec") or {}
         rules = spec.get("rules") or []
 
-        def route(ref: BackendRef, path: str, path_type: str) -> Route:
+        def route(ref: BackendRef, path: str, path_type: str, ing_name: str = ing_name, limit: int | None = limit,
+                  redirect: bool = redirect) -> Route:
             t.backends[ref.key] = ref
             return Route(ref, ing_name, path, path_type, limit, redirect)
 

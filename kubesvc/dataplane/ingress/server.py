@@ -30,6 +30,7 @@ from typing import Any, Callable, TextIO
 from kubesvc.dataplane import runtime
 from kubesvc.dataplane.ingress import routes, tls
 from kubesvc.dataplane.ingress.http import ClientConn, HTTPConfig, Shared
+from kubesvc.dataplane.ingress.upstream import Clock
 from kubesvc.errors import AlreadyExists, ClientError, KubesvcError
 from kubesvc.store.db import Store
 
@@ -274,6 +275,7 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
         selector.update(snap.table, snap.secrets)
     shared.install(snap.table, snap.backends)
 
+    shared.https_port = 0  # set below when an HTTPS listener is bound
     servers: list[asyncio.Server] = []
     fields: dict[str, str] = {}
     try:
@@ -311,7 +313,7 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
 
     async def sweep() -> None:
         while True:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(Clock.SLACK)
             shared.reap()
             alog.flush()
 

@@ -25,6 +25,18 @@ if TYPE_CHECKING:
     from kubesvc.dataplane.ingress.http import ClientConn
 
 Endpoint = tuple[str, int]
+# response headers that never pass as they are (the router frames the answer itself)
+RESP_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+                      b"upgrade", b"content-length"})
+
+
+class Clock:
+    """A coarse monotonic clock (seconds), refreshed by the router's sweep every ``SLACK`` seconds: deadlines are
+    checked at that granularity anyway, and reading it costs an attribute load instead of a call per request.
+    It runs one sweep ahead of real time, so a deadline taken from it never fires early (up to 2 x SLACK late)."""
+
+    SLACK = 0.25
+    now = time.monotonic() + SLACK
 
 
 class Upstream:
@@ -63,7 +75,7 @@ class Upstream:
 
 
 class UpstreamConn(asyncio.Protocol):
-    __slots__ = ("pool", "addr", "transport", "parser", "owner", "deadline", "closed", "reason", "headers",
+    __slots__ = ("pool", "addr", "transport", "parser", "owner", "deadline", "closed", "hout", "special",
                  "idle_since", "tunnel", "paused", "got_data")
 
     def __init__(self, pool: "Pool", addr: Endpoint) -> None:
@@ -74,8 +86,8 @@ class UpstreamConn(asyncio.Protocol):
         self.owner: ClientConn | None = None
         self.deadline = 0.0
         self.closed = False
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.hout: list[bytes] = []
+        self.special: dict[bytes, bytes] = {}
         self.idle_since = 0.0
         self.tunnel = False
         self.paused = False
@@ -96,7 +108,7 @@ class UpstreamConn(asyncio.Protocol):
             owner.tunnel_to_client(data)
             return
         if owner.read_timeout:
-            self.deadline = time.monotonic() + owner.read_timeout
+            self.deadline = Clock.now + owner.read_timeout
         owner.obuf = []  # gather the writes to the client made while parsing this chunk
         try:
             self.parser.feed_data(data)
@@ -136,18 +148,19 @@ class UpstreamConn(asyncio.Protocol):
 
     # -- httptools callbacks
     def on_message_begin(self) -> None:
-        self.headers = []
-        self.reason = b""
-
-    def on_status(self, status: bytes) -> None:
-        self.reason += status
+        self.hout = []
+        self.special = {}
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        ln = name.lower()
+        if ln in RESP_HOP:
+            self.special[ln] = value
+        else:
+            self.hout += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
         if self.owner is not None:
-            self.owner.response_head(self, self.parser.get_status_code(), self.reason, self.headers,
+            self.owner.response_head(self, self.parser.get_status_code(), self.hout, self.special,
                                      self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
@@ -222,12 +235,13 @@ class Pool:
         if c.closed or c.tunnel:
             c.close()
             return
-        c.resume_reading()
+        if c.paused:
+            c.resume_reading()
         lst = self.idle.setdefault(c.addr, [])
         if len(lst) >= self.max_idle:
             c.close()
             return
-        c.idle_since = time.monotonic()
+        c.idle_since = Clock.now
         lst.append(c)
 
     def forget(self, c: UpstreamConn) -> None:

@@ -1,0 +1,199 @@
+"""What the router's connections share, and one request/response pair: config, route cache, header helpers.
+
+Rules kept here:
+- ``Shared`` holds the current route table and the balancers (one ``Upstream`` per Service port, kept across
+  tables so round robin does not restart), the keep-alive pool and a route cache: (Host header, raw path) ->
+  (route, https redirect prefix, upstream, body limit), emptied whenever a new table is installed and when it
+  reaches ``ROUTE_CACHE_SIZE`` entries.
+- ``Exchange`` keeps immutable defaults on the class: a new request costs only the attributes it changes.
+- Header names are lower-cased once, while parsing; the hop-by-hop ones are set aside, the others are kept as
+  ready-to-join output lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Callable
+
+from kubesvc.dataplane.ingress.routes import Route, RouteTable, normalize_host, normalize_path
+from kubesvc.dataplane.ingress.upstream import Clock, Endpoint, Pool, Upstream, UpstreamConn
+
+BUFFER_LIMIT = 256 * 1024
+ROUTE_CACHE_SIZE = 4096
+LINGER = 2.0
+RECORD = frozenset({b"host", b"user-agent", b"referer"})  # forwarded, and kept for routing and the access log
+HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+                 b"upgrade", b"proxy", b"expect", b"content-length", b"x-forwarded-for", b"x-forwarded-host",
+                 b"x-forwarded-port", b"x-forwarded-proto", b"x-forwarded-scheme", b"x-scheme", b"x-real-ip",
+                 b"x-request-id", b"x-original-forwarded-for"})
+PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"upgrade"})  # Connection values naming no other header
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+HSTS = b"Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"
+
+
+def drop_listed(out: list[bytes], start: int, tokens: bytes) -> None:
+    """Remove from ``out[start:]`` (groups of name, ": ", value, CRLF) the headers a Connection header names."""
+    drop = {t.strip().lower() for t in tokens.split(b",")} - {b"close", b"keep-alive", b"upgrade"}
+    if not drop:
+        return
+    kept: list[bytes] = []
+    for i in range(start, len(out), 4):
+        if out[i].lower() not in drop:
+            kept += out[i : i + 4]
+    out[start:] = kept
+
+
+def reason_phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
+# The status line is the router's own (as nginx writes its own for known codes): no on_status callback.
+STATUS_LINES = {int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode()) for s in HTTPStatus}
+
+
+@dataclass(frozen=True)
+class HTTPConfig:
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    send_timeout: float = 60.0
+    header_timeout: float = 60.0
+    body_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    body_limit: int = 1024 * 1024  # 0: unlimited
+    max_line: int = 8192
+    max_header_bytes: int = 32768
+    max_headers: int = 100
+    retries: int = 3
+    hsts: bool = True
+
+
+Hit = tuple[Route | None, bytes | None, Upstream | None, int]  # a route-cache entry (see Shared.lookup)
+
+
+class Reject(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class Shared:
+    """What every connection of one router shares: the current table, upstream balancers, pool, log."""
+
+    def __init__(self, cfg: HTTPConfig, access_log: Callable[[str], None] | None) -> None:
+        self.cfg = cfg
+        self.table = RouteTable()
+        self.upstreams: dict[str, Upstream] = {}
+        self.pool = Pool()
+        self.pool.idle_timeout = 60.0
+        self.conns: set[Any] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.access_log = access_log
+        self.https_port = 443
+        self.requests = 0
+        self.route_cache: dict[tuple[bytes, bytes], Hit] = {}
+
+    def install(self, table: RouteTable, backends: dict[str, list[Endpoint] | None]) -> None:
+        ups: dict[str, Upstream] = {}
+        keep: set[Endpoint] = set()
+        for key, eps in backends.items():
+            u = self.upstreams.get(key) or Upstream()
+            u.set_endpoints(eps)
+            ups[key] = u
+            keep.update(eps or ())
+        self.upstreams = ups
+        self.table = table
+        self.route_cache = {}
+        self.pool.drop_unknown(keep)
+
+    def lookup(self, host: bytes, raw_path: bytes) -> Hit:
+        """(route, https redirect prefix, upstream, body limit) for a Host header and request path; remembered
+        until the next table. (None, b"", ...) marks a path that cannot be normalized (400); (None, None, ...)
+        no route (404)."""
+        try:
+            path = normalize_path(raw_path.decode("latin-1")) if raw_path != b"*" else "/"
+        except UnicodeDecodeError:
+            path = None
+        h = normalize_host(host.decode("latin-1"))
+        hit: Hit
+        if path is None:
+            hit = (None, b"", None, 0)
+        else:
+            route = self.table.match(h, path)
+            redirect = None
+            if route is not None and route.ssl_redirect and self.https_port:  # 0: no HTTPS listener, no redirect
+                tls = self.table.tls_for(h)
+                if tls is not None and tls.ssl_redirect:
+                    port = self.https_port
+                    redirect = b"https://" + (h.encode() if port == 443 else b"%s:%d" % (h.encode(), port))
+            if route is None:
+                hit = (None, None, None, 0)
+            else:
+                limit = route.body_limit if route.body_limit is not None else self.cfg.body_limit
+                hit = (route, redirect, self.upstreams.get(route.backend.key), limit)
+        if len(self.route_cache) >= ROUTE_CACHE_SIZE:
+            self.route_cache.clear()
+        self.route_cache[(host, raw_path)] = hit
+        return hit
+
+    def reap(self) -> None:
+        now = time.monotonic()
+        Clock.now = now + Clock.SLACK
+        for c in list(self.conns):
+            if c.deadline and now > c.deadline:
+                c.on_timeout()
+        self.pool.reap(now)
+
+    def spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+
+class Exchange:
+    """One request/response pair on a client connection. Immutable defaults live on the class, so a new
+    exchange costs only the few attributes set in ``__init__`` (this is on every request's path)."""
+
+    method = b""
+    body: list[bytes] | None = None  # request body held while no upstream is attached
+    nheaders = 0
+    dup_host = False
+    version = "1.1"
+    head_bytes = 0
+    keep_alive = True
+    upgrade = False
+    chunked = False
+    clen = -1
+    buffered = 0
+    body_seen = 0
+    body_done = False
+    expect = False
+    route: Route | None = None
+    up: UpstreamConn | None = None
+    tries = 0
+    status = 0
+    sent = 0
+    out_chunked = False
+    out_close = False
+    head_sent = False
+    done = False
+    req_id = b""
+    upstream_status = 0
+    endpoint: Endpoint | None = None
+    host = b""
+    limit = 0
+    complete_head = False
+    interim = False
+    reused = False
+    up_keep = False
+    tunnel = False
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.hout: list[bytes] = []  # forwarded request header lines: name, ": ", value, CRLF, ...
+        self.special: dict[bytes, bytes] = {}  # lower-case name -> value of the HOP and RECORD headers
+        self.started = time.time()
