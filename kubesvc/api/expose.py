@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from kubesvc.api.names import is_dns1123_subdomain
+from kubesvc.api.names import is_dns1123_subdomain, is_valid_port_name
 from kubesvc.api.selectors import parse_equality_map
 from kubesvc.errors import ClientError
 
@@ -108,22 +108,6 @@ def _int_or_string(s: str) -> int | str:
         return _int32(_atoi(s))
     except ClientError:
         return s
-
-
-def _is_valid_port_name(port: str) -> list[str]:
-    """``validation.IsValidPortName``."""
-    errs: list[str] = []
-    if len(port.encode()) > 15:
-        errs.append("must be no more than 15 characters")
-    if not re.fullmatch(r"[-a-z0-9]+", port):
-        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
-    if not re.search(r"[a-z]", port):
-        errs.append("must contain at least one letter (a-z)")
-    if "--" in port:
-        errs.append("must not contain consecutive hyphens")
-    if port and (port[0] == "-" or port[-1] == "-"):
-        errs.append("must not begin or end with a hyphen")
-    return errs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +364,7 @@ def _parse_tcp(spec: str) -> tuple[int, int | str]:
     try:
         number = _atoi(target_text)
     except ClientError:
-        errs = _is_valid_port_name(target_text)
+        errs = is_valid_port_name(target_text)
         if errs:
             raise ClientError(",".join(errs)) from None
         return port, target_text

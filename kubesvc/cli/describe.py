@@ -62,6 +62,14 @@ def join_descriptions(texts: Iterable[str]) -> str:
 # -------------------------------------------------------------------------------------- helpers
 
 
+def _object_header(w: "_Writer", meta: dict[str, Any]) -> None:
+    """The four lines most describers open with: Name, Namespace, Labels, Annotations."""
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    _labels(w, "Labels", meta.get("labels"))
+    _annotations(w, "Annotations", meta.get("annotations"))
+
+
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, dict) else {}
@@ -185,10 +193,7 @@ def describe_service(svc: dict[str, Any], endpoints: dict[str, Any] | None,
     meta, spec, status = _meta(svc), svc.get("spec") or {}, svc.get("status") or {}
     slices = _endpoints_as_slices(endpoints)
     w = _Writer()
-    w.write(0, f"Name:\t{meta.get('name', '')}\n")
-    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _object_header(w, meta)
     w.write(0, f"Selector:\t{format_labels(spec.get('selector'))}\n")
     w.write(0, f"Type:\t{spec.get('type', '')}\n")
     if spec.get("ipFamilyPolicy"):
@@ -242,10 +247,7 @@ def describe_service(svc: dict[str, Any], endpoints: dict[str, Any] | None,
 def describe_endpoints(ep: dict[str, Any], events: Sequence[dict[str, Any]] | None, now: datetime) -> str:
     meta = _meta(ep)
     w = _Writer()
-    w.write(0, f"Name:\t{meta.get('name', '')}\n")
-    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _object_header(w, meta)
     w.write(0, "Subsets:\n")
     for ss in _list(ep.get("subsets")):
         if not isinstance(ss, dict):
@@ -736,10 +738,7 @@ def describe_namespace(ns: dict[str, Any]) -> str:
 def describe_configmap(cm: dict[str, Any], events: Sequence[dict[str, Any]] | None, now: datetime) -> str:
     meta = _meta(cm)
     w = _Writer()
-    w.write(0, f"Name:\t{meta.get('name', '')}\n")
-    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _object_header(w, meta)
     w.write(0, "\nData\n====\n")
     data = cm.get("data") if isinstance(cm.get("data"), dict) else {}
     for k in sorted(data):
@@ -768,10 +767,7 @@ def _b64decode(value: Any) -> bytes:
 def describe_secret(secret: dict[str, Any]) -> str:
     meta = _meta(secret)
     w = _Writer()
-    w.write(0, f"Name:\t{meta.get('name', '')}\n")
-    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _object_header(w, meta)
     stype = secret.get("type") or "Opaque"
     w.write(0, f"\nType:\t{stype}\n")
     w.write(0, "\nData\n====\n")
@@ -844,10 +840,7 @@ def _unstructured(w: _Writer, level: int, content: dict[str, Any], prefix: str) 
 def describe_generic(obj: dict[str, Any], events: Sequence[dict[str, Any]] | None, now: datetime) -> str:
     meta = _meta(obj)
     w = _Writer()
-    w.write(0, f"Name:\t{meta.get('name', '')}\n")
-    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    _labels(w, "Labels", meta.get("labels"))
-    _annotations(w, "Annotations", meta.get("annotations"))
+    _object_header(w, meta)
     _unstructured(w, 0, obj, "")
     _events(w, events, now)
     return w.text()

@@ -154,28 +154,15 @@ class Registry:
 
     def mutate(self, kind: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], None], *, dry_run: bool = False) -> dict[str, Any]:
         """Read-modify-write of one object inside one transaction (label, annotate, scale)."""
-
-        def run(txn: Txn) -> dict[str, Any]:
-            k = BY_KIND[kind]
-            old = txn.get(kind, namespace if k.namespaced else "", name)
-            if old is None:
-                raise NotFound(k.resource, name)
-            new = copy.deepcopy(old)
-            fn(new)
-            if new == old:
-                return old
-            return self._update(txn, new, old)
-
-        result: dict[str, Any] = self._run(dry_run, run)
-        return result
-
-    def delete(self, kind: str, namespace: str, name: str, *, dry_run: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self._run(dry_run, lambda txn: self._delete(txn, kind, namespace, name))
-        return result
+        return self._read_modify_write(kind, namespace, name, fn, dry_run=dry_run, status_only=False)
 
     def update_status(self, kind: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Read-modify-write of ``status`` only (``prepare_for_status_update``): spec, labels and
         annotations stay as stored whatever ``fn`` does to them. Returns the stored object."""
+        return self._read_modify_write(kind, namespace, name, fn, dry_run=False, status_only=True)
+
+    def _read_modify_write(self, kind: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], None], *,
+                           dry_run: bool, status_only: bool) -> dict[str, Any]:
         from kubesvc.api import strategy
 
         def run(txn: Txn) -> dict[str, Any]:
@@ -185,16 +172,22 @@ class Registry:
                 raise NotFound(k.resource, name)
             new = copy.deepcopy(old)
             fn(new)
-            strategy.prepare_for_status_update(new, old)
+            if status_only:
+                strategy.prepare_for_status_update(new, old)
             if new == old:
                 return old
+            if not status_only:
+                return self._update(txn, new, old)
             stored = txn.update(new, check_version=True)
-            self._after_write(txn, k, old, stored)
+            self._after_write(txn, BY_KIND[kind], old, stored)
             return stored
 
-        result: dict[str, Any] = self._run(False, run)
+        result: dict[str, Any] = self._run(dry_run, run)
         return result
 
+    def delete(self, kind: str, namespace: str, name: str, *, dry_run: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self._run(dry_run, lambda txn: self._delete(txn, kind, namespace, name))
+        return result
 
     def bind_pod(self, namespace: str, name: str, node: str) -> dict[str, Any]:
         """The binding subresource: set ``spec.nodeName`` once (a no-op when already bound there)."""
