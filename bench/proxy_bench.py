@@ -1,12 +1,14 @@
 """Proxy benchmark: kubesvc proxy vs HAProxy (default configuration, mode tcp) vs direct, same run, loopback only.
 
-Run: `make bench` or `.venv/bin/python bench/proxy_bench.py` (`--workers N` passes `--workers` to the proxy;
-`--reps`, `--seconds` shorten or lengthen the runs). Needs iperf3, wrk, nginx and haproxy (`BENCH=1 bash
+Run: `make bench` or `.venv/bin/python bench/proxy_bench.py` (`--workers 1,auto` = the `--workers` values of
+the kubesvc proxies run side by side; `--workloads keepalive,newconn` runs a subset; `--reps`, `--seconds`
+shorten or lengthen the runs). Needs iperf3, wrk, nginx and haproxy (`BENCH=1 bash
 scripts/sysdeps.sh`); rows whose tools are missing are skipped and said so.
 
 Workloads, each driven the same way through (a) `kubesvc proxy` (a Service's cluster IP, backends registered
-as Pods with status.podIP), (b) HAProxy, (c) the backend directly; medians of ``--reps`` repetitions, the
-three targets interleaved within each repetition:
+as Pods with status.podIP), (b) HAProxy, (c) the backend directly; medians of ``--reps`` repetitions
+(ratios: median of the per-repetition ratios), the targets interleaved within each repetition, in an
+order rotated per repetition:
 - bulk TCP: iperf3 1 and 8 streams against an iperf3 server (its control connection passes the proxy too);
 - kept-alive: wrk, 1 thread, 64 connections, against nginx returning a 2-byte 200: req/s and p99;
 - new connections: the same wrk run with `Connection: close` (nginx closes after each answer, wrk reconnects),
@@ -86,10 +88,13 @@ def tree_rss_kb(pid: int) -> int:
 # ------------------------------------------------------------------------------------------ traffic
 
 def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Callable[[Addr], float | tuple[float, float]]) -> None:
+    """Medians of ``reps`` rounds; every round runs each target once, in an order rotated per round (a
+    shared machine's load bursts then hit every target alike, and none always runs first or last)."""
     samples: dict[str, list] = {k: [] for k in targets}
-    for _ in range(reps):
-        for k, addr in targets.items():
-            samples[k].append(run(addr))
+    order = list(targets)
+    for r in range(reps):
+        for k in order[r % len(order):] + order[: r % len(order)]:
+            samples[k].append(run(targets[k]))
     row: dict = {"unit": unit}
     for k, vals in samples.items():
         if isinstance(vals[0], tuple):
@@ -100,7 +105,13 @@ def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Call
         row[f"{k}_samples"] = vals
     peer = "haproxy" if "haproxy" in row else "direct"
     row["ratio_vs"] = peer
-    row["ratios"] = {k: row[k] / row[peer] for k in targets if k.startswith("kubesvc")}
+    # Ratio = median over rounds of (kubesvc / peer in the same round): a load burst from another process on
+    # a shared machine then shifts both sides of a ratio instead of one median.
+    def val(v: float | tuple[float, float]) -> float:
+        return v[0] if isinstance(v, tuple) else v
+
+    row["ratios"] = {k: statistics.median(val(a) / val(b) for a, b in zip(samples[k], samples[peer])) for k in targets if k.startswith("kubesvc")}
+    row["ratio_spread"] = {k: [round(val(a) / val(b), 2) for a, b in zip(samples[k], samples[peer])] for k in row["ratios"]}
     RESULTS[name] = row
     extra = ""
     if "kubesvc_p99_ms" in row:
@@ -109,7 +120,10 @@ def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Call
     print(f"{name}: " + " ".join(f"{k}={row[k]:,.1f}" for k in targets) + f" {unit}  {ratios}{extra}", flush=True)
 
 
-def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[int]) -> None:
+WORKLOADS = ("bulk", "keepalive", "newconn", "udp")
+
+
+def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[str], workloads: tuple[str, ...] = WORKLOADS) -> None:
     missing = peers.have("iperf3", "wrk", "nginx", "haproxy")
     if missing:
         print(f"traffic rows: skipped ({', '.join(missing)} not installed; BENCH=1 bash scripts/sysdeps.sh)")
@@ -132,7 +146,7 @@ def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[int]) -> No
         for n, workers in enumerate(worker_counts):
             store = os.path.join(tmp, f"traffic{workers}.db")
             reg = Registry(Store(store))
-            name = "kubesvc" if workers == 1 else f"kubesvc --workers {workers}"
+            name = "kubesvc" if workers == "1" else f"kubesvc --workers {workers}"
             for i, (app, be, port, proto, targets) in enumerate((("iperf", be_iperf, 5201, "TCP", iperf_t), ("web", be_web, 8080, "TCP", web_t),
                                                                   ("echo", be_udp, 9000, "UDP", udp_t))):
                 reg.create(pod(f"{app}-0", be[0], app, be[1]))
@@ -140,14 +154,18 @@ def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[int]) -> No
                 obj["spec"]["clusterIP"] = f"127.100.{n}.{10 + i}"
                 reg.create(obj)
                 targets[name] = (obj["spec"]["clusterIP"], port)
-            started.append(start_proxy(store, *(["--workers", str(workers)] if workers != 1 else [])))
+            started.append(start_proxy(store, *(["--workers", workers] if workers != "1" else [])))
             peers.wait_tcp(web_t[name])
         print(f"traffic: {reps} repetitions of {seconds:g} s, targets interleaved: {', '.join(web_t)}", flush=True)
-        measure("bulk TCP, iperf3 1 stream", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 1, seconds))
-        measure("bulk TCP, iperf3 8 streams", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 8, seconds))
-        measure("kept-alive HTTP via L4, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds))
-        measure("new connection per request, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds, close=True))
-        measure("UDP request/response, 16 in flight", "answers/s", udp_t, reps, lambda a: peers.udp_rate(a, seconds))
+        if "bulk" in workloads:
+            measure("bulk TCP, iperf3 1 stream", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 1, seconds))
+            measure("bulk TCP, iperf3 8 streams", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 8, seconds))
+        if "keepalive" in workloads:
+            measure("kept-alive HTTP via L4, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds))
+        if "newconn" in workloads:
+            measure("new connection per request, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds, close=True))
+        if "udp" in workloads:
+            measure("UDP request/response, 16 in flight", "answers/s", udp_t, reps, lambda a: peers.udp_rate(a, seconds))
     finally:
         for p in reversed(started):
             p.stop()
@@ -231,17 +249,22 @@ def table() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--workers", default="1,2", help="worker counts of the kubesvc proxies measured side by side (comma-separated)")
+    ap.add_argument("--workers", default="1,auto", help="--workers values of the kubesvc proxies measured side by side (comma-separated; auto = one per CPU, as HAProxy's default nbthread)")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS), help=f"traffic rows to run (comma-separated from {', '.join(WORKLOADS)})")
     ap.add_argument("--only", choices=["traffic", "sync", "memory"], default=None)
     args = ap.parse_args()
-    worker_counts = [int(w) for w in args.workers.split(",")]
+    worker_counts = [w.strip() for w in args.workers.split(",")]
+    workloads = tuple(w.strip() for w in args.workloads.split(","))
+    bad = [w for w in workloads if w not in WORKLOADS]
+    if bad:
+        ap.error(f"--workloads: unknown {', '.join(bad)} (choose from {', '.join(WORKLOADS)})")
     proxy_args: list[str] = []  # sync latency and memory: the default single process
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "traffic"):
-            traffic(tmp, args.reps, args.seconds, worker_counts)
+            traffic(tmp, args.reps, args.seconds, worker_counts, workloads)
         if args.only in (None, "sync"):
             sync_latency(tmp, proxy_args)
         if args.only in (None, "memory"):

@@ -46,6 +46,38 @@ def test_failover_when_a_backend_stops_mid_run(cluster: Cluster) -> None:
     assert int(failures[0].rsplit(" ", 1)[1]) >= 1
 
 
+def test_endpoint_that_never_answers_times_out_and_the_next_one_serves(cluster: Cluster, backend) -> None:  # type: ignore[no-untyped-def]
+    live = backend("x", cluster.subnet + "11", 0, "count")
+    # A black hole: a listener with a full accept queue drops further SYNs, so connects to it time out.
+    hole = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        hole.bind((cluster.subnet + "21", 0))
+        hole.listen(0)
+        for _ in range(3):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(hole.getsockname())
+            fillers.append(c)
+        svc = cluster.service("hole", 9090, 9090)
+        cluster.create({
+            "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "hole", "namespace": "default"},
+            "subsets": [{"addresses": [{"ip": live.host}], "ports": [{"name": "p", "port": live.port}]},
+                        {"addresses": [{"ip": cluster.subnet + "21"}], "ports": [{"name": "p", "port": hole.getsockname()[1]}]}],
+        })
+        cluster.start_proxy()
+        vip = (svc["spec"]["clusterIP"], 9090)
+        assert [ask(vip, b"abc").decode() for _ in range(4)] == ["x:3\n"] * 4
+        # Each retry advances the rotation, so after the first pick every connection tries the hole first
+        # (250 ms timeout) and then x: 3 or 4 timed-out connects, depending on where the rotation began.
+        failures = [l for l in cluster.metrics().splitlines() if l.startswith("kubesvc_proxy_connect_failures_total{")]
+        assert int(failures[0].rsplit(" ", 1)[1]) in (3, 4)
+    finally:
+        for c in fillers:
+            c.close()
+        hole.close()
+
+
 def test_service_without_endpoints_resets_at_once(cluster: Cluster) -> None:
     svc = cluster.service("empty", 8080, 9999, selector={"app": "nothing"})
     cluster.start_proxy()

@@ -85,3 +85,19 @@ def test_client_ip_affinity_holds_across_workers(cluster: Cluster) -> None:
     assert worker_counters(kids[0])["total"] % 12 == 0
     cluster.proxy.stop()
     wait_for(lambda: not any(alive(k) for k in kids), timeout=5, what="workers stopped with the primary")
+
+
+def test_workers_auto_is_one_per_cpu_and_bad_values_are_one_line_errors(cluster: Cluster, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cpus = len(os.sched_getaffinity(0))
+    fields = cluster.start_proxy("--workers", "auto")
+    assert fields.get("workers", "1") == str(min(cpus, 64))
+    assert cluster.proxy is not None
+    assert len(children(cluster.proxy.p.pid)) == min(cpus, 64) - 1
+    for bad in ("0", "65", "many"):
+        out = subprocess.run([sys.executable, "-m", "kubesvc", "--store", str(tmp_path / "bad.db"), "proxy", "--workers", bad],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode != 0
+        assert out.stderr.strip() == f"error: --workers: {bad!r} is not a number from 1 to 64 or 'auto'"

@@ -46,6 +46,20 @@ def check_bind_address(text: str, flag: str) -> str:
     return text
 
 
+def parse_workers(text: str) -> int:
+    text = text.strip().lower()
+    if text == "auto":
+        import os
+
+        try:
+            return max(1, min(64, len(os.sched_getaffinity(0))))
+        except (AttributeError, OSError):
+            return max(1, min(64, os.cpu_count() or 1))
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise ClientError(f"--workers: {text!r} is not a number from 1 to 64 or 'auto'")
+    return int(text)
+
+
 NodePortAddressesOpt = Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", help="CIDRs selecting the node addresses NodePorts listen on (comma-separated or repeated; default 127.0.0.0/8 = 127.0.0.1; a /32 names one address).")]
 HealthzOpt = Annotated[str, typer.Option("--healthz-bind-address", help="host:port for /healthz (port 0 = any free port; empty disables).")]
 MetricsOpt = Annotated[str, typer.Option("--metrics-bind-address", help="host:port for Prometheus /metrics (port 0 = any free port; empty disables).")]
@@ -59,7 +73,7 @@ def proxy(
     metrics_bind_address: MetricsOpt = "127.0.0.1:10249",
     udp_timeout: UdpTimeoutOpt = "10s",
     verbosity: VerbosityOpt = 0,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes sharing every listening socket (SO_REUSEPORT); more than 1 raises the new-connection rate on several cores.")] = 1,
+    workers: Annotated[str, typer.Option("--workers", help="Processes sharing every listening socket (SO_REUSEPORT), 1-64, or 'auto' (one per CPU, like HAProxy's default threads); more than 1 raises the connection and request rate on several cores.")] = "1",
     status_file: Annotated[Optional[str], typer.Option("--status-file", help="Keep a JSON summary of what is served in this file (used by `kubesvc status`).")] = None,
     store: StoreOpt = None,
 ) -> None:
@@ -77,7 +91,7 @@ def proxy(
         udp_timeout=parse_duration(udp_timeout, "--udp-timeout"),
         verbosity=verbosity,
         status_file=status_file,
-        workers=workers,
+        workers=parse_workers(workers),
     )
     path = common.store_path(store)
     common.registry(store)  # open (and create) the store now, so a bad path is a one-line error

@@ -3,8 +3,12 @@
 Rules kept here (spec dataplane.md §1.6, §1.7):
 - No ready endpoint: the accepted connection is reset at once (SO_LINGER 0), like kube-proxy's REJECT.
 - Dial: up to 4 attempts with 250 ms / 500 ms / 1 s / 2 s timeouts, each on the balancer's next pick
-  (affinity bypassed and the client re-pinned after a failure). Dials run as owned tasks, never in the
-  accept path, so a slow endpoint does not delay other clients.
+  (affinity bypassed and the client re-pinned after a failure). The dial starts from the accepted
+  protocol's ``connection_made``: ``loop.create_connection`` runs as a bare task (no coroutine of ours),
+  a ``call_later`` timer bounds it, and the backend protocol's ``connection_made`` links the pair, so a
+  slow endpoint never delays other clients and a connection costs a handful of Python calls.
+- What the client sends before the backend answers is kept (one chunk, then its reading pauses) and
+  written first; the client's address is read only for ClientIP affinity and logs.
 - Copy: once both sides are connected the uvloop transports call each other's ``write`` directly (the
   protocol's ``data_received`` *is* the peer transport's ``write``), so there is no Python frame per chunk.
 - Back-pressure: a side whose write buffer passes the high-water mark pauses reading on the other side
@@ -80,9 +84,9 @@ def steer_by_client_ip(sock: socket.socket, workers: int, on: bool) -> None:
 class Pair:
     """The shared state of one proxied connection."""
 
-    __slots__ = ("state", "client", "backend", "eofs", "done", "endpoint")
+    __slots__ = ("backend", "client", "done", "endpoint", "eofs", "state")
 
-    def __init__(self, state: "PortState") -> None:
+    def __init__(self, state: PortState) -> None:
         self.state = state
         self.client: asyncio.Transport | None = None
         self.backend: asyncio.Transport | None = None
@@ -90,7 +94,7 @@ class Pair:
         self.done = False
         self.endpoint: tuple[str, int] | None = None
 
-    def finish(self, lost: "asyncio.Transport", exc: Exception | None) -> None:
+    def finish(self, lost: asyncio.Transport, exc: Exception | None) -> None:
         if self.done:
             return
         self.done = True
@@ -123,17 +127,17 @@ class Pair:
 
 class _Side(asyncio.Protocol):
     # No __slots__: link() stores the peer's write as the instance's data_received.
+    transport: asyncio.Transport | None = None
+    peer: asyncio.Transport | None = None
 
     def __init__(self, pair: Pair) -> None:
         self.pair = pair
-        self.transport: asyncio.Transport | None = None
-        self.peer: asyncio.Transport | None = None
 
     def link(self, transport: asyncio.Transport, peer: asyncio.Transport) -> None:
         self.peer = peer
         # The hot path: the transport hands each chunk straight to the peer transport's write.
         self.data_received = peer.write  # type: ignore[method-assign]
-        transport.set_write_buffer_limits(high=HIGH_WATER)
+        transport.set_write_buffer_limits(HIGH_WATER)
         transport.set_protocol(self)  # uvloop caches data_received when the protocol is set
 
     def pause_writing(self) -> None:
@@ -156,8 +160,7 @@ class _Side(asyncio.Protocol):
             assert self.transport is not None
             self.transport.close()
             return True
-        if peer.can_write_eof():
-            peer.write_eof()
+        peer.write_eof()
         return True  # keep our write side open: the answer may still come back
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -166,28 +169,90 @@ class _Side(asyncio.Protocol):
 
 
 class BackendSide(_Side):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        client = self.pair.client
-        if client is not None:  # link at once: a backend that speaks first loses nothing
-            self.link(transport, client)  # type: ignore[arg-type]
+    """One dial attempt: ``loop.create_connection`` runs as a bare task (no coroutine of ours, no
+    ``asyncio.timeout``); a ``call_later`` timer cancels it; ``connection_made`` links the pair at once."""
 
-    def data_received(self, data: bytes) -> None:  # replaced by the client's write in link()
-        raise AssertionError("backend data before link")
+    expired = False
+
+    def __init__(self, pair: Pair, client: ClientSide, endpoint: tuple[str, int]) -> None:
+        self.pair = pair
+        self.client = client
+        self.endpoint = endpoint
+        self.task: asyncio.Task[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def factory(self) -> BackendSide:
+        return self
+
+    def expire(self) -> None:
+        self.expired = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        t: asyncio.Transport = transport  # type: ignore[assignment]
+        if self.timer is not None:
+            self.timer.cancel()  # synchronous: the task can no longer be cancelled (which would close t)
+        pair = self.pair
+        client = pair.client
+        if pair.done or client is None or self.expired:
+            # The client left while we dialled, or the timer fired in the same loop turn as the connect
+            # completed (the cancelled task closes this transport; the retry dials the next endpoint).
+            t.close()
+            return
+        self.transport = t
+        pair.backend = t
+        pair.endpoint = self.endpoint
+        self.link(t, client)  # t is not reading yet: set_protocol costs nothing
+        cs = self.client
+        cs.link(client, t)
+        if cs.pending is not None:
+            for chunk in cs.pending:
+                t.write(chunk)
+            cs.pending = None
+        if cs.pending_eof:
+            pair.eofs += 1
+            t.write_eof()
+        else:
+            client.resume_reading()
+
+    def dialled(self, task: asyncio.Task[Any]) -> None:
+        cs = self.client
+        cs.listener.tasks.discard(task)
+        if task.cancelled():
+            if not self.expired:
+                return  # cancelled by shutdown
+            exc: BaseException = TimeoutError("connect timed out")
+        else:
+            exc = task.exception()  # type: ignore[assignment]
+            if exc is None:
+                return  # linked in connection_made
+            if self.timer is not None:
+                self.timer.cancel()
+        state = self.pair.state
+        state.metrics.connect_failures += 1
+        ep = self.endpoint
+        log.debug("connect failed", extra={"kv": {"service": state.label, "endpoint": f"{ep[0]}:{ep[1]}", "error": str(exc) or type(exc).__name__, "attempt": cs.attempt + 1}})
+        cs.attempt += 1
+        cs.dial()
 
 
 class ClientSide(_Side):
     """Accepted connection: pick an endpoint, dial it (with retries), then link the pair."""
 
-    def __init__(self, listener: "TcpListener") -> None:
-        state = listener.state
-        super().__init__(Pair(state))
+    pending: list[bytes] | None = None  # what arrived before the backend answered (one chunk, then paused)
+    pending_eof = False
+    attempt = 0
+
+    def __init__(self, listener: TcpListener) -> None:
+        self.pair = Pair(listener.state)
         self.listener = listener
-        self.pending: list[bytes] = []  # what arrived before the backend answered (one chunk, then paused)
-        self.pending_eof = False
 
     def data_received(self, data: bytes) -> None:  # replaced by the peer's write once linked
-        self.pending.append(data)
+        if self.pending is None:
+            self.pending = [data]
+        else:
+            self.pending.append(data)
         if self.transport is not None:
             self.transport.pause_reading()
 
@@ -212,56 +277,46 @@ class ClientSide(_Side):
         m.open += 1
         state.conns.add(pair)
         pair.client = t
-        t.pause_reading()
-        peer = t.get_extra_info("peername")
-        self.listener.spawn(self._dial(peer[0] if peer else ""))
+        self.dial()  # no task of ours: the connect starts now, reading starts when we return
 
-    async def _dial(self, client_ip: str) -> None:
+    def client_ip(self) -> str:
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        return peer[0] if peer else ""
+
+    def dial(self) -> None:
         pair = self.pair
-        state = pair.state
-        loop = asyncio.get_running_loop()
-        for attempt, timeout in enumerate(DIAL_TIMEOUTS):
-            if pair.done:
-                return
-            try:
-                ep = state.balancer.next(client_ip, reset=attempt > 0)
-            except NoEndpoints:
-                break
-            backend = BackendSide(pair)
-            try:
-                # One native connect (numeric address: no resolver); the transport sets TCP_NODELAY itself.
-                async with asyncio.timeout(timeout):
-                    bt, _ = await loop.create_connection(lambda b=backend: b, ep[0], ep[1])
-            except (OSError, TimeoutError) as e:
-                state.metrics.connect_failures += 1
-                log.debug("connect failed", extra={"kv": {"service": state.label, "endpoint": f"{ep[0]}:{ep[1]}", "error": str(e) or type(e).__name__, "attempt": attempt + 1}})
-                continue
-            client = pair.client
-            if pair.done or client is None:
-                bt.close()
-                return
-            pair.backend = bt  # type: ignore[assignment]
-            pair.endpoint = ep
-            self.link(client, bt)  # type: ignore[arg-type]
-            for chunk in self.pending:
-                bt.write(chunk)
-            self.pending.clear()
-            if self.pending_eof:
-                pair.eofs += 1
-                bt.write_eof()
-            else:
-                client.resume_reading()
+        if pair.done:
             return
-        log.info("no endpoint reachable", extra={"kv": {"service": state.label, "client": client_ip}})
-        if pair.client is not None and not pair.done:
-            pair.finish(pair.client, ConnectionError("no endpoint"))
-            reset(pair.client)
+        state = pair.state
+        attempt = self.attempt
+        balancer = state.balancer
+        ep = None
+        if attempt < len(DIAL_TIMEOUTS):
+            try:
+                # The client's address is read only when affinity needs it (a getpeername per connection).
+                ep = balancer.next(self.client_ip() if balancer.affinity else "", reset=attempt > 0)
+            except NoEndpoints:
+                pass
+        if ep is None:
+            log.info("no endpoint reachable", extra={"kv": {"service": state.label, "client": self.client_ip()}})
+            if pair.client is not None:
+                pair.finish(pair.client, ConnectionError("no endpoint"))
+                reset(pair.client)
+            return
+        backend = BackendSide(pair, self, ep)
+        listener = self.listener
+        loop = listener.loop
+        # One native connect (numeric address: no resolver); the transport sets TCP_NODELAY itself.
+        task = backend.task = loop.create_task(loop.create_connection(backend.factory, ep[0], ep[1]))
+        backend.timer = loop.call_later(DIAL_TIMEOUTS[attempt], backend.expire)
+        task.add_done_callback(backend.dialled)
+        listener.tasks.add(task)
 
 
 class TcpListener:
     """A listening socket whose connections go to ``state`` (re-targeted in place on reconcile)."""
 
-    def __init__(self, key: tuple[str, str, int], state: "PortState", tasks: set[asyncio.Task[Any]], workers: int = 1) -> None:
+    def __init__(self, key: tuple[str, str, int], state: PortState, tasks: set[asyncio.Task[Any]], workers: int = 1) -> None:
         self.key = key
         self.state = state
         self.tasks = tasks
@@ -270,12 +325,8 @@ class TcpListener:
         self.sock: socket.socket | None = None
         self.steered = False
 
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
     async def open(self) -> None:
+        self.loop = asyncio.get_running_loop()
         _, ip, port = self.key
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
