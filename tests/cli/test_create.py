@@ -224,3 +224,52 @@ def test_generated_output_is_byte_identical_to_kubectl(cli, args, fmt):
     theirs = subprocess.run(["kubectl", *args, "--dry-run=client", "-o", fmt], capture_output=True, text=True)
     assert theirs.returncode == 0, theirs.stderr
     assert (mine.code, mine.out) == (0, theirs.stdout)
+
+
+@pytest.fixture
+def key_pair(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app.local")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    c, k = tmp_path / "tls.crt", tmp_path / "tls.key"
+    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    return str(c), str(k)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_secret_and_configmap_generators_match_kubectl(cli, key_pair, tmp_path, fmt):
+    crt, key = key_pair
+    (tmp_path / "app.conf").write_text("listen 8080\n")
+    cases = [
+        ["create", "secret", "tls", "app-tls", f"--cert={crt}", f"--key={key}"],
+        ["create", "secret", "generic", "creds", "--from-literal=user=admin", "--from-literal=pass=s3cret"],
+        ["create", "configmap", "conf", "--from-literal=a=b", f"--from-file={tmp_path / 'app.conf'}"],
+    ]
+    for args in cases:
+        mine = cli(*args, "--dry-run=client", "-o", fmt)
+        theirs = subprocess.run(["kubectl", *args, "--dry-run=client", "-o", fmt], capture_output=True, text=True)
+        assert (mine.code, mine.out) == (0, theirs.stdout), args
+
+
+def test_secret_tls_is_stored_and_checked(cli, key_pair):
+    crt, key = key_pair
+    r = cli("create", "secret", "tls", "bad", f"--cert={key}", f"--key={crt}")
+    assert (r.code, r.err) == (1, "error: tls: failed to find certificate PEM data in certificate input, but did find "
+                                  "a private key; PEM inputs may have been switched\n")
+    assert cli("create", "secret", "tls", "app-tls", f"--cert={crt}", f"--key={key}").out == "secret/app-tls created\n"
+    lines = cli("get", "secret", "app-tls").out.splitlines()
+    assert lines[1].split()[:3] == ["app-tls", "kubernetes.io/tls", "2"]
+    r = cli("create", "secret", "generic", "x", "--from-literal=novalue")
+    assert (r.code, r.err) == (1, "error: invalid literal source novalue, expected key=value\n")

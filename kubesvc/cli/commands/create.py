@@ -143,3 +143,82 @@ def create_namespace(
 
 
 app.command("ns", hidden=True)(create_namespace)
+
+
+secret_app = typer.Typer(help="Create a secret using a specified subcommand.")
+app.add_typer(secret_app, name="secret")
+
+FromLiteralOpt = Annotated[Optional[list[str]], typer.Option("--from-literal", help="key=value; can be repeated.")]
+FromFileOpt = Annotated[Optional[list[str]], typer.Option("--from-file", help="[key=]path; can be repeated.")]
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16 * 1024 * 1024)
+    except OSError as e:
+        raise ClientError(f"open {path}: {e.strerror.lower() if e.strerror else e}") from None
+
+
+def _files(specs: Optional[list[str]]) -> list[tuple[str, bytes]]:
+    return [(spec, _read(spec.partition("=")[2] if "=" in spec else spec)) for spec in specs or []]
+
+
+def _store_generated(obj: dict, kind_word: str, name: str, namespace: Optional[str], output: Optional[str],
+                     dry_run: str, store: Optional[str]) -> None:
+    mode = common.dry_run_mode(dry_run)
+    out_fmt = common.check_output(output)
+    if mode == "client":
+        if out_fmt:
+            common.print_objects([obj], out_fmt, True, typed=True)
+        else:
+            common.out(f"{kind_word}/{name} created (dry run)\n")
+        return
+    obj["metadata"].pop("creationTimestamp", None)
+    obj["metadata"]["namespace"], _ = common.namespace(namespace)
+    result = common.registry(store).create(obj, dry_run=mode == "server")
+    if out_fmt:
+        common.print_objects([result.object], out_fmt, True)
+    else:
+        common.out(f"{kind_word}/{name} created{_suffix(mode)}\n")
+
+
+@secret_app.command("tls")
+def create_secret_tls(
+    name: str,
+    cert: Annotated[str, typer.Option("--cert", help="Path to PEM encoded public key certificate.")],
+    key: Annotated[str, typer.Option("--key", help="Path to private key associated with given certificate.")],
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a TLS secret (kubernetes.io/tls) from a certificate and its key, e.g. for an Ingress."""
+    from kubesvc.api import generators
+
+    _store_generated(generators.tls_secret(name, _read(cert), _read(key)), "secret", name, namespace, output, dry_run, store)
+
+
+@secret_app.command("generic")
+def create_secret_generic(
+    name: str, from_literal: FromLiteralOpt = None, from_file: FromFileOpt = None,
+    type_: Annotated[Optional[str], typer.Option("--type", help="The type of secret to create.")] = None,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a secret from literal values or files."""
+    from kubesvc.api import generators
+
+    obj = generators.generic_secret(name, from_literal or [], _files(from_file), type_ or "")
+    _store_generated(obj, "secret", name, namespace, output, dry_run, store)
+
+
+@app.command("configmap")
+def create_configmap(
+    name: str, from_literal: FromLiteralOpt = None, from_file: FromFileOpt = None,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a config map from literal values or files."""
+    from kubesvc.api import generators
+
+    obj = generators.configmap(name, from_literal or [], _files(from_file))
+    _store_generated(obj, "configmap", name, namespace, output, dry_run, store)
+
+
+app.command("cm", hidden=True)(create_configmap)
