@@ -51,6 +51,7 @@ def _proxy_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
         "--metrics-bind-address", flags.get("metrics_bind_address", "127.0.0.1:10249"),
         "--udp-timeout", str(flags.get("udp_timeout", "10s")),
         "-v", str(flags.get("verbosity", 0)),
+        "--workers", str(flags.get("proxy_workers", "1")),
         "--status-file", str(run.status_file("proxy")),
     ]
 

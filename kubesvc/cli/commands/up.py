@@ -8,7 +8,7 @@ import typer
 from typing_extensions import Annotated
 
 from kubesvc.cli import common
-from kubesvc.cli.commands.proxy import HealthzOpt, MetricsOpt, NodePortAddressesOpt, UdpTimeoutOpt, VerbosityOpt, check_bind_address, parse_cidrs, parse_duration
+from kubesvc.cli.commands.proxy import HealthzOpt, MetricsOpt, NodePortAddressesOpt, UdpTimeoutOpt, VerbosityOpt, check_bind_address, parse_cidrs, parse_duration, parse_workers
 from kubesvc.cli.common import StoreOpt
 from kubesvc.errors import ClientError
 
@@ -24,6 +24,7 @@ def up(
     components: Annotated[Optional[str], typer.Option("--components", help="Comma-separated components to run (default: all of proxy,dns,apiserver,kubelet,ingress).")] = None,
     dns_listen: Annotated[Optional[str], typer.Option("--dns-listen", help="ADDR:PORT for the DNS server (default: the kube-dns cluster IP, port 53, which needs root).")] = None,
     apiserver_address: Annotated[str, typer.Option("--apiserver-address", help="ADDR:PORT for the Kubernetes API server (port 0 picks a free one).")] = "127.0.0.1:6443",
+    proxy_workers: Annotated[str, typer.Option("--proxy-workers", help="Proxy worker processes sharing the listeners: a number or auto (one per CPU; faster, round robin per process).")] = "1",
     isolation: Annotated[str, typer.Option("--isolation", help="How the kubelet runs pods: loopback (default) or netns (root).")] = "loopback",
     ingress_http_address: Annotated[str, typer.Option("--ingress-http-address", help="ADDR:PORT for the ingress router's HTTP (port 80 needs root; empty disables).")] = "127.0.0.1:80",
     ingress_https_address: Annotated[str, typer.Option("--ingress-https-address", help="ADDR:PORT for the ingress router's HTTPS (port 443 needs root; empty disables).")] = "127.0.0.1:443",
@@ -49,6 +50,7 @@ def up(
         "dns_listen": dns_listen or "",
         "apiserver_address": check_bind_address(apiserver_address, "--apiserver-address"),
         "isolation": isolation,
+        "proxy_workers": _proxy_workers(proxy_workers),
         "ingress_http_address": check_bind_address(ingress_http_address, "--ingress-http-address"),
         "ingress_https_address": check_bind_address(ingress_https_address, "--ingress-https-address"),
     }
@@ -57,6 +59,14 @@ def up(
     result = supervisor.up(path, flags, foreground=foreground, timeout=timeout, out=common.out)
     if result:
         raise common.Exit(result)
+
+
+def _proxy_workers(text: str) -> str:
+    try:
+        parse_workers(text)
+    except ClientError as e:
+        raise ClientError(e.message.replace("--workers", "--proxy-workers", 1)) from None
+    return text.strip().lower()
 
 
 def down(
