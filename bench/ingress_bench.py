@@ -1,11 +1,15 @@
 """Ingress benchmark: wrk through `kubesvc ingress` and through nginx as a reverse proxy (`proxy_pass` with upstream
 keep-alive, the headers ingress-nginx sets), both to the same nginx backend, same run. Prints a Markdown table.
 
-Rows: kept-alive requests with 50 connections and with 1 connection (req/s and p99), rounds alternating between
-the two proxies (the best round of each counts), and the CPU time each proxy process spends per request (stabler than
-req/s on a shared 2-core machine, where wrk, the backend and the proxy compete for the cores). Both proxies: one process/worker, access log off.
+Fairness: the two proxies always get the same number of processes: `kubesvc ingress --workers N` against nginx
+`worker_processes N`, for N = 1 (nginx's default when the directive is absent, and the cheapest setup) and N = 2 (what
+`worker_processes auto` gives on this 2-core machine, and what ingress-nginx runs: one worker per core).
+Rows: kept-alive requests with 50 connections and with 1 connection (req/s and p99), and the CPU time the proxy's
+processes spend per request (stabler than req/s on a shared machine, where wrk, the backend and the proxy compete for
+the cores). Rounds alternate between the two proxies; the median round counts and the spread (lowest-highest of the
+per-round kubesvc/nginx ratios) shows how noisy the machine was. Access logs off on both.
 Needs wrk and nginx (BENCH=1 scripts/sysdeps.sh). Everything binds 127.0.0.1 with free ports; runs are bounded.
-Run: make bench   (or: .venv/bin/python bench/ingress_bench.py [seconds])
+Run: make bench   (or: .venv/bin/python bench/ingress_bench.py [seconds [rounds [workers,...]]])
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import textwrap
 from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROUNDS = 3
+ROUNDS = 5
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
@@ -28,12 +32,12 @@ import _peers  # noqa: E402
 from _peers import Addr, Spawned, free_port, wait_tcp, wrk  # noqa: E402
 
 
-def nginx_proxy(tmp: str, addr: Addr, backend: Addr) -> Spawned:
-    prefix = Path(tmp, "nginx-proxy")
+def nginx_proxy(tmp: str, addr: Addr, backend: Addr, workers: int = 1) -> Spawned:
+    prefix = Path(tmp, f"nginx-proxy-{workers}")
     prefix.mkdir(exist_ok=True)
     cfg = prefix / "nginx.conf"
     cfg.write_text(textwrap.dedent(f"""\
-        worker_processes 1;
+        worker_processes {workers};
         daemon off;
         pid {prefix}/nginx.pid;
         error_log {prefix}/error.log;
@@ -68,22 +72,23 @@ def nginx_proxy(tmp: str, addr: Addr, backend: Addr) -> Spawned:
     return p
 
 
-def kubesvc_ingress(tmp: str, addr: Addr, backend: Addr) -> subprocess.Popen[str]:
+def kubesvc_ingress(tmp: str, addr: Addr, backend: Addr, workers: int = 1) -> subprocess.Popen[str]:
     from kubesvc.registry.generic import Registry
     from kubesvc.store.db import Store
 
     store_path = os.path.join(tmp, "store.db")
     with Store(store_path) as store:
         reg = Registry(store)
-        reg.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
-                    "spec": {"ports": [{"name": "http", "port": 80, "targetPort": backend[1]}]}})
-        reg.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "namespace": "default"},
-                    "subsets": [{"addresses": [{"ip": backend[0]}], "ports": [{"name": "http", "port": backend[1]}]}]})
-        reg.create({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "default"},
+        for obj in ({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"ports": [{"name": "http", "port": 80, "targetPort": backend[1]}]}},
+                    {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "namespace": "default"},
+                    "subsets": [{"addresses": [{"ip": backend[0]}], "ports": [{"name": "http", "port": backend[1]}]}]},
+                    {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "default"},
                     "spec": {"ingressClassName": "kubesvc", "rules": [{"http": {"paths": [
-                        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}})
+                        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}):
+            reg.apply(obj)  # apply: a second router (another --workers count) reuses the store
     p = subprocess.Popen([sys.executable, "-m", "kubesvc", "--store", store_path, "ingress", "--http-address", f"{addr[0]}:{addr[1]}",
-                          "--https-address", "", "--access-log", "off"],
+                          "--https-address", "", "--access-log", "off", *(["--workers", str(workers)] if workers > 1 else [])],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
     assert p.stdout is not None
     for line in p.stdout:
@@ -94,15 +99,21 @@ def kubesvc_ingress(tmp: str, addr: Addr, backend: Addr) -> subprocess.Popen[str
     raise RuntimeError(f"kubesvc ingress exited before its ready line: {p.stderr.read() if p.stderr else ''}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU time of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: list[int]) -> float:
+    """user + system CPU time of processes (all their threads), from /proc."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def nginx_worker(master: Spawned) -> int:
-    out = subprocess.run(["pgrep", "-P", str(master.p.pid)], capture_output=True, text=True).stdout.split()
-    return int(out[0]) if out else master.p.pid
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
+    return [int(x) for x in out]
 
 
 def stop(p: subprocess.Popen[str]) -> None:
@@ -115,52 +126,72 @@ def stop(p: subprocess.Popen[str]) -> None:
             p.wait(5)
 
 
+def median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    n = len(ys)
+    return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2
+
+
+def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int) -> list[str]:
+    """Table rows for kubesvc --workers N against nginx worker_processes N."""
+    ng_addr = ("127.0.0.1", free_port("127.0.0.1"))
+    ng = nginx_proxy(tmp, ng_addr, backend, workers)
+    ks: subprocess.Popen[str] | None = None
+    try:
+        ks_addr = ("127.0.0.1", free_port("127.0.0.1"))
+        ks = kubesvc_ingress(tmp, ks_addr, backend, workers)
+        for addr in (ks_addr, ng_addr):
+            wrk(addr, 50, 2)  # warm-up: pools fill, caches warm
+        pids = {"ks": [ks.pid, *children(ks.pid)], "ng": children(ng.p.pid)}
+        rows = []
+        for conns in (50, 1):
+            res: dict[str, list[tuple[float, float, float]]] = {"ks": [], "ng": []}  # (rps, p99, cpu us/request)
+            for _ in range(rounds):
+                for name, addr in (("ks", ks_addr), ("ng", ng_addr)):
+                    c0 = cpu_seconds(pids[name])
+                    rps, p99 = wrk(addr, conns, seconds)
+                    cpu = (cpu_seconds(pids[name]) - c0) / (rps * max(1, round(seconds))) * 1e6
+                    res[name].append((rps, p99, cpu))
+            label = f"{workers}w, {conns} conn{'s' if conns > 1 else ''}"
+            for col, what, fmt in ((0, "req/s", "{:,.0f}"), (1, "p99 latency (ms)", "{:.2f}"), (2, "CPU per request (us)", "{:.1f}")):
+                if conns == 1 and col == 2:
+                    continue
+                k = median([r[col] for r in res["ks"]])
+                n = median([r[col] for r in res["ng"]])
+                ratios = [a[col] / b[col] for a, b in zip(res["ks"], res["ng"]) if b[col]]
+                rows.append(f"| {label}, {what} | {fmt.format(k)} | {fmt.format(n)} | {k / n:.2f}x | {min(ratios):.2f}-{max(ratios):.2f}x |")
+        return rows
+    finally:
+        if ks is not None:
+            stop(ks)
+        ng.stop()
+
+
 def main() -> int:
     missing = _peers.have("wrk", "nginx")
     if missing:
         print(f"ingress_bench: {', '.join(missing)} needed (BENCH=1 bash scripts/sysdeps.sh); skipped")
         return 0
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 4.0
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else ROUNDS
+    counts = [int(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else [1, 2]
     tmp = tempfile.mkdtemp()
-    started: list[Spawned] = []
-    ks: subprocess.Popen[str] | None = None
+    backend_proc: Spawned | None = None
     try:
         backend = ("127.0.0.1", free_port("127.0.0.1"))
-        started.append(_peers.nginx(tmp, backend))
-        ng_addr = ("127.0.0.1", free_port("127.0.0.1"))
-        started.append(nginx_proxy(tmp, ng_addr, backend))
-        ks_addr = ("127.0.0.1", free_port("127.0.0.1"))
-        ks = kubesvc_ingress(tmp, ks_addr, backend)
-        for addr in (ks_addr, ng_addr):
-            wrk(addr, 50, 2)  # warm-up: pools fill, caches warm
-        pids = {"ks": ks.pid, "ng": nginx_worker(started[1])}
+        backend_proc = _peers.nginx(tmp, backend)
         rows = []
-        cpu_us = {"ks": [], "ng": []}  # type: dict[str, list[float]]
-        for conns in (50, 1):
-            best = {"ks": (0.0, 0.0), "ng": (0.0, 0.0)}
-            for _ in range(ROUNDS):
-                for name, addr in (("ks", ks_addr), ("ng", ng_addr)):
-                    c0 = cpu_seconds(pids[name])
-                    rps, p99 = wrk(addr, conns, seconds)
-                    if conns > 1:
-                        cpu_us[name].append((cpu_seconds(pids[name]) - c0) / (rps * max(1, round(seconds))) * 1e6)
-                    if rps > best[name][0]:
-                        best[name] = (rps, p99)
-            rows.append((conns, best["ks"], best["ng"]))
-        print(f"wrk -t1 through each proxy to the same nginx backend (`return 200`), kept-alive connections; best of {ROUNDS} rounds.\n")
-        print("| workload | kubesvc ingress | nginx proxy_pass | ratio (kubesvc/nginx) |")
-        print("|---|---|---|---|")
-        for conns, (krps, kp99), (nrps, np99) in rows:
-            print(f"| {conns} connection{'s' if conns > 1 else ''}, req/s | {krps:,.0f} | {nrps:,.0f} | {krps / nrps:.2f}x |")
-            print(f"| {conns} connection{'s' if conns > 1 else ''}, p99 latency (ms) | {kp99:.2f} | {np99:.2f} | {kp99 / np99:.2f}x |")
-        k, n = min(cpu_us["ks"]), min(cpu_us["ng"])
-        print(f"| CPU per request, 50 connections (us, user+sys, lowest round) | {k:.1f} | {n:.1f} | {k / n:.2f}x |")
+        for n in counts:
+            rows += compare(tmp, backend, n, seconds, rounds)
+        print(f"wrk -t1 through each proxy to the same nginx backend (`return 200`, 1 worker), kept-alive connections; "
+              f"median of {rounds} alternating rounds of {seconds:g} s. Nw = kubesvc --workers N vs nginx worker_processes N.\n")
+        print("| workload | kubesvc ingress | nginx proxy_pass | ratio (kubesvc/nginx) | per-round ratio spread |")
+        print("|---|---|---|---|---|")
+        print("\n".join(rows))
         return 0
     finally:
-        if ks is not None:
-            stop(ks)
-        for s in started:
-            s.stop()
+        if backend_proc is not None:
+            backend_proc.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

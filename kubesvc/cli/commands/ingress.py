@@ -48,6 +48,7 @@ def ingress(
     client_body_timeout: Annotated[str, Opt("--client-body-timeout", help="Longest wait between two reads of a request body (408 after).")] = "60s",
     keepalive_timeout: Annotated[str, Opt("--keepalive-timeout", help="Idle time after which a keep-alive client connection is closed.")] = "75s",
     max_header_size: Annotated[str, Opt("--max-header-size", help="Largest request head (431 beyond; a single line over 8k is 414/431 too).")] = "32k",
+    workers: Annotated[int, Opt("--workers", help="Processes serving the same listeners (SO_REUSEPORT), each following the store; e.g. one per core.")] = 1,
     verbosity: Annotated[int, Opt("-v", "--v", help="Log verbosity: 0 start/stop/errors, 1 every sync.")] = 0,
     store: StoreOpt = None,
 ) -> None:
@@ -71,8 +72,10 @@ def ingress(
     opts = server.IngressOptions(
         store_path=common.store_path(store), http_address=http_address, https_address=https_address,
         ingress_class=ingress_class, default_ssl_certificate=default_ssl_certificate, access_log=access_log,
-        http=cfg, verbosity=verbosity,
+        http=cfg, verbosity=verbosity, workers=workers,
     )
+    if not 1 <= workers <= 64:
+        raise ClientError(f"--workers: want 1 to 64, got {workers}")
     server.parse_address(http_address, "--http-address")
     server.parse_address(https_address, "--https-address")
     common.registry(store)  # open (and create) the store now, so a bad path is a one-line error

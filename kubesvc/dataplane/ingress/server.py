@@ -5,8 +5,8 @@ Rules kept here:
   created through the Registry when absent; the default certificate Secret is made once (tls.py); then both
   listeners bind (``HOST:PORT``, port 0 picks a free one, empty disables one) and the ready line names the
   addresses actually bound. A port that cannot be bound is one clear line (``ListenError``).
-- A follower thread polls the store (``data_version``, then the revision) every ``poll_interval`` seconds,
-  rebuilds the route table, the backend endpoint lists and the certificates from one snapshot and swaps them
+- The loop probes the store (``data_version``) every ``poll_interval`` seconds and pokes a follower thread,
+  which compares the revision, rebuilds the route table, the backend endpoint lists and the certificates from one snapshot and swaps them
   in on the loop: requests in flight keep the backend they chose; new ones see the new table.
 - Status: each owned Ingress gets ``status.loadBalancer.ingress = [{ip: <listen address>}]`` (``127.0.0.1`` for
   a wildcard bind); Ingresses that stop being ours lose that entry; on a clean stop the entries are removed
@@ -18,6 +18,8 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import ipaddress
 import logging
 import os
@@ -31,6 +33,7 @@ from kubesvc.dataplane import runtime
 from kubesvc.dataplane.ingress import routes, tls
 from kubesvc.dataplane.ingress.http import ClientConn, HTTPConfig, Shared
 from kubesvc.dataplane.ingress.upstream import Clock
+from kubesvc.dataplane.ingress.workers import Workers
 from kubesvc.errors import AlreadyExists, ClientError, KubesvcError
 from kubesvc.store.db import Store
 
@@ -56,6 +59,8 @@ class IngressOptions:
     drain_seconds: float = 5.0
     update_status: bool = True
     verbosity: int = 0
+    workers: int = 1  # processes sharing the listening sockets (SO_REUSEPORT) when > 1; see workers.py
+    worker_of: int = 0  # set in a worker process: the primary's pid
 
 
 def parse_address(text: str, flag: str) -> tuple[str, int] | None:
@@ -154,21 +159,29 @@ _OURS: set[str] = set()  # the status IPs this process wrote (for the removal on
 
 
 class Follower(threading.Thread):
+    """Rebuilds the snapshot when poked. The cheap "did anything commit?" probe (``data_version``) runs on the
+    event loop (``Prober``): a thread waking every poll interval would take the GIL from the serving loop."""
+
     def __init__(self, opts: IngressOptions, apply: Callable[[Snapshot], None], revision: int, status_ip: str | None) -> None:
         super().__init__(name="kubesvc-ingress-follow", daemon=True)
         self.opts, self.apply, self.revision, self.status_ip = opts, apply, revision, status_ip
         self.stopping = threading.Event()
+        self.poke = threading.Event()
+        self.poke.set()  # the first round always compares revisions: a commit that landed between the start-up
+        # snapshot and the prober's first data_version would otherwise go unnoticed
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.poke.set()
 
     def run(self) -> None:
         store = Store(self.opts.store_path)
         try:
-            version = None  # the first poll always compares revisions: a commit that landed between the
-            # start-up snapshot and this connection's first data_version would otherwise go unnoticed
-            while not self.stopping.wait(self.opts.poll_interval):
-                v = store.data_version()
-                if v == version:
-                    continue
-                version = v
+            while True:
+                self.poke.wait()
+                self.poke.clear()
+                if self.stopping.is_set():
+                    return
                 if store.revision() == self.revision:
                     continue
                 try:
@@ -184,6 +197,33 @@ class Follower(threading.Thread):
         self.apply(snap)
         if self.opts.update_status and self.status_ip:
             sync_status(store, snap.table, self.status_ip, store.list("Ingress"))
+
+
+class Prober:
+    """On the loop, every ``interval`` seconds: poke the follower when another connection committed."""
+
+    def __init__(self, path: str, interval: float, follower: Follower, loop: asyncio.AbstractEventLoop) -> None:
+        self.store = Store(path)
+        self.version = self.store.data_version()
+        self.interval, self.follower, self.loop = interval, follower, loop
+        self.handle: asyncio.TimerHandle | None = loop.call_later(interval, self.tick)
+
+    def tick(self) -> None:
+        try:
+            v = self.store.data_version()
+        except Exception as e:  # a locked or vanished store: try again next tick
+            log.debug("store probe failed", extra={"kv": {"error": str(e)}})
+        else:
+            if v != self.version:
+                self.version = v
+                self.follower.poke.set()
+        self.handle = self.loop.call_later(self.interval, self.tick)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.store.close()
 
 
 # ------------------------------------------------------------------------------------------ I/O
@@ -248,8 +288,10 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
         if not sep or not ns or not name:
             raise ClientError(f'invalid --default-ssl-certificate "{opts.default_ssl_certificate}": want NAMESPACE/NAME')
         default_ref = (ns, name)
+    worker = opts.worker_of != 0
     with Store(opts.store_path) as store:
-        ensure_ingress_class(store, opts.ingress_class)
+        if not worker:
+            ensure_ingress_class(store, opts.ingress_class)
         selector = None
         if https_addr is not None:
             try:
@@ -287,6 +329,7 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
                     (lambda sch=scheme: ClientConn(shared, sch)), addr[0], addr[1], backlog=1024, reuse_address=True,
                     ssl=selector.default if scheme == "https" and selector is not None else None,
                     ssl_handshake_timeout=10.0 if scheme == "https" else None,
+                    reuse_port=opts.workers > 1 or None,
                 )
             except OSError as e:
                 raise ListenError(_bind_message(addr[0], addr[1], flag, e)) from None
@@ -301,7 +344,20 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
         alog.close()
         raise
 
-    ip = status_ip((http_addr or https_addr)[0]) if opts.update_status else None  # type: ignore[index]
+    crew: Workers | None = None
+    if opts.workers > 1 and not worker:
+        crew = Workers(dataclasses.replace(opts, http_address=fields.get("http", ""), https_address=fields.get("https", "")),
+                       opts.workers)
+        try:
+            await crew.start()
+        except BaseException:
+            crew.stop(1.0)
+            for s in servers:
+                s.close()
+            alog.close()
+            raise
+
+    ip = status_ip((http_addr or https_addr)[0]) if opts.update_status and not worker else None  # type: ignore[index]
     if ip:
         _OURS.add(ip)
     with Store(opts.store_path) as store:
@@ -310,21 +366,32 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
         rev = store.revision()
     follower = Follower(opts, apply, snap.revision, ip)
     follower.start()
+    prober = Prober(opts.store_path, opts.poll_interval, follower, loop)
 
     async def sweep() -> None:
         while True:
             await asyncio.sleep(Clock.SLACK)
             shared.reap()
             alog.flush()
+            if crew is not None:
+                crew.supervise()
+            elif worker and os.getppid() != opts.worker_of:  # the primary is gone (PDEATHSIG is the fast path)
+                stop.set()
 
     sweeper = loop.create_task(sweep())
-    runtime.announce_ready("ingress", {**fields, "class": opts.ingress_class, "revision": rev})
-    log.info("serving", extra={"kv": {**fields, "class": opts.ingress_class}})
+    gc.collect()
+    gc.freeze()  # start-up objects (typer, the store, the first table) never need scanning again
+    extra = {"workers": opts.workers} if opts.workers > 1 else {}
+    runtime.announce_ready("ingress-worker" if worker else "ingress", {**fields, "class": opts.ingress_class, "revision": rev, **extra})
+    if not worker:
+        log.info("serving", extra={"kv": {**fields, "class": opts.ingress_class, **extra}})
     try:
         await stop.wait()
     finally:
         for s in servers:
             s.close()
+        if crew is not None:
+            crew.terminate()  # the workers drain their own requests meanwhile
         deadline = time.monotonic() + opts.drain_seconds
         while any(c.busy() for c in shared.conns) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -334,8 +401,11 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
         for t in list(shared.tasks):
             t.cancel()
         sweeper.cancel()
-        follower.stopping.set()
+        prober.close()
+        follower.stop()
         await loop.run_in_executor(None, follower.join, 2.0)
+        if crew is not None:
+            await loop.run_in_executor(None, crew.stop, opts.drain_seconds + 2.0)
         if ip:
             try:
                 with Store(opts.store_path) as store:
@@ -343,7 +413,8 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
             except Exception:
                 log.exception("cannot clear Ingress status")
         alog.close()
-        log.info("stopped")
+        if not worker:
+            log.info("stopped")
     return 0
 
 
