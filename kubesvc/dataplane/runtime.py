@@ -97,3 +97,23 @@ def run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
         return uvloop.run(wrapper())
     except ImportError:
         return asyncio.run(wrapper())
+
+
+def parse_address(text: str, flag: str, example: str, *, allow_empty: bool = False) -> tuple[str, int] | None:
+    """ADDR:PORT (IPv6 in brackets; port 0 = pick a free one) from a flag, or a one-line ClientError."""
+    import ipaddress
+
+    from kubesvc.errors import ClientError
+
+    if text == "" and allow_empty:
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError
+    except ValueError:
+        extra = "; empty disables" if allow_empty else ""
+        raise ClientError(f'invalid {flag} "{text}": want ADDR:PORT, e.g. {example} (port 0 picks a free one{extra})') from None
+    return host, int(port)

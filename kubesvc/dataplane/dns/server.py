@@ -69,16 +69,11 @@ class DNSOptions:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if text.startswith("["):
-        host = host.strip("[]")
-    try:
-        ipaddress.ip_address(host)
-        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError
-    except ValueError:
-        raise ClientError(f'invalid --listen "{text}": want ADDR:PORT, e.g. 127.0.0.1:5353 (port 0 picks a free one)') from None
-    return host, int(port)
+    from kubesvc.dataplane.runtime import parse_address
+
+    addr = parse_address(text, "--listen", "127.0.0.1:5353")
+    assert addr is not None
+    return addr
 
 
 def kube_dns_ip(store: Store) -> str:

@@ -64,17 +64,9 @@ class IngressOptions:
 
 
 def parse_address(text: str, flag: str) -> tuple[str, int] | None:
-    if text == "":
-        return None
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    try:
-        ipaddress.ip_address(host)
-        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError
-    except ValueError:
-        raise ClientError(f'invalid {flag} "{text}": want ADDR:PORT, e.g. 127.0.0.1:8080 (port 0 picks a free one; empty disables)') from None
-    return host, int(port)
+    from kubesvc.dataplane import runtime
+
+    return runtime.parse_address(text, flag, "127.0.0.1:8080", allow_empty=True)
 
 
 def _fmt(host: str, port: int) -> str:
