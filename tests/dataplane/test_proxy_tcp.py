@@ -6,7 +6,6 @@ import socket
 import time
 
 from tests.dataplane.conftest import Cluster, ask, who
-from tests.support.procs import wait_for
 
 
 def test_round_robin_across_three_backends(cluster: Cluster) -> None:
@@ -105,7 +104,7 @@ def test_nodeport_and_load_balancer_listeners(cluster: Cluster) -> None:
 def test_external_ip_that_is_local_is_served(cluster: Cluster) -> None:
     bs = cluster.three_backends()
     ext = cluster.subnet + "200"
-    svc = cluster.service("ext", 8080, bs[0].port, selector={"app": "echo"}, externalIPs=[ext])
+    cluster.service("ext", 8080, bs[0].port, selector={"app": "echo"}, externalIPs=[ext])
     cluster.start_proxy()
     assert who((ext, 8080)) in {"a", "b", "c"}
 
