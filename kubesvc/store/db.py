@@ -77,7 +77,7 @@ class Store:
         self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if not self._has_schema():
-            self._create_schema()
+            self._create_schema_once()
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self._settings: Settings | None = None
 
@@ -109,10 +109,36 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return row is not None
 
+    def _create_schema_once(self) -> None:
+        """First use: many processes may open a new store at once. An flock on the store's directory lets
+        one create the schema while the others wait, then find it there. (Not on the database file itself:
+        closing a second descriptor of that file would drop SQLite's own POSIX locks on it.)"""
+        import fcntl
+
+        fd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not self._has_schema():
+                self._create_schema()
+        finally:
+            os.close(fd)  # also releases the flock
+
+    def _set_wal(self) -> None:
+        """Switching to WAL needs a moment with no other reader; retry briefly instead of failing."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError:
+                mode = ""
+            if str(mode).lower() == "wal" or time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+
     def _create_schema(self) -> None:
         import sqlite_utils
 
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        self._set_wal()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
