@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import signal
+import socket
 import sys
 import time
 from typing import Any, Awaitable, Callable
@@ -117,3 +118,18 @@ def parse_address(text: str, flag: str, example: str, *, allow_empty: bool = Fal
         extra = "; empty disables" if allow_empty else ""
         raise ClientError(f'invalid {flag} "{text}": want ADDR:PORT, e.g. {example} (port 0 picks a free one{extra})') from None
     return host, int(port)
+
+
+def bind_socket(ip: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
+    """A non-blocking listening-side socket bound to ip:port (SO_REUSEPORT when worker processes share it)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((ip, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -58,31 +58,15 @@ def _generate(kind: str, name: str, tcp: Optional[list[str]], node_port: Optiona
               store: Optional[str]) -> None:
     from kubesvc.api import expose as exposelib
 
-    mode = common.dry_run_mode(dry_run)
-    out_fmt = common.check_output(output)
     ports = [p for value in (tcp or []) for p in exposelib.split_string_slice(value)]
     svc = exposelib.create_service(kind, name, tcp=ports, node_port=node_port, cluster_ip=cluster_ip,
                                    external_name=external_name)
-    ns, _ = common.namespace(namespace)
-    if mode == "client":
-        if out_fmt:
-            common.print_objects([svc], out_fmt, True, typed=True)
-        else:
-            common.out(f"service/{name} created (dry run)\n")
-        return
-    svc["metadata"].pop("creationTimestamp", None)
-    svc["metadata"]["namespace"] = ns
-    svc.pop("status", None)
     type_word = {"clusterip": "ClusterIP", "nodeport": "NodePort", "loadbalancer": "LoadBalancer",
                  "externalname": "ExternalName"}[kind]
     try:
-        result = common.registry(store).create(svc, dry_run=mode == "server")
+        _store_generated(svc, "service", name, namespace, output, dry_run, store)
     except Invalid as e:
         raise ClientError(f"failed to create {type_word} service: {e.status_message()}") from None
-    if out_fmt:
-        common.print_objects([result.object], out_fmt, True)
-    else:
-        common.out(f"service/{name} created{_suffix(mode)}\n")
 
 
 @service_app.command("clusterip")
@@ -166,6 +150,7 @@ def _files(specs: Optional[list[str]]) -> list[tuple[str, bytes]]:
 
 def _store_generated(obj: dict, kind_word: str, name: str, namespace: Optional[str], output: Optional[str],
                      dry_run: str, store: Optional[str]) -> None:
+    """A generated object: printed as kubectl prints it with --dry-run=client, else created."""
     mode = common.dry_run_mode(dry_run)
     out_fmt = common.check_output(output)
     if mode == "client":
@@ -176,6 +161,7 @@ def _store_generated(obj: dict, kind_word: str, name: str, namespace: Optional[s
         return
     obj["metadata"].pop("creationTimestamp", None)
     obj["metadata"]["namespace"], _ = common.namespace(namespace)
+    obj.pop("status", None)
     result = common.registry(store).create(obj, dry_run=mode == "server")
     if out_fmt:
         common.print_objects([result.object], out_fmt, True)

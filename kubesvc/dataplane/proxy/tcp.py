@@ -24,6 +24,8 @@ Rules kept here (spec dataplane.md §1.6, §1.7):
 
 from __future__ import annotations
 
+from kubesvc.dataplane.runtime import bind_socket
+
 import asyncio
 import logging
 import socket
@@ -328,14 +330,8 @@ class TcpListener:
     async def open(self) -> None:
         self.loop = asyncio.get_running_loop()
         _, ip, port = self.key
-        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = bind_socket(ip, port, socket.SOCK_STREAM, self.workers > 1)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self.workers > 1:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((ip, port))
-            sock.setblocking(False)
             self.server = await asyncio.get_running_loop().create_server(lambda: ClientSide(self), sock=sock, backlog=4096)
         except BaseException:
             sock.close()

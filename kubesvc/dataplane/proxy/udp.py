@@ -19,6 +19,8 @@ Rules kept here (spec dataplane.md §1.8):
 
 from __future__ import annotations
 
+from kubesvc.dataplane.runtime import bind_socket
+
 import asyncio
 import logging
 import socket
@@ -62,14 +64,8 @@ class UdpListener(asyncio.DatagramProtocol):
 
     async def open(self) -> None:
         _, ip, port = self.key
-        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock = bind_socket(ip, port, socket.SOCK_DGRAM, self.workers > 1)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self.workers > 1:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((ip, port))
-            sock.setblocking(False)
             self.loop = asyncio.get_running_loop()
             await self.loop.create_datagram_endpoint(lambda: self, sock=sock)
         except BaseException:
