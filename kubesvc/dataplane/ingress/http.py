@@ -24,6 +24,8 @@ Rules kept here (dataplane spec §3.3, §3.4):
   ``body_timeout``, a client that stops reading is cut after ``send_timeout``, idle keep-alive after
   ``keepalive_timeout``.
 - Pipelined requests are answered in order; while one is in flight the next is held (reading paused).
+- A request or an answer whose exact head bytes were parsed before is replayed from that parse (``replay``,
+  ``replay_response``; see ``exchange``): same bytes out as the parsed path, about half the Python per request.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class ClientConn(asyncio.Protocol):
         self.eof = False
         self.lingering = False
         self.obuf: list[bytes] | None = None
+        self.learning = 0  # > 0 while a chunk that began between requests is parsed (see ``Shared.remember``)
+        self.learned: tuple[Any, ...] | None = None
 
     # ------------------------------------------------------------------------------ asyncio
     def connection_made(self, transport: Any) -> None:
@@ -118,7 +122,17 @@ class ClientConn(asyncio.Protocol):
             return
         if self.closing or self.lingering:
             return
-        if self.cur is not None and self.cur.upgrade and self.cur.complete_head:
+        cur = self.cur
+        self.learned = None
+        self.learning = 0
+        if cur is None:
+            if self.parsing is None:  # between requests: a head seen before skips the parser
+                seen = self.shared.heads.get(data)
+                if seen is not None:
+                    self.replay(seen)
+                    return
+                self.learning = 1
+        elif cur.upgrade and cur.complete_head:
             if len(self.early) < 64:
                 self.early.append(data)
             else:
@@ -143,6 +157,9 @@ class ClientConn(asyncio.Protocol):
                 return
             log.debug("bad request", extra={"kv": {"client": self.peer, "error": str(e)}})
             self.fail(400)
+        else:
+            if self.learning == 2 and self.learned is not None and self.parsing is None:
+                self.shared.remember(data, self.learned)
 
     def eof_received(self) -> bool:
         """A client that half-closes after its requests still gets the answers (then the connection closes)."""
@@ -204,7 +221,18 @@ class ClientConn(asyncio.Protocol):
             self.abort()
 
     # ------------------------------------------------------------------------------ request parsing
+    def replay(self, seen: tuple[Any, ...]) -> None:
+        """The request is exactly a head parsed before (``Shared.heads``): its parse, without the parser."""
+        ex = Exchange()
+        ex.method, ex.url, ex.version, ex.keep_alive, ex.hout, ex.special = seen
+        ex.complete_head = True
+        ex.body_done = True
+        self.cur = ex
+        self.start(ex)
+
     def on_message_begin(self) -> None:
+        if self.learning:
+            self.learning += 1  # 2: the first message of this chunk; more: not one lone request
         ex = Exchange()
         self.parsing = ex
         if self.cur is None:
@@ -250,6 +278,11 @@ class ClientConn(asyncio.Protocol):
         ex.keep_alive = p.should_keep_alive()
         ex.upgrade = p.should_upgrade()
         ex.complete_head = True
+        if self.learning == 2:
+            sp = ex.special
+            if (not ex.upgrade and not ex.dup_host and ex.head_bytes <= 2048 and b"content-length" not in sp
+                    and b"transfer-encoding" not in sp and b"expect" not in sp):
+                self.learned = (ex.method, ex.url, ex.version, ex.keep_alive, tuple(ex.hout), dict(sp))
         if ex is self.cur:
             self.start(ex)
 
@@ -484,6 +517,30 @@ class ClientConn(asyncio.Protocol):
             # llhttp would wait for the announced body: the message is over, start a fresh parser
             conn.reset_parser()
             self.response_done(conn)
+
+    def replay_response(self, conn: UpstreamConn, seen: tuple[Any, ...], data: bytes, head_end: int) -> bool:
+        """A whole answer (head + body) in one chunk whose head was parsed before (``Pool.remember``): written
+        to the client as ``response_head`` + ``response_body`` + ``response_done`` would, without the parser.
+        False: this request needs the general path (HEAD, Upgrade, body still coming, ...)."""
+        ex = self.cur
+        if ex is None or ex.up is not conn or ex.head_sent or not ex.body_done or ex.upgrade or ex.method == b"HEAD":
+            return False
+        status, clen, status_line, lines, length = seen
+        ex.status = ex.upstream_status = status
+        ex.head_sent = True
+        ex.sent = clen
+        if not ex.keep_alive:
+            end = b"Connection: close\r\n\r\n"
+        elif ex.version == "1.0":
+            end = b"Connection: keep-alive\r\n\r\n"
+        else:
+            end = b"\r\n"
+        hsts = HSTS if self.https and self.cfg.hsts else b""
+        self.transport.write(b"".join((status_line, lines, hsts, length, end, data[head_end:])))
+        ex.up = None
+        self.shared.pool.release(conn)
+        self.finish(ex)
+        return True
 
     def _write_head(self, ex: Exchange, head: bytes) -> None:
         ex.head_sent = True

@@ -10,6 +10,9 @@ Rules kept here (dataplane spec §3.4):
   seconds). A pooled connection the upstream closed is dropped when its FIN arrives.
 - Responses are parsed with httptools; the owner (a client connection) gets ``head``/``body``/``done``
   calls and flow-control signals; a connection is owned by at most one request at a time.
+- A response head seen before (exact bytes, arriving with its whole body in one chunk) skips the parser: see
+  ``Pool.remember``. Only plain answers qualify: 2xx-5xx but 204/304, Content-Length framed, kept alive, no
+  hop-by-hop header but Connection: keep-alive and Keep-Alive.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -25,6 +29,22 @@ if TYPE_CHECKING:
     from kubesvc.dataplane.ingress.http import ClientConn
 
 Endpoint = tuple[str, int]
+HEAD_CACHE_SIZE = 1024  # entries, each at most HEAD_MAX bytes of key
+HEAD_MAX = 4096
+
+
+def reason_phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
+# The status line is the router's own (as nginx writes its own for known codes): no on_status callback.
+STATUS_LINES = {int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode()) for s in HTTPStatus}
+
+# response heads that may be replayed keep only these framing headers (the router writes its own)
+REPLAYABLE = frozenset({b"content-length", b"connection", b"keep-alive"})
 # response headers that never pass as they are (the router frames the answer itself)
 RESP_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
                       b"upgrade", b"content-length"})
@@ -76,7 +96,7 @@ class Upstream:
 
 class UpstreamConn(asyncio.Protocol):
     __slots__ = ("pool", "addr", "transport", "parser", "owner", "deadline", "closed", "hout", "special",
-                 "idle_since", "tunnel", "paused", "got_data")
+                 "idle_since", "tunnel", "paused", "got_data", "in_message", "learned")
 
     def __init__(self, pool: "Pool", addr: Endpoint) -> None:
         self.pool = pool
@@ -92,6 +112,8 @@ class UpstreamConn(asyncio.Protocol):
         self.tunnel = False
         self.paused = False
         self.got_data = False
+        self.in_message = False
+        self.learned: tuple[Any, ...] | None = None
 
     # -- asyncio
     def connection_made(self, transport: Any) -> None:
@@ -107,6 +129,14 @@ class UpstreamConn(asyncio.Protocol):
         if self.tunnel:
             owner.tunnel_to_client(data)
             return
+        head_end = -1
+        if not self.in_message:  # between responses: a head seen before skips the parser
+            head_end = data.find(b"\r\n\r\n") + 4
+            if head_end > 3:
+                seen = self.pool.heads.get(data[:head_end])
+                if seen is not None and len(data) - head_end == seen[1] and owner.replay_response(self, seen, data, head_end):
+                    return
+        self.learned = None
         if owner.read_timeout:
             self.deadline = Clock.now + owner.read_timeout
         owner.obuf = []  # gather the writes to the client made while parsing this chunk
@@ -121,6 +151,10 @@ class UpstreamConn(asyncio.Protocol):
         except httptools.HttpParserError as e:
             if self.owner is not None:
                 self.owner.upstream_failed(502, f"upstream sent an invalid response: {e}")
+        else:
+            learned = self.learned
+            if learned is not None and head_end > 3 and not self.in_message and len(data) - head_end == learned[1]:
+                self.pool.remember(data[:head_end], learned)
         finally:
             owner.flush()
 
@@ -148,6 +182,7 @@ class UpstreamConn(asyncio.Protocol):
 
     # -- httptools callbacks
     def on_message_begin(self) -> None:
+        self.in_message = True
         self.hout = []
         self.special = {}
 
@@ -159,6 +194,15 @@ class UpstreamConn(asyncio.Protocol):
             self.hout += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        sp = self.special
+        if (200 <= status < 600 and status != 204 and status != 304 and b"content-length" in sp and sp.keys() <= REPLAYABLE
+                and sp.get(b"connection", b"keep-alive").lower() == b"keep-alive" and self.parser.should_keep_alive()
+                and sp[b"content-length"].isdigit()):
+            # a plain, kept-alive, length-framed answer: its transformed head can be replayed (Pool.remember)
+            clen = sp[b"content-length"]
+            self.learned = (status, int(clen), STATUS_LINES.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status)),
+                            b"".join(self.hout), b"Content-Length: %s\r\n" % clen)
         if self.owner is not None:
             self.owner.response_head(self, self.parser.get_status_code(), self.hout, self.special,
                                      self.parser.should_keep_alive())
@@ -168,6 +212,7 @@ class UpstreamConn(asyncio.Protocol):
             self.owner.response_body(body)
 
     def on_message_complete(self) -> None:
+        self.in_message = False
         if self.owner is not None:
             self.owner.response_done(self)
 
@@ -194,6 +239,7 @@ class UpstreamConn(asyncio.Protocol):
 
     def reset_parser(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
+        self.in_message = False
 
     def close(self) -> None:
         self.owner = None
@@ -216,10 +262,22 @@ class Pool:
     """Idle keep-alive connections per endpoint, plus every live upstream connection (for timeouts)."""
 
     def __init__(self, max_idle: int = 64, idle_timeout: float = 60.0) -> None:
+        self.heads: dict[bytes, tuple[Any, ...]] = {}
         self.idle: dict[Endpoint, list[UpstreamConn]] = {}
         self.live: set[UpstreamConn] = set()
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
+
+    def remember(self, head: bytes, parsed: tuple[Any, ...]) -> None:
+        """Keep a response head (exactly its bytes, status line to blank line) that came with its whole body
+        in one chunk, parsed and transformed: (status, content length, status line, kept header lines,
+        Content-Length line). Upstreams repeat their heads (nginx's change only with its Date header, once a
+        second), so the next identical head skips the parser and the per-header callbacks."""
+        if len(head) > HEAD_MAX:
+            return
+        if len(self.heads) >= HEAD_CACHE_SIZE:
+            self.heads.clear()
+        self.heads[head] = parsed
 
     def take(self, addr: Endpoint) -> UpstreamConn | None:
         lst = self.idle.get(addr)
