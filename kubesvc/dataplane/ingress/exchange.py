@@ -197,6 +197,9 @@ class Exchange:
     reused = False
     up_keep = False
     tunnel = False
+    cacheable = False  # the head may be remembered for replay (one lone bodyless request in its chunk)
+    prefix: bytes | None = None  # the upstream request head's parts (see ClientConn.head_parts)
+    tail = b""
 
     def __init__(self) -> None:
         self.url = b""

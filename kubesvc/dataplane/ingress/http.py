@@ -222,13 +222,17 @@ class ClientConn(asyncio.Protocol):
 
     # ------------------------------------------------------------------------------ request parsing
     def replay(self, seen: tuple[Any, ...]) -> None:
-        """The request is exactly a head parsed before (``Shared.heads``): its parse, without the parser."""
+        """The request is exactly a head parsed and checked before (``Shared.heads``): route it as ``start``
+        would, from what ``start`` kept of it, without the parser."""
         ex = Exchange()
-        ex.method, ex.url, ex.version, ex.keep_alive, ex.hout, ex.special = seen
+        ex.method, ex.version, ex.keep_alive, host, url, rid, ex.prefix, ex.tail, ex.special = seen
+        ex.host = host
+        ex.url = url
+        ex.req_id = rid or b"%032x" % getrandbits(128)
         ex.complete_head = True
         ex.body_done = True
         self.cur = ex
-        self.start(ex)
+        self.route(ex, host, url)
 
     def on_message_begin(self) -> None:
         if self.learning:
@@ -280,9 +284,8 @@ class ClientConn(asyncio.Protocol):
         ex.complete_head = True
         if self.learning == 2:
             sp = ex.special
-            if (not ex.upgrade and not ex.dup_host and ex.head_bytes <= 2048 and b"content-length" not in sp
-                    and b"transfer-encoding" not in sp and b"expect" not in sp):
-                self.learned = (ex.method, ex.url, ex.version, ex.keep_alive, tuple(ex.hout), dict(sp))
+            ex.cacheable = (not ex.upgrade and not ex.dup_host and b"content-length" not in sp
+                            and b"transfer-encoding" not in sp and b"expect" not in sp)
         if ex is self.cur:
             self.start(ex)
 
@@ -359,6 +362,12 @@ class ClientConn(asyncio.Protocol):
             return self.fail(400)
         ex.host = host
         ex.req_id = rid or b"%032x" % getrandbits(128)
+        if ex.cacheable:  # what a replay of these exact bytes needs (see ``replay``)
+            ex.prefix, ex.tail = self.head_parts(ex)
+            self.learned = (ex.method, ex.version, ex.keep_alive, host, url, rid, ex.prefix, ex.tail, sp)
+        self.route(ex, host, url)
+
+    def route(self, ex: Exchange, host: bytes, url: bytes) -> None:
         shared = self.shared
         q = url.find(b"?")
         key = (host, url if q < 0 else url[:q])
@@ -446,24 +455,31 @@ class ClientConn(asyncio.Protocol):
             conn.deadline = Clock.now + self.read_timeout
 
     def request_head(self, ex: Exchange) -> bytes:
+        if ex.prefix is None:
+            ex.prefix, ex.tail = self.head_parts(ex)
+        return b"".join((ex.prefix, b"X-Request-ID: ", ex.req_id, b"\r\nX-Forwarded-Host: ", ex.host, self.forwarded, ex.tail))
+
+    def head_parts(self, ex: Exchange) -> tuple[bytes, bytes]:
+        """The request head for the upstream, less what differs per request and client (X-Request-ID,
+        X-Forwarded-Host and the per-connection X-Forwarded-* block): the part before, the part after."""
         sp = ex.special
         out = [ex.method, b" ", ex.url, b" HTTP/1.1\r\n", *ex.hout]
         tokens = sp.get(b"connection")
         if tokens is not None and tokens.lower() not in PLAIN_CONNECTION:
             drop_listed(out, 4, tokens)
+        tail: list[bytes] = []
         xff = sp.get(b"x-forwarded-for", b"")
         upgrade_value = sp.get(b"upgrade", b"") if ex.upgrade else b""
-        out += (b"X-Request-ID: ", ex.req_id, b"\r\nX-Forwarded-Host: ", ex.host, self.forwarded)
         if xff:
-            out += (b"X-Original-Forwarded-For: ", xff, b"\r\n")
+            tail += (b"X-Original-Forwarded-For: ", xff, b"\r\n")
         if ex.upgrade and upgrade_value:
-            out += (b"Connection: upgrade\r\nUpgrade: ", upgrade_value, b"\r\n")
+            tail += (b"Connection: upgrade\r\nUpgrade: ", upgrade_value, b"\r\n")
         elif ex.chunked:
-            out.append(b"Transfer-Encoding: chunked\r\n")
+            tail.append(b"Transfer-Encoding: chunked\r\n")
         elif ex.clen >= 0:
-            out += (b"Content-Length: ", str(ex.clen).encode(), b"\r\n")
-        out.append(b"\r\n")
-        return b"".join(out)
+            tail += (b"Content-Length: ", str(ex.clen).encode(), b"\r\n")
+        tail.append(b"\r\n")
+        return b"".join(out), b"".join(tail)
 
     # ------------------------------------------------------------------------------ responses from upstream
     def response_head(self, conn: UpstreamConn, status: int, hout: list[bytes], special: dict[bytes, bytes], keep: bool) -> None:
