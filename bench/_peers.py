@@ -75,7 +75,8 @@ def iperf3_server(addr: Addr) -> Spawned:
 
 
 def nginx(tmp: str, addr: Addr) -> Spawned:
-    """nginx answering every request with a 2-byte 200 (access log off), one worker: the HTTP backend."""
+    """nginx answering every request with a 2-byte 200 (access log off), one worker: the HTTP backend. Under
+    ``/u/`` each answer carries a unique ``X-Id`` header, so no two response heads are alike."""
     prefix = Path(tmp, "nginx")
     prefix.mkdir(exist_ok=True)
     cfg = prefix / "nginx.conf"
@@ -90,7 +91,11 @@ def nginx(tmp: str, addr: Addr) -> Spawned:
           client_body_temp_path {prefix}; proxy_temp_path {prefix}; fastcgi_temp_path {prefix};
           uwsgi_temp_path {prefix}; scgi_temp_path {prefix};
           keepalive_requests 1000000;
-          server {{ listen {addr[0]}:{addr[1]} backlog=4096; location / {{ return 200 "ok"; }} }}
+          server {{
+            listen {addr[0]}:{addr[1]} backlog=4096;
+            location / {{ return 200 "ok"; }}
+            location /u/ {{ add_header X-Id $request_id always; return 200 "ok"; }}  # a head never seen before
+          }}
         }}
         """))
     p = Spawned(["nginx", "-p", str(prefix), "-c", str(cfg)], "nginx")
@@ -166,11 +171,18 @@ def iperf3(addr: Addr, streams: int, seconds: float) -> float:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(addr: Addr, conns: int, seconds: float, close: bool = False, threads: int = 1) -> tuple[float, float]:
-    """(requests/s, p99 latency ms) of wrk against http://addr/ (``close``: a new connection per request)."""
+# wrk script: every request to a new path under /u/ (with _peers.nginx: new request and response heads each time)
+UNIQUE_PATHS = 'n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, "/u/" .. n)\nend\n'
+
+
+def wrk(addr: Addr, conns: int, seconds: float, close: bool = False, threads: int = 1, script: str = "") -> tuple[float, float]:
+    """(requests/s, p99 latency ms) of wrk against http://addr/ (``close``: a new connection per request;
+    ``script``: a wrk Lua script's path)."""
     argv = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]
     if close:
         argv += ["-H", "Connection: close"]
+    if script:
+        argv += ["-s", script]
     out = subprocess.run([*argv, f"http://{addr[0]}:{addr[1]}/"], capture_output=True, text=True, check=False, timeout=seconds + 30).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)

@@ -4,8 +4,10 @@ keep-alive, the headers ingress-nginx sets), both to the same nginx backend, sam
 Fairness: the two proxies always get the same number of processes: `kubesvc ingress --workers N` against nginx
 `worker_processes N`, for N = 1 (nginx's default when the directive is absent, and the cheapest setup) and N = 2 (what
 `worker_processes auto` gives on this 2-core machine, and what ingress-nginx runs: one worker per core).
-Rows: kept-alive requests with 50 connections and with 1 connection (req/s and p99), and the CPU time the proxy's
-processes spend per request (stabler than req/s on a shared machine, where wrk, the backend and the proxy compete for
+Rows: kept-alive requests with 50 connections and with 1 connection (req/s and p99), the same with 50 connections
+where every request has a new path and every answer a new header ("every head new": nothing the router's head
+caches can replay, so each request and answer goes through the parser), and the CPU time the proxy's processes spend
+per request (stabler than req/s on a shared machine, where wrk, the backend and the proxy compete for
 the cores). Rounds alternate between the two proxies; the median round counts and the spread (lowest-highest of the
 per-round kubesvc/nginx ratios) shows how noisy the machine was. Access logs off on both.
 Needs wrk and nginx (BENCH=1 scripts/sysdeps.sh). Everything binds 127.0.0.1 with free ports; runs are bounded.
@@ -143,16 +145,18 @@ def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int) 
         for addr in (ks_addr, ng_addr):
             wrk(addr, 50, 2)  # warm-up: pools fill, caches warm
         pids = {"ks": [ks.pid, *children(ks.pid)], "ng": children(ng.p.pid)}
+        script = Path(tmp, "unique.lua")
+        script.write_text(_peers.UNIQUE_PATHS)
         rows = []
-        for conns in (50, 1):
+        for conns, lua in ((50, ""), (1, ""), (50, str(script))):
             res: dict[str, list[tuple[float, float, float]]] = {"ks": [], "ng": []}  # (rps, p99, cpu us/request)
             for _ in range(rounds):
                 for name, addr in (("ks", ks_addr), ("ng", ng_addr)):
                     c0 = cpu_seconds(pids[name])
-                    rps, p99 = wrk(addr, conns, seconds)
+                    rps, p99 = wrk(addr, conns, seconds, script=lua)
                     cpu = (cpu_seconds(pids[name]) - c0) / (rps * max(1, round(seconds))) * 1e6
                     res[name].append((rps, p99, cpu))
-            label = f"{workers}w, {conns} conn{'s' if conns > 1 else ''}"
+            label = f"{workers}w, {conns} conn{'s' if conns > 1 else ''}" + (", every head new" if lua else "")
             for col, what, fmt in ((0, "req/s", "{:,.0f}"), (1, "p99 latency (ms)", "{:.2f}"), (2, "CPU per request (us)", "{:.1f}")):
                 if conns == 1 and col == 2:
                     continue

@@ -1,4 +1,4 @@
-"""The router's head caches (``Shared.heads`` for requests, ``Pool.heads`` for responses): a request or an answer
+"""The router's head caches (``Shared.request_heads`` and ``Pool.response_heads``, ``upstream.HeadCache``): a request or an answer
 whose head was parsed before is replayed without the parser, and must come out byte for byte as the parsed path
 makes it. The backend here writes each answer (head and body) in one ``sendall``, as nginx does, so the second
 identical answer takes the replay path; its ``/split`` answers send the same head with the body a moment later.

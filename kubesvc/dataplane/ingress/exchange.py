@@ -9,9 +9,10 @@ Rules kept here:
 - Header names are lower-cased once, while parsing; the hop-by-hop ones are set aside, the others are kept as
   ready-to-join output lines.
 - Head caches: a request that arrives as one chunk holding exactly one bodyless head is remembered by its bytes
-  (``Shared.heads``), and so is a response head that arrived with its whole length-framed body
-  (``upstream.Pool.heads``). The same bytes again are replayed from the parse made the first time, without the
-  parser and its per-header callbacks: kept-alive clients repeat their requests, upstreams their heads. Keys are
+  (``Shared.request_heads``), and so is a response head that arrived with its whole length-framed body
+  (``upstream.Pool.response_heads``). The same bytes again are replayed from the parse made the first time, without the
+  parser and its per-header callbacks: kept-alive clients repeat their requests, upstreams their heads (learning
+  backs off when nothing repeats: ``upstream.HeadCache``). Keys are
   exact bytes already accepted by llhttp, so a replay cannot accept anything the parser would refuse; per-client
   data (addresses, X-Request-ID, scheme, HTTP version) is never part of a cached value.
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from kubesvc.dataplane.ingress.routes import Route, RouteTable, normalize_host, normalize_path
-from kubesvc.dataplane.ingress.upstream import HEAD_CACHE_SIZE, HEAD_MAX, STATUS_LINES, Clock, Endpoint, Pool, Upstream, UpstreamConn, reason_phrase
+from kubesvc.dataplane.ingress.upstream import STATUS_LINES, Clock, Endpoint, HeadCache, Pool, Upstream, UpstreamConn, reason_phrase
 
 BUFFER_LIMIT = 256 * 1024
 ROUTE_CACHE_SIZE = 4096
@@ -92,16 +93,9 @@ class Shared:
         self.https_port = 443
         self.requests = 0
         self.route_cache: dict[tuple[bytes, bytes], Hit] = {}
-        self.heads: dict[bytes, tuple[Any, ...]] = {}
-
-    def remember(self, data: bytes, parsed: tuple[Any, ...]) -> None:
-        """Keep the parse of a request that came as exactly one chunk holding one bodyless head (what clients
-        repeat on a kept-alive connection): the same bytes again skip the parser (``ClientConn.replay``)."""
-        if len(data) > HEAD_MAX:
-            return
-        if len(self.heads) >= HEAD_CACHE_SIZE:
-            self.heads.clear()
-        self.heads[data] = parsed
+        # requests that came as one chunk holding exactly one bodyless head, by their bytes: what clients repeat
+        # on a kept-alive connection (see ClientConn.replay)
+        self.request_heads = HeadCache()
 
     def install(self, table: RouteTable, backends: dict[str, list[Endpoint] | None]) -> None:
         ups: dict[str, Upstream] = {}

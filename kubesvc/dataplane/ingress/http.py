@@ -86,7 +86,7 @@ class ClientConn(asyncio.Protocol):
         self.eof = False
         self.lingering = False
         self.obuf: list[bytes] | None = None
-        self.learning = 0  # > 0 while a chunk that began between requests is parsed (see ``Shared.remember``)
+        self.learning = 0  # > 0 while a chunk that began between requests is parsed (see ``Shared.request_heads``)
         self.learned: tuple[Any, ...] | None = None
 
     # ------------------------------------------------------------------------------ asyncio
@@ -127,11 +127,13 @@ class ClientConn(asyncio.Protocol):
         self.learning = 0
         if cur is None:
             if self.parsing is None:  # between requests: a head seen before skips the parser
-                seen = self.shared.heads.get(data)
+                cache = self.shared.request_heads
+                seen = cache.map.get(data)
                 if seen is not None:
+                    cache.credit = cache.CREDIT
                     self.replay(seen)
                     return
-                self.learning = 1
+                self.learning = 1 if cache.may_learn() else 0
         elif cur.upgrade and cur.complete_head:
             if len(self.early) < 64:
                 self.early.append(data)
@@ -159,7 +161,7 @@ class ClientConn(asyncio.Protocol):
             self.fail(400)
         else:
             if self.learning == 2 and self.learned is not None and self.parsing is None:
-                self.shared.remember(data, self.learned)
+                self.shared.request_heads.remember(data, self.learned)
 
     def eof_received(self) -> bool:
         """A client that half-closes after its requests still gets the answers (then the connection closes)."""
@@ -222,7 +224,7 @@ class ClientConn(asyncio.Protocol):
 
     # ------------------------------------------------------------------------------ request parsing
     def replay(self, seen: tuple[Any, ...]) -> None:
-        """The request is exactly a head parsed and checked before (``Shared.heads``): route it as ``start``
+        """The request is exactly a head parsed and checked before (``Shared.request_heads``): route it as ``start``
         would, from what ``start`` kept of it, without the parser."""
         ex = Exchange()
         ex.method, ex.version, ex.keep_alive, host, url, rid, ex.prefix, ex.tail, ex.special = seen
@@ -535,7 +537,7 @@ class ClientConn(asyncio.Protocol):
             self.response_done(conn)
 
     def replay_response(self, conn: UpstreamConn, seen: tuple[Any, ...], data: bytes, head_end: int) -> bool:
-        """A whole answer (head + body) in one chunk whose head was parsed before (``Pool.remember``): written
+        """A whole answer (head + body) in one chunk whose head was parsed before (``Pool.response_heads``): written
         to the client as ``response_head`` + ``response_body`` + ``response_done`` would, without the parser.
         False: this request needs the general path (HEAD, Upgrade, body still coming, ...)."""
         ex = self.cur

@@ -11,7 +11,7 @@ Rules kept here (dataplane spec §3.4):
 - Responses are parsed with httptools; the owner (a client connection) gets ``head``/``body``/``done``
   calls and flow-control signals; a connection is owned by at most one request at a time.
 - A response head seen before (exact bytes, arriving with its whole body in one chunk) skips the parser: see
-  ``Pool.remember``. Only plain answers qualify: 2xx-5xx but 204/304, Content-Length framed, kept alive, no
+  ``Pool.response_heads``. Only plain answers qualify: 2xx-5xx but 204/304, Content-Length framed, kept alive, no
   hop-by-hop header but Connection: keep-alive and Keep-Alive.
 """
 
@@ -45,6 +45,37 @@ STATUS_LINES = {int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode()) for 
 
 # response heads that may be replayed keep only these framing headers (the router writes its own)
 REPLAYABLE = frozenset({b"content-length", b"connection", b"keep-alive"})
+
+
+class HeadCache:
+    """Parsed heads by their exact bytes, for replay (``Shared.request_heads``, ``Pool.response_heads``): at most
+    ``HEAD_CACHE_SIZE`` entries (emptied when full), keys of at most ``HEAD_MAX`` bytes. Learning costs about
+    1 us a head, so it stops paying when nothing repeats: every remembered head spends a credit, every replay
+    restores them all; without credit only one head in 16 is learned (enough to notice when repetition returns)."""
+
+    __slots__ = ("map", "credit", "misses")
+    CREDIT = 64
+
+    def __init__(self) -> None:
+        self.map: dict[bytes, tuple[Any, ...]] = {}
+        self.credit = self.CREDIT
+        self.misses = 0
+
+    def may_learn(self) -> bool:
+        if self.credit > 0:
+            return True
+        self.misses += 1
+        return not self.misses & 15
+
+    def remember(self, key: bytes, parsed: tuple[Any, ...]) -> None:
+        if len(key) > HEAD_MAX:
+            return
+        self.credit -= 1
+        if len(self.map) >= HEAD_CACHE_SIZE:
+            self.map.clear()
+        self.map[key] = parsed
+
+
 # response headers that never pass as they are (the router frames the answer itself)
 RESP_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
                       b"upgrade", b"content-length"})
@@ -96,7 +127,7 @@ class Upstream:
 
 class UpstreamConn(asyncio.Protocol):
     __slots__ = ("pool", "addr", "transport", "parser", "owner", "deadline", "closed", "hout", "special",
-                 "idle_since", "tunnel", "paused", "got_data", "in_message", "learned")
+                 "idle_since", "tunnel", "paused", "got_data", "in_message", "learned", "learning")
 
     def __init__(self, pool: "Pool", addr: Endpoint) -> None:
         self.pool = pool
@@ -114,6 +145,7 @@ class UpstreamConn(asyncio.Protocol):
         self.got_data = False
         self.in_message = False
         self.learned: tuple[Any, ...] | None = None
+        self.learning = False
 
     # -- asyncio
     def connection_made(self, transport: Any) -> None:
@@ -130,12 +162,16 @@ class UpstreamConn(asyncio.Protocol):
             owner.tunnel_to_client(data)
             return
         head_end = -1
+        self.learning = False
         if not self.in_message:  # between responses: a head seen before skips the parser
             head_end = data.find(b"\r\n\r\n") + 4
             if head_end > 3:
-                seen = self.pool.heads.get(data[:head_end])
+                cache = self.pool.response_heads
+                seen = cache.map.get(data[:head_end])
                 if seen is not None and len(data) - head_end == seen[1] and owner.replay_response(self, seen, data, head_end):
+                    cache.credit = cache.CREDIT
                     return
+                self.learning = cache.may_learn()
         self.learned = None
         if owner.read_timeout:
             self.deadline = Clock.now + owner.read_timeout
@@ -154,7 +190,7 @@ class UpstreamConn(asyncio.Protocol):
         else:
             learned = self.learned
             if learned is not None and head_end > 3 and not self.in_message and len(data) - head_end == learned[1]:
-                self.pool.remember(data[:head_end], learned)
+                self.pool.response_heads.remember(data[:head_end], learned)
         finally:
             owner.flush()
 
@@ -194,18 +230,22 @@ class UpstreamConn(asyncio.Protocol):
             self.hout += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        sp = self.special
-        if (200 <= status < 600 and status != 204 and status != 304 and b"content-length" in sp and sp.keys() <= REPLAYABLE
-                and sp.get(b"connection", b"keep-alive").lower() == b"keep-alive" and self.parser.should_keep_alive()
-                and sp[b"content-length"].isdigit()):
-            # a plain, kept-alive, length-framed answer: its transformed head can be replayed (Pool.remember)
-            clen = sp[b"content-length"]
-            self.learned = (status, int(clen), STATUS_LINES.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status)),
-                            b"".join(self.hout), b"Content-Length: %s\r\n" % clen)
+        if self.learning:
+            self.learn()
         if self.owner is not None:
             self.owner.response_head(self, self.parser.get_status_code(), self.hout, self.special,
                                      self.parser.should_keep_alive())
+
+    def learn(self) -> None:
+        """A plain, kept-alive, length-framed answer: keep what a replay of this head needs (see ``HeadCache``)."""
+        sp = self.special
+        status = self.parser.get_status_code()
+        if (200 <= status < 600 and status != 204 and status != 304 and b"content-length" in sp and sp.keys() <= REPLAYABLE
+                and sp.get(b"connection", b"keep-alive").lower() == b"keep-alive" and self.parser.should_keep_alive()
+                and sp[b"content-length"].isdigit()):
+            clen = sp[b"content-length"]
+            self.learned = (status, int(clen), STATUS_LINES.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status)),
+                            b"".join(self.hout), b"Content-Length: %s\r\n" % clen)
 
     def on_body(self, body: bytes) -> None:
         if self.owner is not None:
@@ -262,22 +302,14 @@ class Pool:
     """Idle keep-alive connections per endpoint, plus every live upstream connection (for timeouts)."""
 
     def __init__(self, max_idle: int = 64, idle_timeout: float = 60.0) -> None:
-        self.heads: dict[bytes, tuple[Any, ...]] = {}
+        # response heads (exactly their bytes, status line to blank line) that came with their whole body in one
+        # chunk, parsed and transformed: (status, content length, status line, kept header lines, Content-Length
+        # line). Upstreams repeat their heads (nginx's change only with its Date header, once a second).
+        self.response_heads = HeadCache()
         self.idle: dict[Endpoint, list[UpstreamConn]] = {}
         self.live: set[UpstreamConn] = set()
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
-
-    def remember(self, head: bytes, parsed: tuple[Any, ...]) -> None:
-        """Keep a response head (exactly its bytes, status line to blank line) that came with its whole body
-        in one chunk, parsed and transformed: (status, content length, status line, kept header lines,
-        Content-Length line). Upstreams repeat their heads (nginx's change only with its Date header, once a
-        second), so the next identical head skips the parser and the per-header callbacks."""
-        if len(head) > HEAD_MAX:
-            return
-        if len(self.heads) >= HEAD_CACHE_SIZE:
-            self.heads.clear()
-        self.heads[head] = parsed
 
     def take(self, addr: Endpoint) -> UpstreamConn | None:
         lst = self.idle.get(addr)
