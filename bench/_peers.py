@@ -21,6 +21,23 @@ from pathlib import Path
 Addr = tuple[str, int]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """user + system CPU time of processes (all their threads), from /proc."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
+    return [int(x) for x in out]
+
+
 class Spawned:
     def __init__(self, argv: list[str], name: str, **kw: object) -> None:
         self.name = name
@@ -224,10 +241,3 @@ def udp_rate(addr: Addr, seconds: float, window: int = 16) -> float:
     if out.returncode:
         raise RuntimeError(f"udp client: {out.stderr[-400:]}")
     return float(out.stdout.split()[0])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU time of a process and its exited children (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks

@@ -31,7 +31,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
 import _peers  # noqa: E402
-from _peers import Addr, Spawned, free_port, wait_tcp, wrk  # noqa: E402
+from _peers import Addr, Spawned, children, cpu_seconds, free_port, wait_tcp, wrk  # noqa: E402
 
 
 def nginx_proxy(tmp: str, addr: Addr, backend: Addr, workers: int = 1) -> Spawned:
@@ -99,23 +99,6 @@ def kubesvc_ingress(tmp: str, addr: Addr, backend: Addr, workers: int = 1) -> su
             p.stderr.close()  # the access log is off; nothing else is worth a pipe
             return p
     raise RuntimeError(f"kubesvc ingress exited before its ready line: {p.stderr.read() if p.stderr else ''}")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """user + system CPU time of processes (all their threads), from /proc."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
-    return [int(x) for x in out]
 
 
 def stop(p: subprocess.Popen[str]) -> None:

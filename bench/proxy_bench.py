@@ -10,7 +10,8 @@ as Pods with status.podIP), (b) HAProxy, (c) the backend directly; medians of ``
 (ratios: median of the per-repetition ratios), the targets interleaved within each repetition, in an
 order rotated per repetition:
 - bulk TCP: iperf3 1 and 8 streams against an iperf3 server (its control connection passes the proxy too);
-- kept-alive: wrk, 1 thread, 64 connections, against nginx returning a 2-byte 200: req/s and p99;
+- kept-alive: wrk, 1 thread, 64 connections, against nginx returning a 2-byte 200: req/s, p99 and each proxy's CPU
+  time per request (all its processes, user+sys);
 - new connections: the same wrk run with `Connection: close` (nginx closes after each answer, wrk reconnects),
   so every request costs one accepted connection and one dialled connection in the proxy;
 - UDP: a Python client keeping 16 datagrams of 64 bytes in flight to a uvloop echo server (no HAProxy row:
@@ -87,15 +88,27 @@ def tree_rss_kb(pid: int) -> int:
 
 # ------------------------------------------------------------------------------------------ traffic
 
-def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Callable[[Addr], float | tuple[float, float]]) -> None:
+def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Callable[[Addr], float | tuple[float, float]],
+            cpu: dict[str, Callable[[], list[int]]] | None = None, seconds: float = 0.0) -> None:
     """Medians of ``reps`` rounds; every round runs each target once, in an order rotated per round (a
-    shared machine's load bursts then hit every target alike, and none always runs first or last)."""
+    shared machine's load bursts then hit every target alike, and none always runs first or last).
+    ``cpu``: the processes of each proxy, whose CPU time (user+sys) per request is recorded too: a shared
+    machine disturbs it far less than rates (wrk runs whole seconds: ``seconds`` is rounded as wrk does)."""
     samples: dict[str, list] = {k: [] for k in targets}
+    cpu_us: dict[str, list[float]] = {k: [] for k in (cpu or {})}
     order = list(targets)
     for r in range(reps):
         for k in order[r % len(order):] + order[: r % len(order)]:
-            samples[k].append(run(targets[k]))
+            pids = cpu[k]() if cpu and k in cpu else []
+            c0 = peers.cpu_seconds(pids)
+            got = run(targets[k])
+            if pids:
+                rate = got[0] if isinstance(got, tuple) else got
+                cpu_us[k].append((peers.cpu_seconds(pids) - c0) / (rate * max(1, round(seconds))) * 1e6)
+            samples[k].append(got)
     row: dict = {"unit": unit}
+    for k, vals_us in cpu_us.items():
+        row[f"{k}_cpu_us"] = statistics.median(vals_us)
     for k, vals in samples.items():
         if isinstance(vals[0], tuple):
             row[k] = statistics.median(v[0] for v in vals)
@@ -116,6 +129,8 @@ def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Call
     extra = ""
     if "kubesvc_p99_ms" in row:
         extra = "  p99 ms: " + " ".join(f"{k}={row[f'{k}_p99_ms']:.2f}" for k in targets)
+    if cpu_us:
+        extra += "  CPU us/request: " + " ".join(f"{k}={row[f'{k}_cpu_us']:.1f}" for k in cpu_us)
     ratios = " ".join(f"{k}/{peer}={v:.2f}x" for k, v in row["ratios"].items())
     print(f"{name}: " + " ".join(f"{k}={row[k]:,.1f}" for k in targets) + f" {unit}  {ratios}{extra}", flush=True)
 
@@ -138,7 +153,9 @@ def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[str], workl
         started.append(peers.udp_echo(be_udp))
         ha_iperf = ("127.0.0.2", peers.free_port("127.0.0.2"))
         ha_web = ("127.0.0.2", peers.free_port("127.0.0.2"))
-        started.append(peers.haproxy(tmp, [(ha_iperf, be_iperf), (ha_web, be_web)]))
+        ha = peers.haproxy(tmp, [(ha_iperf, be_iperf), (ha_web, be_web)])
+        started.append(ha)
+        cpu: dict[str, Callable[[], list[int]]] = {"haproxy": lambda: [ha.p.pid]}
         iperf_t = {"direct": be_iperf, "haproxy": ha_iperf}
         web_t = {"direct": be_web, "haproxy": ha_web}
         udp_t = {"direct": be_udp}
@@ -154,16 +171,19 @@ def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[str], workl
                 obj["spec"]["clusterIP"] = f"127.100.{n}.{10 + i}"
                 reg.create(obj)
                 targets[name] = (obj["spec"]["clusterIP"], port)
-            started.append(start_proxy(store, *(["--workers", workers] if workers != "1" else [])))
+            proxy = start_proxy(store, *(["--workers", workers] if workers != "1" else []))
+            started.append(proxy)
+            cpu[name] = lambda proxy=proxy: [proxy.p.pid, *peers.children(proxy.p.pid)]  # type: ignore[misc]
             peers.wait_tcp(web_t[name])
         print(f"traffic: {reps} repetitions of {seconds:g} s, targets interleaved: {', '.join(web_t)}", flush=True)
         if "bulk" in workloads:
             measure("bulk TCP, iperf3 1 stream", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 1, seconds))
             measure("bulk TCP, iperf3 8 streams", "Gbit/s", iperf_t, reps, lambda a: peers.iperf3(a, 8, seconds))
         if "keepalive" in workloads:
-            measure("kept-alive HTTP via L4, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds))
+            measure("kept-alive HTTP via L4, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds), cpu, seconds)
         if "newconn" in workloads:
-            measure("new connection per request, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds, close=True))
+            measure("new connection per request, wrk 64 conns", "req/s", web_t, reps, lambda a: peers.wrk(a, 64, seconds, close=True),
+                    cpu, seconds)
         if "udp" in workloads:
             measure("UDP request/response, 16 in flight", "answers/s", udp_t, reps, lambda a: peers.udp_rate(a, seconds))
     finally:
@@ -227,7 +247,7 @@ def table() -> str:
     rows = [r for r in RESULTS.values() if "ratios" in r]
     if not rows:
         return ""
-    procs = [k for k in rows[0] if k.startswith("kubesvc") and not k.endswith(("_samples", "_p99_ms"))]
+    procs = [k for k in rows[0] if k.startswith("kubesvc") and not k.endswith(("_samples", "_p99_ms", "_cpu_us"))]
     cols = ["direct", "haproxy", *procs]
     out = ["| workload | " + " | ".join(cols) + " | " + " | ".join(f"{k}/peer" for k in procs) + " |", "|---" * (1 + len(cols) + len(procs)) + "|"]
     for name, r in RESULTS.items():
@@ -239,8 +259,13 @@ def table() -> str:
                 cells.append("—")
                 continue
             v = f"{r[k]:,.1f}" if r["unit"] == "Gbit/s" else f"{r[k]:,.0f}"
+            notes = []
             if f"{k}_p99_ms" in r:
-                v += f" (p99 {r[f'{k}_p99_ms']:.1f} ms)"
+                notes.append(f"p99 {r[f'{k}_p99_ms']:.1f} ms")
+            if f"{k}_cpu_us" in r:
+                notes.append(f"CPU {r[f'{k}_cpu_us']:.1f} us/req")
+            if notes:
+                v += f" ({', '.join(notes)})"
             cells.append(v)
         ratios = [f"{r['ratios'][k]:.2f}x vs {r['ratio_vs']}" if k in r["ratios"] else "—" for k in procs]
         out.append(f"| {name} ({r['unit']}) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
