@@ -175,3 +175,24 @@ def test_a_chunk_of_two_requests_is_not_taken_for_one(bed: tuple[Bed, OneWriteBa
             out = exchange(s, pair, 2 * one)
             assert out == CLIENT_HEAD + b"\r\n/p1....." + CLIENT_HEAD + b"\r\n/p2....."
     assert [h.split(b" ")[1] for h in be.heads[-4:]] == [b"/p1", b"/p2", b"/p1", b"/p2"]
+
+
+def test_a_replayed_request_follows_rule_changes(bed: tuple[Bed, OneWriteBackend]) -> None:
+    """The cache holds the parse, never the route: after the rule moves, the same bytes reach the new Service."""
+    router, _ = bed
+    router.ingress("replay-move", [("move.replay.test", [("/", "Prefix", "one-write")])])
+    router.sync()
+    req = b"GET /m HTTP/1.1\r\nHost: move.replay.test\r\n\r\n"
+    want = CLIENT_HEAD + b"\r\n/m......"
+    with socket.create_connection(("127.0.0.1", router.http_port), timeout=5) as s:
+        for _ in range(2):
+            assert exchange(s, req, len(want)) == want
+        router.ingress("replay-move", [("move.replay.test", [("/", "Prefix", "svc-c")])])
+        router.sync()
+        s.sendall(req)
+        got = b""
+        while b'"name": "c"' not in got:
+            d = s.recv(65536)
+            assert d, got
+            got += d
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n")
