@@ -22,7 +22,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 SCHEMA_VERSION = 1
 CHANGE_LOG_KEEP = 50_000  # revisions kept in the change log before compaction
 BUSY_TIMEOUT_MS = 60_000
+EVENT_TTL_SECONDS = 3600  # Events older than this go when a new one is written (kube-apiserver's --event-ttl, 1h)
 
 
 class Gone(KubesvcError):
@@ -330,6 +331,8 @@ class Txn:
         name = meta["name"]
         if self.get(kind, ns, name) is not None:
             raise AlreadyExists(BY_KIND[kind].resource, name)
+        if kind == "Event":
+            self._expire_events()
         rev = self._next_revision()
         meta["uid"] = str(uuid.uuid4())
         meta["resourceVersion"] = str(rev)
@@ -370,6 +373,17 @@ class Txn:
         )
         self._log(rev, "MODIFIED", kind, ns, name, body)
         return obj
+
+    def _expire_events(self) -> None:
+        """Delete Events last seen more than EVENT_TTL_SECONDS ago (through ``delete``: watchers see them go),
+        as the apiserver's event TTL does; run whenever an Event is created, so their number stays bounded."""
+        cutoff = (datetime.now(timezone.utc) - timedelta(seconds=EVENT_TTL_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows = self.conn.execute(
+            "SELECT namespace, name FROM objects WHERE kind='Event' AND COALESCE(json_extract(body, '$.lastTimestamp'),"
+            " json_extract(body, '$.eventTime'), json_extract(body, '$.metadata.creationTimestamp'), '') < ?", (cutoff,)
+        ).fetchall()
+        for ns, name in rows:
+            self.delete("Event", ns, name)
 
     def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         ns = namespace if BY_KIND[kind].namespaced else ""
