@@ -10,11 +10,11 @@ Rules kept here:
   ready-to-join output lines.
 - Head caches: a request that arrives as one chunk holding exactly one bodyless head is remembered by its bytes
   (``Shared.request_heads``), and so is a response head that arrived with its whole length-framed body
-  (``upstream.Pool.response_heads``). The same bytes again are replayed from the parse made the first time, without the
-  parser and its per-header callbacks: kept-alive clients repeat their requests, upstreams their heads (learning
-  backs off when nothing repeats: ``upstream.HeadCache``). Keys are
-  exact bytes already accepted by llhttp, so a replay cannot accept anything the parser would refuse; per-client
-  data (addresses, X-Request-ID, scheme, HTTP version) is never part of a cached value.
+  (``upstream.Pool.response_heads``). The same bytes again are replayed from the parse made the first time,
+  without the parser and its per-header callbacks: kept-alive clients repeat their requests, upstreams their
+  heads (learning backs off when nothing repeats: ``upstream.HeadCache``). Keys are exact bytes already accepted
+  by llhttp, so a replay cannot accept anything the parser would refuse; per-client data (addresses,
+  X-Request-ID, scheme, HTTP version) is never part of a cached value, and neither is routing.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from kubesvc.dataplane.ingress.routes import Route, RouteTable, normalize_host, normalize_path
-from kubesvc.dataplane.ingress.upstream import STATUS_LINES, Clock, Endpoint, HeadCache, Pool, Upstream, UpstreamConn, reason_phrase
+from kubesvc.dataplane.ingress.upstream import Clock, Endpoint, HeadCache, Pool, Upstream, UpstreamConn
 
 BUFFER_LIMIT = 256 * 1024
 ROUTE_CACHE_SIZE = 4096
@@ -50,8 +50,6 @@ def drop_listed(out: list[bytes], start: int, tokens: bytes) -> None:
         if out[i].lower() not in drop:
             kept += out[i : i + 4]
     out[start:] = kept
-
-
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ class HeadCache:
     1 us a head, so it stops paying when nothing repeats: every remembered head spends a credit, every replay
     restores them all; without credit only one head in 16 is learned (enough to notice when repetition returns)."""
 
-    __slots__ = ("map", "credit", "misses")
+    __slots__ = ("credit", "map", "misses")
     CREDIT = 64
 
     def __init__(self) -> None:
