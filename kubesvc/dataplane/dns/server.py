@@ -7,8 +7,11 @@ Rules kept here:
 - UDP and TCP listen on the same address and port (port 0: the UDP port picked by the kernel is reused for
   TCP). Binding failures are one clear line (``ListenError``).
 - Only loopback clients (and ``--allow-from`` networks) get answers; others get REFUSED, header only.
-- A follower thread polls the store (data_version, then revision) every ``poll_interval`` seconds, builds the
-  record table and the prepared replies from one snapshot, and swaps them in on the loop.
+- The loop probes the store (``data_version``) every ``poll_interval`` seconds (``runtime.StoreProbe``) and wakes a
+  follower thread on a change; it compares revisions, builds the record table and the prepared replies from one
+  snapshot, and swaps them in on the loop.
+- UDP queries of the common shape from an allowed client are answered inline in ``datagram_received`` from a
+  prepared reply (the client check is remembered per address); everything else goes through ``Server.answer``.
 - Forwarding: UDP first, TCP when the reply is truncated, ``upstream_timeout`` per server, servers in order,
   SERVFAIL when none answers; at most ``MAX_FORWARDS`` in flight (beyond: SERVFAIL at once).
 - TCP: length-prefixed messages, ``TCP_IDLE`` seconds idle timeout, at most ``MAX_TCP_CONNECTIONS``.
@@ -47,6 +50,7 @@ PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 PROXY_NAME = "kubesvc-dns"
 SNAPSHOT_KINDS = ("Service", "Endpoints", "Pod", "ConfigMap", "Namespace")
 MAX_FORWARDS = 1000
+ALLOWED_CACHE = 4096  # client addresses whose verdict is remembered (emptied when full)
 MAX_TCP_CONNECTIONS = 512
 TCP_IDLE = 10.0
 
@@ -153,27 +157,38 @@ def take_snapshot(store: Store, opts: DNSOptions) -> Snapshot:
 
 
 class Follower(threading.Thread):
-    """Polls the store and hands each new snapshot's prepared handler state to the loop."""
+    """Rebuilds the records and their prepared replies when poked (by ``runtime.StoreProbe``, on the loop) and hands
+    them to the loop. Only a change wakes this thread: waking every poll interval would take the GIL from the loop."""
 
     def __init__(self, opts: DNSOptions, handler: Handler, loop: asyncio.AbstractEventLoop, revision: int) -> None:
         super().__init__(name="kubesvc-dns-follow", daemon=True)
         self.opts, self.handler, self.loop, self.revision = opts, handler, loop, revision
         self.stopping = threading.Event()
+        self.poke = threading.Event()
+        self.poke.set()  # the first round compares revisions: a commit between the start-up snapshot and the probe's
+        # first data_version would otherwise go unnoticed
         self.warnings: tuple[str, ...] = ()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.poke.set()
 
     def run(self) -> None:
         store = Store(self.opts.store_path)
         try:
-            version = store.data_version()
-            while not self.stopping.wait(self.opts.poll_interval):
-                v = store.data_version()
-                if v == version:
-                    continue
-                version = v
+            while True:
+                self.poke.wait()
+                self.poke.clear()
+                if self.stopping.is_set():
+                    return
                 if store.revision() == self.revision:
                     continue
-                snap = take_snapshot(store, self.opts)
-                prepared = prepare_all(snap.table, self.handler.prepared.copy())
+                try:
+                    snap = take_snapshot(store, self.opts)
+                    prepared = prepare_all(snap.table, self.handler.prepared.copy())
+                except Exception as e:  # a bug in one sync must not stop following
+                    log.error(f"sync failed: {type(e).__name__}: {e}", exc_info=True)
+                    continue
                 self.revision = snap.revision
                 self._report(snap.forward.warnings)
                 self.loop.call_soon_threadsafe(self._swap, prepared, snap)
@@ -203,9 +218,18 @@ class Server:
     own: set[tuple[str, int]] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     tcp_conns: set["TCPProtocol"] = field(default_factory=set)
+    allowed: dict[str, bool] = field(default_factory=dict)  # client address -> may ask (client_allowed, remembered)
+
+    def allows(self, peer: str) -> bool:
+        ok = self.allowed.get(peer)
+        if ok is None:
+            if len(self.allowed) >= ALLOWED_CACHE:
+                self.allowed.clear()
+            ok = self.allowed[peer] = client_allowed(peer, self.nets)
+        return ok
 
     def answer(self, data: bytes, peer: str, tcp: bool, send: Callable[[bytes], None]) -> None:
-        if not client_allowed(peer, self.nets):
+        if not self.allows(peer):
             if len(data) >= 12 and not data[2] & 0x80:
                 send(header_reply(data, dns.rcode.REFUSED))
             return
@@ -260,7 +284,19 @@ class UDPProtocol(asyncio.DatagramProtocol):
         t = self.transport
         if t is None:
             return
-        self.server.answer(data, addr[0], False, lambda reply: t.sendto(reply, addr))
+        server = self.server
+        host = addr[0]
+        allowed = server.allowed.get(host)
+        if allowed or (allowed is None and server.allows(host)):
+            # the common question answered from a prepared reply, inline (see Handler.fast)
+            try:
+                reply = server.handler.fast(data, False)
+            except Exception:
+                reply = None  # the general path below answers (and logs what went wrong)
+            if reply is not None:
+                t.sendto(reply, addr)
+                return
+        server.answer(data, host, False, lambda reply: t.sendto(reply, addr))
 
     def error_received(self, exc: Exception) -> None:  # ICMP errors from clients that went away
         pass
@@ -367,9 +403,11 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
     server.own = {(str(ipaddress.ip_address(host)), bound)}
     if port == 53 or host == cluster_ip:
         server.own.add((cluster_ip, 53))
-    follower = Follower(opts, handler, asyncio.get_running_loop(), snap.revision)
+    loop = asyncio.get_running_loop()
+    follower = Follower(opts, handler, loop, snap.revision)
     follower._report(snap.forward.warnings)
     follower.start()
+    probe = runtime.StoreProbe(opts.store_path, opts.poll_interval, follower.poke.set, loop)
     addr = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
     runtime.announce_ready("dns", {"udp": addr, "tcp": addr, "zone": snap.table.zone.to_text(omit_final_dot=True),
                                    "nameserver": cluster_ip})
@@ -385,7 +423,8 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
             task.cancel()
         if server.tasks:
             await asyncio.wait(server.tasks, timeout=1.0)
-        follower.stopping.set()
+        probe.close()
+        follower.stop()
         follower.join(timeout=2.0)
         await tcp.wait_closed()
     return 0

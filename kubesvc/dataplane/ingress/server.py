@@ -152,7 +152,7 @@ _OURS: set[str] = set()  # the status IPs this process wrote (for the removal on
 
 class Follower(threading.Thread):
     """Rebuilds the snapshot when poked. The cheap "did anything commit?" probe (``data_version``) runs on the
-    event loop (``Prober``): a thread waking every poll interval would take the GIL from the serving loop."""
+    event loop (``runtime.StoreProbe``): a thread waking every poll interval would take the GIL from the serving loop."""
 
     def __init__(self, opts: IngressOptions, apply: Callable[[Snapshot], None], revision: int, status_ip: str | None) -> None:
         super().__init__(name="kubesvc-ingress-follow", daemon=True)
@@ -189,33 +189,6 @@ class Follower(threading.Thread):
         self.apply(snap)
         if self.opts.update_status and self.status_ip:
             sync_status(store, snap.table, self.status_ip, store.list("Ingress"))
-
-
-class Prober:
-    """On the loop, every ``interval`` seconds: poke the follower when another connection committed."""
-
-    def __init__(self, path: str, interval: float, follower: Follower, loop: asyncio.AbstractEventLoop) -> None:
-        self.store = Store(path)
-        self.version = self.store.data_version()
-        self.interval, self.follower, self.loop = interval, follower, loop
-        self.handle: asyncio.TimerHandle | None = loop.call_later(interval, self.tick)
-
-    def tick(self) -> None:
-        try:
-            v = self.store.data_version()
-        except Exception as e:  # a locked or vanished store: try again next tick
-            log.debug("store probe failed", extra={"kv": {"error": str(e)}})
-        else:
-            if v != self.version:
-                self.version = v
-                self.follower.poke.set()
-        self.handle = self.loop.call_later(self.interval, self.tick)
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
-        self.store.close()
 
 
 # ------------------------------------------------------------------------------------------ I/O
@@ -358,7 +331,7 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
         rev = store.revision()
     follower = Follower(opts, apply, snap.revision, ip)
     follower.start()
-    prober = Prober(opts.store_path, opts.poll_interval, follower, loop)
+    prober = runtime.StoreProbe(opts.store_path, opts.poll_interval, follower.poke.set, loop)
 
     async def sweep() -> None:
         while True:
