@@ -4,11 +4,13 @@ upstreams, truncation and TCP fallback, an upstream that never answers, bind err
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
 
+import dns.message
 import pytest
 
 from tests.dataplane.dns_fixtures import (
@@ -180,3 +182,28 @@ def test_sigterm_stops_cleanly(cluster: Cluster, tmp_path: Path) -> None:
     with dns_server(cluster.path, write_resolv_conf(tmp_path)) as s:
         assert dig(s.port, "dns-version.cluster.local", "TXT").status == "NOERROR"
         assert s.proc.stop() == 0
+
+
+def test_repeated_query_bytes_get_fresh_ids_and_follow_changes(server: Running, cluster: Cluster) -> None:
+    """A resolver repeating a question sends the same bytes behind a new ID; the server remembers its reply by
+    those bytes (Handler.udp_fast). Each answer must carry its own query's ID, and a change in the store must show
+    through the remembered replies."""
+    q = dns.message.make_query("webh.default.svc.cluster.local", "A")
+
+    def ask(qid: int) -> bytes:
+        q.id = qid
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(q.to_wire(), ("127.0.0.1", server.port))
+            data = s.recv(4096)
+        assert data[:2] == qid.to_bytes(2, "big")
+        return data
+
+    def addresses(reply: bytes) -> list[str]:
+        return sorted(rd.address for rd in dns.message.from_wire(reply).answer[0])
+
+    replies = [ask(qid) for qid in (1, 0xBEEF, 0xFFFF)]
+    assert [r[2:] for r in replies[1:]] == [replies[0][2:]] * 2  # the same reply behind each ID
+    assert addresses(replies[0]) == ["127.0.0.21", "127.0.0.22"]
+    cluster.apply(pod("web-4", "127.0.0.24", {"app": "web"}))
+    wait_for(lambda: "127.0.0.24" in addresses(ask(7)), what="the new endpoint in the same question's reply")

@@ -10,6 +10,8 @@ Rules kept here:
   (bounded by ``MAX_PREPARED``). Forwarded and ExternalName-chased answers are never prepared.
 - ``update`` swaps in a new record table: prepared replies whose answer is unchanged are kept, the rest
   are dropped, then every positive answer of the new table is prepared.
+- Over UDP a fast-path reply is also remembered by the query's bytes after its ID (``udp_fast``): the same
+  question asked again costs a dict lookup and a concatenation. ``install`` empties it with every new table.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from kubesvc.dataplane.dns.config import ForwardConfig, Server
 from kubesvc.dataplane.dns.records import IN, SOA, Answer, Table
 
 MAX_PREPARED = 100_000
+MAX_REPLIES = 10_000  # remembered UDP replies (udp_fast), emptied when full
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -72,12 +75,18 @@ class Handler:
         self.forward = forward
         self.fallback = fallback
         self.prepared: dict[bytes, wire.Prepared] = prepare_all(table, {})
+        self.replies: dict[bytes, bytes] = {}  # UDP query less its ID -> fast-path reply less its ID (``udp_fast``)
 
     # ------------------------------------------------------------------------------ table changes
 
     def update(self, table: Table, forward: ForwardConfig) -> None:
-        self.prepared = prepare_all(table, self.prepared)
-        self.table, self.forward = table, forward
+        self.install(table, forward, prepare_all(table, self.prepared), self.fallback)
+
+    def install(self, table: Table, forward: ForwardConfig, prepared: dict[bytes, wire.Prepared],
+                fallback: tuple[Server, ...]) -> None:
+        """Swap in a new table and its prepared replies (on the loop); remembered replies go with the old ones."""
+        self.table, self.forward, self.prepared, self.fallback = table, forward, prepared, fallback
+        self.replies = {}
 
     # ------------------------------------------------------------------------------ queries
 
@@ -90,6 +99,20 @@ class Handler:
         if p is None:
             return None
         return wire.splice(q, end, p, payload, wire.TCP_LIMIT if tcp else wire.udp_limit(payload))
+
+    def udp_fast(self, q: bytes) -> bytes | None:
+        """``fast`` over UDP, remembered by the query's bytes after its ID: a reply depends on nothing else (the
+        ID is copied, the rest follows from the question as asked, its flags and EDNS), so a resolver asking
+        the same question again gets the same bytes behind its new ID without parsing. Emptied by ``install``."""
+        tail = self.replies.get(q[2:])
+        if tail is not None:
+            return q[:2] + tail
+        reply = self.fast(q, False)
+        if reply is not None:
+            if len(self.replies) >= MAX_REPLIES:
+                self.replies.clear()
+            self.replies[q[2:]] = reply[2:]
+        return reply
 
     def handle(self, q: bytes, tcp: bool) -> bytes | Forward | None:
         """The reply bytes, a forwarding job, or None to drop the packet."""

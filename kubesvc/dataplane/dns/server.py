@@ -197,7 +197,7 @@ class Follower(threading.Thread):
 
     def _swap(self, prepared: dict[bytes, Prepared], snap: Snapshot) -> None:
         h = self.handler
-        h.table, h.forward, h.prepared, h.fallback = snap.table, snap.forward, prepared, snap.fallback
+        h.install(snap.table, snap.forward, prepared, snap.fallback)
         log.debug("records synced", extra={"kv": {"revision": snap.revision, "names": len(snap.table.names)}})
 
     def _report(self, warnings: tuple[str, ...]) -> None:
@@ -288,9 +288,9 @@ class UDPProtocol(asyncio.DatagramProtocol):
         host = addr[0]
         allowed = server.allowed.get(host)
         if allowed or (allowed is None and server.allows(host)):
-            # the common question answered from a prepared reply, inline (see Handler.fast)
+            # the common question answered from a prepared reply, inline (see Handler.udp_fast)
             try:
-                reply = server.handler.fast(data, False)
+                reply = server.handler.udp_fast(data)
             except Exception:
                 reply = None  # the general path below answers (and logs what went wrong)
             if reply is not None:
