@@ -9,6 +9,7 @@ Rules kept here (kubectl cmd/util/helpers.go):
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -168,6 +169,17 @@ def parse_timeout(text: str) -> float:
         raise ClientError(f"invalid timeout value {text!r}: use a number with a unit, e.g. 5s") from None
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """A positive server-flag duration (`250ms`, `10s`, `1m`, `1h`, or bare seconds) for ``flag``."""
+    m = _DURATION.match(text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise ClientError(f"{flag}: invalid duration {text!r} (want e.g. 250ms, 10s, 1m)")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -216,6 +228,26 @@ def type_name(obj: dict[str, Any]) -> str:
 
 def dry_run_suffix(mode: str) -> str:
     return {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
+
+
+def print_or_create(obj: dict[str, Any], namespace: str, mode: str, out_fmt: str, verb: str, store: Optional[str]) -> None:
+    """A generated object (`create <generator>`, `expose`): with --dry-run=client printed as kubectl prints it
+    (typed, nothing from the server), else created in ``namespace`` (--dry-run=server: checked, not stored) and
+    reported as `type/name <verb>`, or in the -o format."""
+    if mode == "client":
+        if out_fmt:
+            print_objects([obj], out_fmt, True, typed=True)
+        else:
+            out(f"{type_name(obj)} {verb} (dry run)\n")
+        return
+    obj["metadata"].pop("creationTimestamp", None)
+    obj["metadata"]["namespace"] = namespace
+    obj.pop("status", None)
+    result = registry(store).create(obj, dry_run=mode == "server")
+    if out_fmt:
+        print_objects([result.object], out_fmt, True)
+    else:
+        out(f"{type_name(obj)} {verb}{dry_run_suffix(mode)}\n")
 
 
 def each_object(items: list[Any], write: Any, error_verb: Any, mode: str, out_fmt: str) -> None:

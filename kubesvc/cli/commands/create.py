@@ -43,9 +43,6 @@ def create(
     )
 
 
-_suffix = common.dry_run_suffix
-
-
 service_app = typer.Typer(help="Create a service using a specified subcommand.")
 app.add_typer(service_app, name="service")
 app.add_typer(service_app, name="svc", hidden=True)
@@ -64,7 +61,7 @@ def _generate(kind: str, name: str, tcp: Optional[list[str]], node_port: Optiona
     type_word = {"clusterip": "ClusterIP", "nodeport": "NodePort", "loadbalancer": "LoadBalancer",
                  "externalname": "ExternalName"}[kind]
     try:
-        _store_generated(svc, "service", name, namespace, output, dry_run, store)
+        _store_generated(svc, namespace, output, dry_run, store)
     except Invalid as e:
         raise ClientError(f"failed to create {type_word} service: {e.status_message()}") from None
 
@@ -123,7 +120,7 @@ def create_namespace(
     if out_fmt:
         common.print_objects([result.object], out_fmt, True)
     else:
-        common.out(f"namespace/{name} created{_suffix(mode)}\n")
+        common.out(f"namespace/{name} created{common.dry_run_suffix(mode)}\n")
 
 
 app.command("ns", hidden=True)(create_namespace)
@@ -148,25 +145,10 @@ def _files(specs: Optional[list[str]]) -> list[tuple[str, bytes]]:
     return [(spec, _read(spec.partition("=")[2] if "=" in spec else spec)) for spec in specs or []]
 
 
-def _store_generated(obj: dict, kind_word: str, name: str, namespace: Optional[str], output: Optional[str],
-                     dry_run: str, store: Optional[str]) -> None:
+def _store_generated(obj: dict, namespace: Optional[str], output: Optional[str], dry_run: str, store: Optional[str]) -> None:
     """A generated object: printed as kubectl prints it with --dry-run=client, else created."""
-    mode = common.dry_run_mode(dry_run)
-    out_fmt = common.check_output(output)
-    if mode == "client":
-        if out_fmt:
-            common.print_objects([obj], out_fmt, True, typed=True)
-        else:
-            common.out(f"{kind_word}/{name} created (dry run)\n")
-        return
-    obj["metadata"].pop("creationTimestamp", None)
-    obj["metadata"]["namespace"], _ = common.namespace(namespace)
-    obj.pop("status", None)
-    result = common.registry(store).create(obj, dry_run=mode == "server")
-    if out_fmt:
-        common.print_objects([result.object], out_fmt, True)
-    else:
-        common.out(f"{kind_word}/{name} created{_suffix(mode)}\n")
+    common.print_or_create(obj, common.namespace(namespace)[0], common.dry_run_mode(dry_run), common.check_output(output),
+                           "created", store)
 
 
 @secret_app.command("tls")
@@ -179,7 +161,7 @@ def create_secret_tls(
     """Create a TLS secret (kubernetes.io/tls) from a certificate and its key, e.g. for an Ingress."""
     from kubesvc.api import generators
 
-    _store_generated(generators.tls_secret(name, _read(cert), _read(key)), "secret", name, namespace, output, dry_run, store)
+    _store_generated(generators.tls_secret(name, _read(cert), _read(key)), namespace, output, dry_run, store)
 
 
 @secret_app.command("generic")
@@ -192,7 +174,7 @@ def create_secret_generic(
     from kubesvc.api import generators
 
     obj = generators.generic_secret(name, from_literal or [], _files(from_file), type_ or "")
-    _store_generated(obj, "secret", name, namespace, output, dry_run, store)
+    _store_generated(obj, namespace, output, dry_run, store)
 
 
 @app.command("configmap")
@@ -204,7 +186,7 @@ def create_configmap(
     from kubesvc.api import generators
 
     obj = generators.configmap(name, from_literal or [], _files(from_file))
-    _store_generated(obj, "configmap", name, namespace, output, dry_run, store)
+    _store_generated(obj, namespace, output, dry_run, store)
 
 
 app.command("cm", hidden=True)(create_configmap)

@@ -62,20 +62,6 @@ def expose(
         selector=selector or "", labels=labels or "", session_affinity=session_affinity or "",
         cluster_ip=cluster_ip or "", external_ip=external_ip or "", load_balancer_ip=load_balancer_ip or "",
     )
-    suffix = common.dry_run_suffix(mode)
     for src in sources:
         svc = exposelib.expose(src, opts)
-        if mode == "client":
-            if out_fmt:
-                common.print_objects([svc], out_fmt, True, typed=True)
-            else:
-                common.out(f"service/{svc['metadata']['name']} exposed (dry run)\n")
-            continue
-        svc["metadata"].pop("creationTimestamp", None)
-        svc["metadata"]["namespace"] = src["metadata"].get("namespace") or ns
-        svc.pop("status", None)
-        result = reg.create(svc, dry_run=mode == "server")
-        if out_fmt:
-            common.print_objects([result.object], out_fmt, True)
-        else:
-            common.out(f"service/{svc['metadata']['name']} exposed{suffix}\n")
+        common.print_or_create(svc, src["metadata"].get("namespace") or ns, mode, out_fmt, "exposed", store)

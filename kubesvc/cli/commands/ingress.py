@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 import typer
@@ -13,16 +12,6 @@ from kubesvc.cli.common import StoreOpt
 from kubesvc.errors import ClientError
 
 Opt = typer.Option
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-
-
-def parse_duration(text: str, flag: str) -> float:
-    m = _DURATION.match(text.strip())
-    if not m or float(m.group(1)) <= 0:
-        raise ClientError(f"{flag}: invalid duration {text!r} (want e.g. 250ms, 10s, 1m)")
-    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
 
 
 def _size(text: str, flag: str) -> int:
@@ -60,12 +49,12 @@ def ingress(
     from kubesvc.dataplane.ingress.http import HTTPConfig
 
     cfg = HTTPConfig(
-        connect_timeout=parse_duration(proxy_connect_timeout, "--proxy-connect-timeout"),
-        read_timeout=parse_duration(proxy_read_timeout, "--proxy-read-timeout"),
-        send_timeout=parse_duration(proxy_send_timeout, "--proxy-send-timeout"),
-        header_timeout=parse_duration(client_header_timeout, "--client-header-timeout"),
-        body_timeout=parse_duration(client_body_timeout, "--client-body-timeout"),
-        keepalive_timeout=parse_duration(keepalive_timeout, "--keepalive-timeout"),
+        connect_timeout=common.parse_duration(proxy_connect_timeout, "--proxy-connect-timeout"),
+        read_timeout=common.parse_duration(proxy_read_timeout, "--proxy-read-timeout"),
+        send_timeout=common.parse_duration(proxy_send_timeout, "--proxy-send-timeout"),
+        header_timeout=common.parse_duration(client_header_timeout, "--client-header-timeout"),
+        body_timeout=common.parse_duration(client_body_timeout, "--client-body-timeout"),
+        keepalive_timeout=common.parse_duration(keepalive_timeout, "--keepalive-timeout"),
         body_limit=_size(proxy_body_size, "--proxy-body-size"),
         max_header_bytes=max(1024, _size(max_header_size, "--max-header-size")),
     )

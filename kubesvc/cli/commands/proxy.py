@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Optional
 
 import typer
@@ -12,16 +11,6 @@ from typing_extensions import Annotated
 from kubesvc.cli import common
 from kubesvc.cli.common import StoreOpt
 from kubesvc.errors import ClientError
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-
-
-def parse_duration(text: str, flag: str) -> float:
-    m = _DURATION.match(text.strip())
-    if not m or float(m.group(1)) <= 0:
-        raise ClientError(f"{flag}: invalid duration {text!r} (want e.g. 250ms, 10s, 1m)")
-    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-
 
 def parse_cidrs(values: list[str], flag: str) -> tuple[str, ...]:
     out: list[str] = []
@@ -88,7 +77,7 @@ def proxy(
         nodeport_addresses=parse_cidrs(nodeport_addresses or ["127.0.0.0/8"], "--nodeport-addresses"),
         healthz_bind_address=check_bind_address(healthz_bind_address, "--healthz-bind-address"),
         metrics_bind_address=check_bind_address(metrics_bind_address, "--metrics-bind-address"),
-        udp_timeout=parse_duration(udp_timeout, "--udp-timeout"),
+        udp_timeout=common.parse_duration(udp_timeout, "--udp-timeout"),
         verbosity=verbosity,
         status_file=status_file,
         workers=parse_workers(workers),

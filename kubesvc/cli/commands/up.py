@@ -8,7 +8,7 @@ import typer
 from typing_extensions import Annotated
 
 from kubesvc.cli import common
-from kubesvc.cli.commands.proxy import HealthzOpt, MetricsOpt, NodePortAddressesOpt, UdpTimeoutOpt, VerbosityOpt, check_bind_address, parse_cidrs, parse_duration, parse_workers
+from kubesvc.cli.commands.proxy import HealthzOpt, MetricsOpt, NodePortAddressesOpt, UdpTimeoutOpt, VerbosityOpt, check_bind_address, parse_cidrs, parse_workers
 from kubesvc.cli.common import StoreOpt
 from kubesvc.errors import ClientError
 
@@ -44,7 +44,7 @@ def up(
         "nodeport_addresses": list(parse_cidrs(nodeport_addresses or ["127.0.0.0/8"], "--nodeport-addresses")),
         "healthz_bind_address": check_bind_address(healthz_bind_address, "--healthz-bind-address"),
         "metrics_bind_address": check_bind_address(metrics_bind_address, "--metrics-bind-address"),
-        "udp_timeout": f"{parse_duration(udp_timeout, '--udp-timeout')}s",
+        "udp_timeout": f"{common.parse_duration(udp_timeout, '--udp-timeout')}s",
         "verbosity": verbosity,
         "components": names,
         "dns_listen": dns_listen or "",
