@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 from typer.core import TyperGroup
-from typing_extensions import Annotated
+from typing import Annotated
 
 from kubesvc.cli.common import Context, set_global
 

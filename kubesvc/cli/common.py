@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from typing_extensions import Annotated
+from typing import Annotated
 
 from kubesvc.errors import ClientError, Invalid, KubesvcError
 

@@ -6,7 +6,7 @@ import json
 from typing import Optional
 
 import typer
-from typing_extensions import Annotated
+from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import OutputOpt, StoreOpt

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from typing_extensions import Annotated
+from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import NamespaceOpt

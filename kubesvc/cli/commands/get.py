@@ -7,7 +7,7 @@ import time
 from typing import Any, Optional
 
 import typer
-from typing_extensions import Annotated
+from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import Exit, Failure, NamespaceOpt, OutputOpt, SelectorOpt, StoreOpt
