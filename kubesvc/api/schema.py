@@ -2,6 +2,8 @@
 
 The JSON Schemas in ``schemas/`` (draft 2020-12, one file per kind plus ``_defs.json`` and
 ``_pod.json``) are compiled once per kind into a small tree that is walked in document order.
+They are package data (``kubesvc/schemas`` links to the top-level ``schemas/``, their source of truth) and
+are read with ``importlib.resources``, so a wheel installed anywhere finds them.
 
 Rules kept here:
 - A struct is an object schema with ``properties``; its ``title`` is the Go type name. With
@@ -27,13 +29,14 @@ import copy
 import json
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from kubesvc.api.field import go_quote
 from kubesvc.api.kinds import BY_KIND
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR: Traversable = files("kubesvc") / "schemas"
 
 _STRUCT, _MAP, _ARRAY, _STRING, _BOOL, _INT, _FLOAT, _INTSTR, _QUANTITY, _TIME, _BYTES, _ANY = range(12)
 _INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -82,7 +85,7 @@ class _Node:
         self.layout = ""
 
 
-def schema_file(api_version: str, kind: str) -> Path:
+def schema_file(api_version: str, kind: str) -> Traversable:
     """``schemas/v1.Service.json``, ``schemas/apps.v1.Deployment.json``; KeyError for unknown kinds."""
     k = BY_KIND.get(kind)
     if k is None or k.api_version != api_version:
@@ -145,7 +148,7 @@ def _root(api_version: str, kind: str) -> _Node:
 def _doc(name: str) -> dict[str, Any]:
     doc = _DOCS.get(name)
     if doc is None:
-        doc = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+        doc = json.loads(SCHEMA_DIR.joinpath(name).read_text(encoding="utf-8"))
         _DOCS[name] = doc
     return doc
 
