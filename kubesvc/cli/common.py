@@ -9,6 +9,7 @@ Rules kept here (kubectl cmd/util/helpers.go):
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -124,6 +125,10 @@ def registry(flag: Optional[str]) -> "Registry":
 
     path = store_path(flag)
     if path not in _registries:
+        if not os.path.exists(path):  # about to create it: not while `kubesvc up` ran for a store there
+            from kubesvc.dataplane.supervisor import check_store_not_vanished
+
+            check_store_not_vanished(path)
         _registries[path] = Registry(Store.open(path))
     return _registries[path]
 

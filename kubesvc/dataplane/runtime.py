@@ -9,6 +9,11 @@ Rules kept here:
   serves; the supervisor (``kubesvc up``) and tests wait for it and read the bound addresses from it.
 - RLIMIT_NOFILE is raised to the hard limit (kube-proxy raised it to 64000): each proxied TCP connection
   holds two descriptors.
+- A bind failure is told by its errno (uvloop hides it in ``__cause__``), with the sysctl that decides which
+  ports need root (``net.ipv4.ip_unprivileged_port_start``).
+- A component started by ``kubesvc up`` gets the store's identity (device and inode) in ``KUBESVC_STORE_GUARD``;
+  its ``StoreGuard`` thread stops it (SIGTERM to itself) once the file at the store's path is deleted or replaced,
+  so nothing serves a store that is gone.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import socket
 import sys
+import threading
 import time
 from typing import Any, Awaitable, Callable
 
@@ -168,3 +175,109 @@ class StoreProbe:
             self.handle.cancel()
             self.handle = None
         self.store.close()
+
+
+# ------------------------------------------------------------------------------------- binding
+
+
+def unprivileged_port_start() -> int:
+    """The first port an unprivileged process may bind (Linux >= 4.11; 1024 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def bind_errno(e: OSError) -> int | None:
+    """The errno of a failed bind: uvloop raises ``could not bind to local_addr`` with the reason in ``__cause__``."""
+    if e.errno:
+        return e.errno
+    cause = e.__cause__ or e.__context__
+    return cause.errno if isinstance(cause, OSError) and cause.errno else None
+
+
+def needs_root(port: int, errno_: int | None) -> bool:
+    import errno
+
+    return errno_ in (errno.EACCES, errno.EPERM) and 0 < port < unprivileged_port_start()
+
+
+def bind_reason(e: OSError, port: int) -> str:
+    """``Permission denied (...)``, ``Address already in use``...: the reason a bind of ``port`` failed."""
+    import errno
+
+    code = bind_errno(e)
+    why = os.strerror(code) if code else str(e)
+    if needs_root(port, code):
+        return f"{why} (ports below {unprivileged_port_start()} need root: net.ipv4.ip_unprivileged_port_start={unprivileged_port_start()})"
+    if code == errno.EADDRNOTAVAIL:
+        return f"{why} (the address is not on this machine)"
+    return why
+
+
+# ------------------------------------------------------------------------------------- the store's identity
+
+STORE_GUARD_ENV = "KUBESVC_STORE_GUARD"
+
+
+def store_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the store file, or None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def store_change(path: str, identity: tuple[int, int]) -> str | None:
+    """None while ``path`` is still the file whose identity was taken; else "deleted" or "replaced"."""
+    now = store_identity(path)
+    if now is None:
+        return "deleted"
+    return None if now == identity else "replaced"
+
+
+def store_guard_env(path: str, identity: tuple[int, int]) -> str:
+    return json.dumps({"store": os.path.abspath(path), "dev": identity[0], "ino": identity[1]})
+
+
+class StoreGuard(threading.Thread):
+    """Every ``interval`` seconds, one ``stat`` of the store's path; when the file is gone or another, log it and
+    SIGTERM this process (each component stops cleanly on SIGTERM), and exit hard if it is still alive ``grace``
+    seconds later. A thread, not a task, so every component gets it whatever its loop (the API server has none)."""
+
+    def __init__(self, path: str, identity: tuple[int, int], interval: float = 0.25, grace: float = 15.0) -> None:
+        super().__init__(name="store-guard", daemon=True)
+        self.path, self.identity, self.interval, self.grace = path, identity, interval, grace
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            change = store_change(self.path, self.identity)
+            if change is None:
+                continue
+            record = logging.LogRecord("kubesvc.runtime", logging.ERROR, __file__, 0,
+                                       f"the store was {change} under this component; stopping", None, None)
+            record.kv = {"store": self.path}
+            sys.stderr.write(KVFormatter().format(record) + "\n")
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGTERM)
+            if not self.stopped.wait(self.grace):
+                os._exit(1)
+            return
+
+
+def start_store_guard_from_env() -> StoreGuard | None:
+    """Start a ``StoreGuard`` when ``kubesvc up`` asked for one. The variable is removed so that processes this one
+    starts (proxy and ingress workers, the kubelet's pods) do not inherit it."""
+    raw = os.environ.pop(STORE_GUARD_ENV, None)
+    if not raw:
+        return None
+    try:
+        info = json.loads(raw)
+        guard = StoreGuard(str(info["store"]), (int(info["dev"]), int(info["ino"])))
+    except (ValueError, KeyError, TypeError):
+        return None
+    guard.start()
+    return guard

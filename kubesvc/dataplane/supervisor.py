@@ -11,6 +11,13 @@ Rules kept here:
   and ``down`` can signal the whole group. A pid counts as ours only while its start time matches the pid
   file (no signalling a recycled pid).
 - ``up`` and ``down`` hold an exclusive lock on ``<store>.d/lock``: two concurrent ``up`` start one data plane.
+  ``down`` also works when that directory is read-only (it locks a read-only descriptor, or goes unlocked, and
+  leaves stale pid files that no one mistakes for live ones).
+- Listen addresses (``LISTENS``) are checked before anything starts. An address given by flag that cannot be
+  bound is a one-line error naming the flag; a default one falls back to its unprivileged port (DNS 1053,
+  ingress 8080/8443), then to a free port, and says so in one line, kept in ``notes.json`` for ``status``.
+- ``up`` records the store file's identity (device, inode) in ``store.json`` and hands it to each component,
+  which stops once the file is deleted or replaced (``runtime.StoreGuard``); ``status`` reports it and exits 1.
 - ``up`` returns once every component printed its ready line (or failed: then it stops what it started,
   prints the log tail and returns 1). A second ``up`` says it already runs and returns 0. ``down`` sends
   SIGTERM, waits, then SIGKILL; with nothing running it says so and returns 0. ``status`` returns 0 when
@@ -19,11 +26,13 @@ Rules kept here:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import signal
 import subprocess
+import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -31,7 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from kubesvc.dataplane import runtime
 from kubesvc.dataplane.runtime import parse_ready_line
+from kubesvc.errors import ClientError
 
 Out = Callable[[str], None]
 
@@ -78,6 +89,28 @@ def _ingress_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
             "--access-log", str(run.path / "ingress-access.log")]
 
 
+@dataclass(frozen=True)
+class Listen:
+    """One address a component listens on, as `up` chooses it."""
+
+    component: str
+    key: str  # in the flags
+    flag: str  # up's flag that sets it
+    default_port: int
+    fallback_port: int | None  # tried when the default port needs root or is taken; then a free port
+    udp: bool = False  # DNS: the same port on UDP and TCP
+
+
+LISTENS = [
+    Listen("proxy", "healthz_bind_address", "--healthz-bind-address", 10256, None),
+    Listen("proxy", "metrics_bind_address", "--metrics-bind-address", 10249, None),
+    Listen("dns", "dns_listen", "--dns-listen", 53, 1053, udp=True),
+    Listen("apiserver", "apiserver_address", "--apiserver-address", 6443, None),
+    Listen("ingress", "ingress_http_address", "--ingress-http-address", 80, 8080),
+    Listen("ingress", "ingress_https_address", "--ingress-https-address", 443, 8443),
+]
+
+
 COMPONENTS: list[Component] = [
     Component("proxy", _proxy_argv, keeps_status=True),
     Component("dns", _dns_argv),
@@ -115,14 +148,52 @@ class RunDir:
         return self.path / f"{name}.status.json"
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / "lock", "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+    def locked(self, *, read_only_ok: bool = False) -> Iterator[None]:
+        """The run directory's lock. With ``read_only_ok`` (``down``), a directory that cannot be written is locked
+        through a read-only descriptor of the lock file, or not at all when there is none."""
+        fd: int | None = None
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            if not read_only_ok:
+                raise ClientError(f"cannot write the run directory {self.path}: {e.strerror or e}") from None
             try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+                fd = os.open(self.path / "lock", os.O_RDONLY)
+            except OSError:
+                fd = None
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # releases the flock
+
+    def writable(self) -> bool:
+        return os.access(self.path, os.W_OK)
+
+    def write_json(self, name: str, value: Any) -> None:
+        tmp = self.path / f".{name}.tmp"
+        tmp.write_text(json.dumps(value))
+        tmp.replace(self.path / name)
+
+    def read_json(self, name: str) -> Any:
+        try:
+            return json.loads((self.path / name).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def remove(self, *paths: Path) -> bool:
+        """Remove files; False when one could not be (a read-only directory). A pid file left behind is stale:
+        ``_alive`` compares the process start time, so it never names a live process."""
+        ok = True
+        for f in paths:
+            try:
+                f.unlink(missing_ok=True)
+            except OSError:
+                ok = False
+        return ok
 
 
 # ------------------------------------------------------------------------------------- processes
@@ -196,7 +267,7 @@ def _log_tail(run: RunDir, comp: Component, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _spawn(run: RunDir, comp: Component, flags: dict[str, Any]) -> subprocess.Popen[bytes]:
+def _spawn(run: RunDir, comp: Component, flags: dict[str, Any], guard: str | None = None) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "kubesvc", "--store", run.store, *comp.argv(flags, run)]
     for f in (run.out_file(comp.name), run.status_file(comp.name)):
         f.unlink(missing_ok=True)
@@ -204,6 +275,8 @@ def _spawn(run: RunDir, comp: Component, flags: dict[str, Any]) -> subprocess.Po
         log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode())
         log.flush()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if guard:
+            env[runtime.STORE_GUARD_ENV] = guard
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env, start_new_session=True, close_fds=True)
     record = {"pid": proc.pid, "start": _start_time(proc.pid), "argv": argv}
     tmp = run.pid_file(comp.name).with_suffix(".pid.tmp")
@@ -237,8 +310,7 @@ def _stop(run: RunDir, comp: Component, pid: int, start: str | None, timeout: fl
             while _alive(pid, start) and time.monotonic() < deadline:
                 _reap(pid)
                 time.sleep(0.02)
-    for f in (run.pid_file(comp.name), run.status_file(comp.name)):
-        f.unlink(missing_ok=True)
+    run.remove(run.pid_file(comp.name), run.status_file(comp.name))
     return killed
 
 
@@ -270,6 +342,136 @@ def _wait_ready(run: RunDir, started: dict[str, subprocess.Popen[bytes]], timeou
     return ready, failed
 
 
+# ------------------------------------------------------------------------------------- addresses
+
+
+def _fmt(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _split(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _try_bind(host: str, port: int, udp: bool) -> tuple[int, None] | tuple[None, OSError]:
+    """Bind what the component will bind, then let go: TCP with SO_REUSEADDR as asyncio's servers do; for DNS, UDP
+    and TCP on the same port (the kernel's UDP pick for port 0). Returns the port bound, or the error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for attempt in range(20):
+        socks: list[socket.socket] = []
+        try:
+            bound = port
+            if udp:
+                socks.append(socket.socket(family, socket.SOCK_DGRAM))
+                socks[-1].bind((host, port))
+                bound = socks[-1].getsockname()[1]
+            socks.append(socket.socket(family, socket.SOCK_STREAM))
+            socks[-1].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            socks[-1].bind((host, bound))
+            socks[-1].listen(1)
+            return socks[-1].getsockname()[1], None
+        except OSError as e:
+            if udp and port == 0 and len(socks) == 2 and attempt < 19:
+                continue  # the kernel's UDP pick is taken on TCP: pick again
+            return None, e
+        finally:
+            for sock in socks:
+                sock.close()
+    raise AssertionError("unreachable")
+
+
+def _default_host(run: RunDir, listen: Listen) -> str:
+    if listen.component != "dns":
+        return "127.0.0.1"
+    from kubesvc.dataplane.dns.server import kube_dns_ip
+    from kubesvc.store.db import Store
+
+    with Store(run.store) as store:
+        return kube_dns_ip(store)
+
+
+def _cannot_listen(listen: Listen, host: str, port: int, e: OSError) -> ClientError:
+    code = runtime.bind_errno(e)
+    if runtime.needs_root(port, code) and listen.fallback_port:
+        hint = f"choose another {listen.flag}, e.g. {_fmt(host, listen.fallback_port)} (port 0 picks a free one)"
+    else:
+        hint = f"choose another {listen.flag} (port 0 picks a free one)"
+    return ClientError(f"cannot listen on {_fmt(host, port)} ({listen.flag}): {runtime.bind_reason(e, port)}; {hint}")
+
+
+def plan_listens(run: RunDir, flags: dict[str, Any], names: set[str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Fill in the listen address of each component in ``names``: an address given by flag must bind (else a
+    ClientError naming the flag); a default one falls back (``Listen.fallback_port``, then a free port) when it
+    needs root or is taken. Returns the flags to start with and one line per fallback, by component."""
+    flags = dict(flags)
+    notes: dict[str, list[str]] = {}
+    for listen in LISTENS:
+        given = flags.get(listen.key)
+        if listen.component not in names or given == "":  # not started, or disabled (ingress)
+            continue
+        if given:
+            host, port = _split(given)
+            _, err = _try_bind(host, port, listen.udp)
+            if err is not None:
+                raise _cannot_listen(listen, host, port, err)
+            continue
+        host = _default_host(run, listen)
+        first: OSError | None = None
+        for port in (listen.default_port, listen.fallback_port, 0):
+            if port is None:
+                continue
+            bound, err = _try_bind(host, port, listen.udp)
+            if err is None:
+                break
+            if runtime.bind_errno(err) not in (errno.EACCES, errno.EPERM, errno.EADDRINUSE):
+                raise _cannot_listen(listen, host, port, err)
+            first = first or err
+        else:
+            assert first is not None
+            raise _cannot_listen(listen, host, listen.default_port, first)
+        assert bound is not None
+        if first is None:  # the default binds
+            flags[listen.key] = "" if listen.component == "dns" else _fmt(host, port)  # dns: its own default
+            continue
+        flags[listen.key] = _fmt(host, bound)
+        default = _fmt(host, listen.default_port)
+        if runtime.needs_root(listen.default_port, runtime.bind_errno(first)):
+            why = f"needs root (net.ipv4.ip_unprivileged_port_start={runtime.unprivileged_port_start()})"
+        else:
+            why = f"is in use ({runtime.bind_reason(first, listen.default_port)})"
+        notes.setdefault(listen.component, []).append(f"{listen.component}: {default} {why}; listening on {_fmt(host, bound)}")
+    return flags, notes
+
+
+def _notes(run: RunDir) -> dict[str, list[str]]:
+    got = run.read_json("notes.json")
+    return got if isinstance(got, dict) else {}
+
+
+def store_problem(run: RunDir) -> str | None:
+    """What happened to the store since `up` recorded it, as one line; None when it is still that file."""
+    rec = run.read_json("store.json")
+    if not isinstance(rec, dict) or "dev" not in rec:
+        return None
+    change = runtime.store_change(run.store, (int(rec["dev"]), int(rec["ino"])))
+    if change is None:
+        return None
+    return f"the store {run.store} was {change} after `kubesvc up`"
+
+
+def check_store_not_vanished(store_path: str) -> None:
+    """For a command about to create the store at ``store_path``: refuse when `kubesvc up` ran for a store there
+    and no `kubesvc down` followed (a new empty store would hide that the old one is gone)."""
+    run = RunDir(store_path)
+    if os.path.exists(run.store) or not isinstance(run.read_json("store.json"), dict):
+        return
+    live = ", ".join(f"{n} pid {r.pid}" for n, r in running(run).items())
+    state = f"its components still run ({live})" if live else "its components stopped"
+    raise ClientError(f"the store {run.store} was deleted after `kubesvc up` and {state}; "
+                      f"run `kubesvc down` first (a new, empty store is created on next use after that)")
+
+
 def _describe(name: str, pid: int, fields: dict[str, str]) -> str:
     extra = " ".join(f"{k}={v}" for k, v in fields.items())
     return f"{name}: running (pid {pid}){' ' + extra if extra else ''}\n"
@@ -283,15 +485,32 @@ def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: flo
     wanted = [c for c in COMPONENTS if c.name in flags.get("components", DEFAULT_COMPONENTS)]
     with run.locked():
         already = running(run)
+        problem = store_problem(run)
+        if problem and already:
+            raise ClientError(f"{problem} and its components still run ({', '.join(already)}); "
+                              "run `kubesvc down` first")
+        notes = {} if problem else _notes(run)
         if all(c.name in already for c in wanted):
             out(f"kubesvc is already running for {run.store}\n")
             for r in already.values():
-                out(_describe(r.component.name, r.pid, r.ready))
+                out(_describe(r.component.name, r.pid, r.ready) + _note_lines(notes, r.component.name))
             return 0
         for r in already.values():
             out(f"{r.component.name}: already running (pid {r.pid})\n")
-        (run.path / "components.json").write_text(json.dumps(sorted({c.name for c in wanted} | set(already))))
-        started = {c.name: _spawn(run, c, flags) for c in wanted if c.name not in already}
+        to_start = [c for c in wanted if c.name not in already]
+        flags, new_notes = plan_listens(run, flags, {c.name for c in to_start})
+        notes = {**{n: v for n, v in notes.items() if n in already}, **new_notes}
+        identity = runtime.store_identity(run.store)
+        if identity is None:
+            raise ClientError(f"the store {run.store} does not exist")
+        try:
+            run.write_json("components.json", sorted({c.name for c in wanted} | set(already)))
+            run.write_json("notes.json", notes)
+            run.write_json("store.json", {"store": run.store, "dev": identity[0], "ino": identity[1]})
+        except OSError as e:
+            raise ClientError(f"cannot write the run directory {run.path}: {e.strerror or e}") from None
+        guard = runtime.store_guard_env(run.store, identity)
+        started = {c.name: _spawn(run, c, flags, guard) for c in to_start}
         ready, failed = _wait_ready(run, started, timeout)
         if failed:
             by_name = {c.name: c for c in COMPONENTS}
@@ -304,11 +523,15 @@ def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: flo
                 sys.stderr.write(f"error: {why}; log {run.log_file(name)}:\n{tail}\n")
             return 1
         for name, proc in started.items():
-            out(_describe(name, proc.pid, ready[name]))
+            out(_describe(name, proc.pid, ready[name]) + _note_lines(notes, name))
         out(f"logs: {run.path}/\n")
     if not foreground:
         return 0
     return _stay(run, started, out)
+
+
+def _note_lines(notes: dict[str, list[str]], name: str) -> str:
+    return "".join(f"{line}\n" for line in notes.get(name, []))
 
 
 def _stay(run: RunDir, started: dict[str, subprocess.Popen[bytes]], out: Out) -> int:
@@ -349,7 +572,7 @@ def down(store_path: str, *, timeout: float, out: Out) -> int:
     if not run.path.exists():
         out(f"kubesvc is not running for {run.store}\n")
         return 0
-    with run.locked():
+    with run.locked(read_only_ok=True):
         stopped = 0
         for comp in COMPONENTS:
             rec = _read_pid(run, comp)
@@ -364,24 +587,35 @@ def down(store_path: str, *, timeout: float, out: Out) -> int:
             stopped += 1
         if not stopped:
             out(f"kubesvc is not running for {run.store}\n")
+        left = [f for f in (*(run.pid_file(c.name) for c in COMPONENTS), run.path / "store.json", run.path / "notes.json")
+                if f.exists()]
+        if not run.remove(*left):
+            sys.stderr.write(f"warning: {run.path} is read-only: stale files left there (harmless): "
+                             f"{', '.join(f.name for f in left if f.exists())}\n")
     return 0
 
 
 def status(store_path: str, *, out: Out) -> int:
     run = RunDir(store_path)
     now = running(run)
-    if not now:
+    problem = store_problem(run)
+    if not now and not problem:
         out(f"kubesvc is not running for {run.store}\n")
         return 3
+    notes = _notes(run)
     for comp in enabled(run):
         r = now.get(comp.name)
         if r is None:
             out(f"{comp.name}: not running\n")
             continue
-        out(_describe(comp.name, r.pid, r.ready))
+        out(_describe(comp.name, r.pid, r.ready) + _note_lines(notes, comp.name))
         if comp.keeps_status:
             out(_status_details(run.status_file(comp.name)))
     out(f"logs: {run.path}/\n")
+    if problem:
+        why = "its components stop on their own" if now else "its components stopped"
+        out(f"error: {problem}; {why}: run `kubesvc down`, then `kubesvc up`\n")
+        return 1
     return 0 if all(c.name in now for c in enabled(run)) else 3
 
 
@@ -395,5 +629,8 @@ def _status_details(path: Path) -> str:
         addrs = ", ".join(p["addresses"]) or "(not listening)"
         lines.append(f"  {p['service']}  {addrs}  endpoints={p['endpoints']}\n")
     for e in info.get("errors", []):
-        lines.append(f"  error: {e['service']}: {e['error']}\n")
+        hint = ""
+        if "privileged port" in e["error"]:
+            hint = f" (net.ipv4.ip_unprivileged_port_start={runtime.unprivileged_port_start()})"
+        lines.append(f"  error: {e['service']}: {e['error']}{hint}\n")
     return "".join(lines)

@@ -8,7 +8,7 @@ import typer
 from typing import Annotated
 
 from kubesvc.cli import common
-from kubesvc.cli.commands.proxy import HealthzOpt, MetricsOpt, NodePortAddressesOpt, UdpTimeoutOpt, VerbosityOpt, check_bind_address, parse_cidrs, parse_workers
+from kubesvc.cli.commands.proxy import NodePortAddressesOpt, UdpTimeoutOpt, VerbosityOpt, check_bind_address, parse_cidrs, parse_workers
 from kubesvc.cli.common import StoreOpt
 from kubesvc.errors import ClientError
 
@@ -16,21 +16,25 @@ from kubesvc.errors import ClientError
 def up(
     foreground: Annotated[bool, typer.Option("--foreground", help="Stay attached: run until Ctrl-C or SIGTERM, then stop everything.")] = False,
     nodeport_addresses: NodePortAddressesOpt = None,
-    healthz_bind_address: HealthzOpt = "127.0.0.1:10256",
-    metrics_bind_address: MetricsOpt = "127.0.0.1:10249",
+    healthz_bind_address: Annotated[Optional[str], typer.Option("--healthz-bind-address", help="host:port for the proxy's /healthz (default 127.0.0.1:10256, or a free port when taken; port 0 = any free port; empty disables).")] = None,
+    metrics_bind_address: Annotated[Optional[str], typer.Option("--metrics-bind-address", help="host:port for the proxy's /metrics (default 127.0.0.1:10249, or a free port when taken; port 0 = any free port; empty disables).")] = None,
     udp_timeout: UdpTimeoutOpt = "10s",
     verbosity: VerbosityOpt = 0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every component to be ready.")] = 20.0,
     components: Annotated[Optional[str], typer.Option("--components", help="Comma-separated components to run (default: all of proxy,dns,apiserver,kubelet,ingress).")] = None,
-    dns_listen: Annotated[Optional[str], typer.Option("--dns-listen", help="ADDR:PORT for the DNS server (default: the kube-dns cluster IP, port 53, which needs root).")] = None,
-    apiserver_address: Annotated[str, typer.Option("--apiserver-address", help="ADDR:PORT for the Kubernetes API server (port 0 picks a free one).")] = "127.0.0.1:6443",
+    dns_listen: Annotated[Optional[str], typer.Option("--dns-listen", help="ADDR:PORT for the DNS server (default: the kube-dns cluster IP, port 53; port 1053 when 53 needs root or is taken).")] = None,
+    apiserver_address: Annotated[Optional[str], typer.Option("--apiserver-address", help="ADDR:PORT for the Kubernetes API server (default 127.0.0.1:6443, or a free port when taken; port 0 picks a free one).")] = None,
     proxy_workers: Annotated[str, typer.Option("--proxy-workers", help="Proxy worker processes sharing the listeners: a number or auto (one per CPU; faster, round robin per process).")] = "1",
     isolation: Annotated[str, typer.Option("--isolation", help="How the kubelet runs pods: loopback (default) or netns (root).")] = "loopback",
-    ingress_http_address: Annotated[str, typer.Option("--ingress-http-address", help="ADDR:PORT for the ingress router's HTTP (port 80 needs root; empty disables).")] = "127.0.0.1:80",
-    ingress_https_address: Annotated[str, typer.Option("--ingress-https-address", help="ADDR:PORT for the ingress router's HTTPS (port 443 needs root; empty disables).")] = "127.0.0.1:443",
+    ingress_http_address: Annotated[Optional[str], typer.Option("--ingress-http-address", help="ADDR:PORT for the ingress router's HTTP (default 127.0.0.1:80; 8080 when 80 needs root or is taken; empty disables).")] = None,
+    ingress_https_address: Annotated[Optional[str], typer.Option("--ingress-https-address", help="ADDR:PORT for the ingress router's HTTPS (default 127.0.0.1:443; 8443 when 443 needs root or is taken; empty disables).")] = None,
     store: StoreOpt = None,
 ) -> None:
-    """Start the data plane (service proxy, cluster DNS, API server, kubelet, ingress router) in the background, wait until it serves, print where it listens."""
+    """Start the data plane (service proxy, cluster DNS, API server, kubelet, ingress router) in the background, wait until it serves, print where it listens.
+
+    A default address that needs root or is taken falls back (DNS to port 1053, ingress to 8080/8443, the others to
+    a free port) and `up` says so in one line; an address given by flag must bind, or `up` fails naming the flag.
+    """
     from kubesvc.dataplane import supervisor
 
     names = [c.strip() for c in (components or ",".join(supervisor.DEFAULT_COMPONENTS)).split(",") if c.strip()]
@@ -42,23 +46,28 @@ def up(
 
     flags = {
         "nodeport_addresses": list(parse_cidrs(nodeport_addresses or ["127.0.0.0/8"], "--nodeport-addresses")),
-        "healthz_bind_address": check_bind_address(healthz_bind_address, "--healthz-bind-address"),
-        "metrics_bind_address": check_bind_address(metrics_bind_address, "--metrics-bind-address"),
+        "healthz_bind_address": _address(healthz_bind_address, "--healthz-bind-address"),
+        "metrics_bind_address": _address(metrics_bind_address, "--metrics-bind-address"),
         "udp_timeout": f"{common.parse_duration(udp_timeout, '--udp-timeout')}s",
         "verbosity": verbosity,
         "components": names,
-        "dns_listen": dns_listen or "",
-        "apiserver_address": check_bind_address(apiserver_address, "--apiserver-address"),
+        "dns_listen": _address(dns_listen or None, "--dns-listen"),
+        "apiserver_address": _address(apiserver_address or None, "--apiserver-address"),
         "isolation": isolation,
         "proxy_workers": _proxy_workers(proxy_workers),
-        "ingress_http_address": check_bind_address(ingress_http_address, "--ingress-http-address"),
-        "ingress_https_address": check_bind_address(ingress_https_address, "--ingress-https-address"),
+        "ingress_http_address": _address(ingress_http_address, "--ingress-http-address"),
+        "ingress_https_address": _address(ingress_https_address, "--ingress-https-address"),
     }
     path = common.store_path(store)
     common.registry(store)  # create/open the store now: a bad path is a one-line error
     result = supervisor.up(path, flags, foreground=foreground, timeout=timeout, out=common.out)
     if result:
         raise common.Exit(result)
+
+
+def _address(text: Optional[str], flag: str) -> Optional[str]:
+    """None: the default (which may fall back); "": disabled; else a checked ADDR:PORT."""
+    return None if text is None else check_bind_address(text, flag)
 
 
 def _proxy_workers(text: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import struct
 import threading
 from dataclasses import dataclass, field
@@ -380,13 +379,10 @@ async def _bind(server: Server, host: str, port: int) -> tuple[asyncio.DatagramT
 
 
 def _bind_message(host: str, port: int, proto: str, e: OSError) -> str:
-    why = os.strerror(e.errno) if e.errno else str(e)
     hint = ""
-    if port < 1024 and e.errno in (13, 1):
-        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --listen 127.0.0.1:5353)"
-    elif e.errno == 99:
-        hint = " (the address is not on this machine)"
-    return f"cannot listen on {host}:{port}/{proto}: {why}{hint}"
+    if runtime.needs_root(port, runtime.bind_errno(e)):
+        hint = f"; try --listen {host}:1053"
+    return f"cannot listen on {host}:{port}/{proto}: {runtime.bind_reason(e, port)}{hint}"
 
 
 async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
