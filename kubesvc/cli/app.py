@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import typer
@@ -19,7 +20,18 @@ _USAGE_ERROR = typer.BadParameter.__mro__[1]  # click's UsageError, as vendored 
 
 
 class FunnelGroup(TyperGroup):
-    """Routes every typed error through the one funnel, for `main()` and Typer's CliRunner alike."""
+    """Routes every typed error through the one funnel, for `main()` and Typer's CliRunner alike, and reads
+    the command line as kubectl does (``cli/flags.py``) before click parses it."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        if ctx.parent is None:
+            from kubesvc.cli.flags import FlagError, normalize
+
+            try:
+                args = normalize(self, list(args), ctx.info_name or "kubesvc")
+            except FlagError as e:
+                _flag_error(e.message, e.command_path)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         from kubesvc.cli.common import Exit, print_error
@@ -30,16 +42,35 @@ class FunnelGroup(TyperGroup):
         except _USAGE_ERROR as e:
             # kubectl's wording and exit code for flag and argument errors
             msg = e.format_message()
+            path = e.ctx.command_path if e.ctx is not None else f"kubesvc {ctx.invoked_subcommand or ''}".strip()
             if msg.startswith("No such option: "):
-                msg = "unknown flag: " + msg[len("No such option: "):].split(" ", 1)[0]
-            sub = ctx.invoked_subcommand or ""
-            typer.echo(f"error: {msg}\nSee 'kubesvc {sub} --help' for usage.".replace("  ", " "), err=True)
+                _flag_error("unknown flag: " + msg[len("No such option: "):].split(" ", 1)[0], path)
+            unknown = re.match(r"No such command '(.*?)'\.(?: Did you mean '(.*?)'\?)?", msg)
+            if unknown:
+                hint = f"\n\nDid you mean this?\n\t{unknown.group(2)}\n" if unknown.group(2) else ""
+                typer.echo(f'Error: unknown command "{unknown.group(1)}" for "{path}"{hint}', err=True)
+                raise typer.Exit(1) from None
+            typer.echo(f"error: {msg}\nSee '{path} --help' for usage.", err=True)
             raise typer.Exit(1) from None
         except Exit as e:
             raise typer.Exit(e.code) from None
         except KubesvcError as e:
             print_error(e)
             raise typer.Exit(1) from None
+
+
+def _flag_error(message: str, command_path: str) -> None:
+    """A flag error as cobra prints it (kubectl's own ``Error:`` capital included), exit 1."""
+    typer.echo(f"Error: {message}\nSee '{command_path} --help' for usage.", err=True)
+    raise typer.Exit(1)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from kubesvc.cli.commands.admin import version
+
+        version(output=None, client=True)
+        raise typer.Exit(0)
 
 
 # verb -> "module:attribute" under kubesvc.cli.commands; a Typer sub-app where the attribute is `app`.
@@ -77,6 +108,8 @@ def _requested_verb(argv: list[str]) -> Optional[str]:
         if tok in _GLOBAL_OPTS_WITH_VALUE:
             next(it, None)
         elif tok.startswith("-"):
+            if tok == "--version":
+                return "version"
             if tok in ("-h", "--help") or tok.startswith(("--install-completion", "--show-completion")):
                 return None
         else:
@@ -105,6 +138,7 @@ def build_app(argv: Optional[list[str]] = None) -> typer.Typer:
         ctx: typer.Context,
         store: Annotated[Optional[str], typer.Option("--store", help="Path of the SQLite store (default $KUBESVC_STORE, else ~/.kubesvc/store.db).")] = None,
         namespace: Annotated[Optional[str], typer.Option("--namespace", "-n", help="Namespace for this request.")] = None,
+        version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the client version (as `kubesvc version --client`) and exit.")] = False,
     ) -> None:
         ctx.obj = Context(store_path=store, namespace=namespace)
         set_global(ctx.obj)
