@@ -72,6 +72,13 @@ class BadRequest(KubesvcError):
     code = 400
 
 
+class StoreUnavailable(KubesvcError):
+    """The store cannot take a write (disk full, read-only file or directory, I/O error); nothing was written."""
+
+    reason = "ServiceUnavailable"
+    code = 503
+
+
 class InternalError(KubesvcError):
     reason = "InternalError"
     code = 500

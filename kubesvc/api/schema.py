@@ -108,6 +108,73 @@ def drop_unknown(obj: dict[str, Any]) -> dict[str, Any]:
     return pruned
 
 
+def zero_nulls(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` as Go's decoder leaves it: a ``null`` field is absent (nil pointer or zero value), a
+    ``null`` list item or map value is the zero value of its type (``hosts: [null]`` is ``[""]``).
+    Lone UTF-16 surrogates in strings become U+FFFD, as Go's decoder makes them. In place; returns obj."""
+    root = _root(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    _zero(root, obj)
+    return obj
+
+
+_ZERO: dict[int, Any] = {_STRING: "", _BOOL: False, _INT: 0, _FLOAT: 0, _INTSTR: 0, _QUANTITY: "0"}
+
+
+def _zero_of(node: _Node | None) -> Any:
+    if node is None:
+        return None
+    if node.kind in (_STRUCT, _MAP):
+        return {}
+    if node.kind == _ARRAY:
+        return []
+    return _ZERO.get(node.kind)
+
+
+def _clean_str(v: str) -> str:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in v)
+    return v
+
+
+def _zero(node: _Node | None, v: Any) -> None:
+    kind = node.kind if node is not None else _ANY
+    if type(v) is dict:
+        fields = node.fields if node is not None and kind == _STRUCT else None
+        item = node.item if node is not None and kind == _MAP else None
+        for key in list(v):
+            sub = v[key]
+            clean = _clean_str(key)
+            if clean is not key and clean != key:
+                del v[key]
+                v[clean] = sub
+                key = clean
+            child = fields.get(key) if fields is not None else item
+            if sub is None:
+                if fields is not None:
+                    del v[key]
+                elif item is not None:
+                    zero = _zero_of(item)
+                    if zero is not None:
+                        v[key] = zero
+            elif type(sub) is str:
+                v[key] = _clean_str(sub)
+            elif type(sub) in (dict, list):
+                _zero(child, sub)
+    elif type(v) is list:
+        item = node.item if node is not None and kind == _ARRAY else None
+        for i, x in enumerate(v):
+            if x is None:
+                zero = _zero_of(item)
+                if zero is not None:
+                    v[i] = zero
+            elif type(x) is str:
+                v[i] = _clean_str(x)
+            elif type(x) in (dict, list):
+                _zero(item, x)
+
+
 def bad_request_message(obj: dict[str, Any], report: SchemaReport) -> str | None:
     """The BadRequest text for a report (decode errors win over unknown fields); None if clean."""
     kind = str(obj.get("kind", ""))

@@ -83,7 +83,7 @@ class Registry:
             if validate == "warn":
                 warnings = [f'unknown field "{p}"' for p in report.unknown]
             obj = schema.drop_unknown(obj)
-        return obj, warnings
+        return schema.zero_nulls(obj), warnings
 
     # ------------------------------------------------------------------------------ writes
 

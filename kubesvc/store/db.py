@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 from kubesvc.api.kinds import BY_KIND
 from kubesvc.config import DEFAULTS, Settings
-from kubesvc.errors import AlreadyExists, ClientError, Conflict, KubesvcError, NotFound
+from kubesvc.errors import AlreadyExists, ClientError, Conflict, KubesvcError, NotFound, StoreUnavailable
 
 try:  # orjson decodes stored objects ~3x faster than json: `get` over 10,000 Services stays well under 0.5 s
     from orjson import loads as _loads
@@ -77,10 +77,30 @@ class Store:
             os.close(fd)
         self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if not self._has_schema():
+        try:
+            has_schema = self._has_schema()
+        except sqlite3.OperationalError:
+            if not self._reopen_read_only():
+                raise
+            has_schema = self._has_schema()
+        if not has_schema:
             self._create_schema_once()
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self._settings: Settings | None = None
+
+    def _reopen_read_only(self) -> bool:
+        """A WAL store in a directory nobody can write (a read-only mount) cannot make its -wal/-shm files:
+        open it read-only and immutable so reads still work and writes fail with a clear error. Only when
+        no -wal file exists, i.e. no writer can be active on it."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if os.access(directory, os.W_OK) or os.path.exists(self.path + "-wal"):
+            return False
+        from urllib.parse import quote
+
+        self.conn.close()
+        uri = f"file:{quote(os.path.abspath(self.path))}?mode=ro&immutable=1"
+        self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        return True
 
     @classmethod
     def open(cls, path: str) -> "Store":
@@ -239,17 +259,45 @@ class Store:
     @contextmanager
     def write(self) -> Iterator["Txn"]:
         """One BEGIN IMMEDIATE transaction; commits on success, rolls back on any exception."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise self._unavailable(e) from None
         try:
             yield Txn(self)
-        except BaseException:
+        except BaseException as e:
             try:
                 self.conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass  # never hide the original error
+            if isinstance(e, sqlite3.OperationalError):
+                raise self._unavailable(e) from None
             raise
         else:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise self._unavailable(e) from None
+
+    def _unavailable(self, e: sqlite3.OperationalError) -> Exception:
+        """A write the store cannot take, in words a user can act on; anything else stays as it was."""
+        text = str(e)
+        low = text.lower()
+        if "disk is full" in low:
+            why = "the store's disk is full; free some space and retry"
+        elif "readonly" in low or "read-only" in low:
+            why = "the store is read-only (its file or directory cannot be written)"
+        elif "unable to open" in low or "disk i/o" in low:
+            why = "the store's file or directory cannot be written"
+        elif "locked" in low or "busy" in low:
+            why = f"the store stayed locked by another writer for {BUSY_TIMEOUT_MS // 1000}s"
+        else:
+            return e
+        return StoreUnavailable(f'cannot write to the store "{self.path}": {why} ({text}); nothing was written')
 
     def compact(self, keep: int = CHANGE_LOG_KEEP) -> int:
         """Drop change-log rows older than the newest ``keep`` revisions (writes also do this every 1,000
@@ -260,11 +308,17 @@ class Store:
             txn.conn.execute("UPDATE meta SET value=? WHERE key='compacted' AND CAST(value AS INTEGER) < ?", (str(floor), floor))
         return floor
 
-    def set_settings(self, settings: Settings) -> None:
+    def set_settings(self, settings: Settings, *, before_first_use: bool = False) -> bool:
+        """Store the cluster settings. With ``before_first_use``, only while nothing is allocated (the ranges
+        cannot move under allocated addresses), checked in the same transaction: False and nothing written
+        when something is."""
         with self.write() as txn:
+            if before_first_use and txn.conn.execute("SELECT 1 FROM allocations LIMIT 1").fetchone() is not None:
+                return False
             for k, v in settings.as_dict().items():
                 txn.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"setting.{k}", v))
         self._settings = settings
+        return True
 
 
 def _namespace(name: str) -> dict[str, Any]:
