@@ -2,8 +2,10 @@
 
 Rules kept here:
 - Never answer a response (QR=1) or a packet shorter than a header: drop it (no reflection loops).
-- Opcodes other than QUERY: NOTIMP. Unparseable queries, QDCOUNT != 1, huge labels: FORMERR with the query's
-  ID and no sections (never longer than what was sent). EDNS version > 0: BADVERS. Class other than IN,
+- Opcodes other than QUERY: NOTIMP. Unparseable queries, QDCOUNT != 1, answer or authority records, additional
+  records other than one OPT, more than ``wire.MAX_EDNS_OPTIONS`` EDNS options, names over 255 octets, labels over
+  63: FORMERR with the query's ID and no sections (never longer than what was sent). ``wire.bounded`` decides
+  all but the first before dnspython sees the packet, reading at most a few hundred bytes of it. EDNS version > 0: BADVERS. Class other than IN,
   AXFR/IXFR and other meta types except ANY: REFUSED.
 - Cluster answers come from the prepared-reply table when the query has the common shape, else from
   dnspython; every reply dnspython builds from the record table is prepared for the next asker
@@ -126,6 +128,8 @@ class Handler:
             return None
         if (q[2] >> 3) & 0x0F != dns.opcode.QUERY:
             return header_reply(q, dns.rcode.NOTIMP)
+        if not wire.bounded(q):  # before dnspython, whose parsing cost grows with the packet (wire.bounded)
+            return header_reply(q, dns.rcode.FORMERR)
         try:
             msg = dns.message.from_wire(q)
         except (dns.exception.DNSException, ValueError, UnicodeError, IndexError, struct.error):
