@@ -1,83 +1,209 @@
 """Imports flow one way: cli > apiserver/dataplane > controllers > registry > store > api > errors/config.
 
-SQL stays in `store`; Typer and rich stay in `cli`; the data-plane features stay independent of each other.
+SQL stays in `store`; Typer and rich stay in `cli`; the data-plane features stay independent of each other;
+imports are absolute (`from kubesvc.api import kinds`, never `from . import kinds`), so every rule here sees them.
+
+Each check is a function over a package tree; the last test plants one violation of each kind in a scratch
+tree and shows that every check reports it.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "kubesvc"
 RANK = {"errors": 0, "config": 0, "api": 1, "store": 2, "registry": 3, "controllers": 3, "dataplane": 5,
         "apiserver": 5, "cli": 6}
-SQL = {"sqlite3", "sqlite_utils"}
+SQL_MODULES = {"sqlite3", "sqlite_utils"}
 UI = {"typer", "rich", "click"}
+FEATURES = ("proxy", "dns", "ingress")
+# SQL statements as this code base writes them (keywords upper case); docstrings may talk about SQL.
+SQL_TEXT = re.compile(r"\b(SELECT\b[\s\S]*\bFROM|INSERT\s+(OR\s+[A-Z]+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|REPLACE\s+INTO"
+                      r"|CREATE\s+(TABLE|(UNIQUE\s+)?INDEX|TRIGGER|VIEW)|DROP\s+(TABLE|INDEX)|ALTER\s+TABLE|PRAGMA\s+\w+"
+                      r"|BEGIN\s+(IMMEDIATE|EXCLUSIVE|DEFERRED)|VACUUM)\b")
+EXECUTE = {"execute", "executemany", "executescript"}
+DB_HANDLE = re.compile(r"\b(conn|connection|cursor|cur|db|sqlite\w*)\b")
 
 
-def layer(path: Path) -> str:
-    rel = path.relative_to(PKG).parts
-    return rel[0].removesuffix(".py")
+def layer(path: Path, pkg: Path = PKG) -> str:
+    return path.relative_to(pkg).parts[0].removesuffix(".py")
 
 
-def imports(path: Path) -> list[tuple[str, bool]]:
-    """(module, lazy) for each import; lazy = inside a function (still counted for layering)."""
-    tree = ast.parse(path.read_text())
-    typing_only = set()
+def files(pkg: Path = PKG) -> list[Path]:
+    return sorted(p for p in pkg.rglob("*.py") if layer(p, pkg) in RANK)
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
+def _typing_only(tree: ast.Module) -> set[int]:
+    out: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            typing_only.update(id(n) for b in node.body for n in ast.walk(b))
-    out = []
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            out += [(a.name, False) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.append((node.module, False))
+            out.update(id(n) for b in node.body for n in ast.walk(b))
     return out
 
 
-def files() -> list[Path]:
-    return [p for p in PKG.rglob("*.py") if layer(p) in RANK]
+def imports(path: Path) -> list[str]:
+    """Every absolute import, lazy ones included; ``from a.b import c`` counts as ``a.b`` and ``a.b.c`` (so
+    ``from kubesvc import cli`` is ``kubesvc.cli``). Imports under ``if TYPE_CHECKING:`` are left out."""
+    tree = _tree(path)
+    skip = _typing_only(tree)
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append(node.module)
+            out += [f"{node.module}.{a.name}" for a in node.names if a.name != "*"]
+    return out
 
 
-def test_layers_import_one_way():
+def _docstrings(tree: ast.Module) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+# --- the checks ---------------------------------------------------------------------------------------------------
+
+
+def layering_violations(pkg: Path = PKG) -> list[str]:
     bad = []
-    for f in files():
-        mine = layer(f)
-        for mod, _ in imports(f):
+    for f in files(pkg):
+        mine = layer(f, pkg)
+        for mod in imports(f):
             parts = mod.split(".")
             if parts[0] != "kubesvc" or len(parts) < 2:
                 continue
             theirs = parts[1]
             if theirs in RANK and RANK[theirs] > RANK[mine]:
-                bad.append(f"{f.relative_to(PKG)} imports {mod}")
-    assert not bad, bad
+                bad.append(f"{f.relative_to(pkg)} imports {mod}")
+    return sorted(set(bad))
 
 
-def test_sql_only_in_store_and_ui_only_in_cli():
+def relative_import_violations(pkg: Path = PKG) -> list[str]:
     bad = []
-    for f in files():
-        mine = layer(f)
-        for mod, _ in imports(f):
-            top = mod.split(".")[0]
-            if top in SQL and mine != "store":
-                bad.append(f"{f.relative_to(PKG)} imports {mod}")
-            if top in UI and mine != "cli":
-                bad.append(f"{f.relative_to(PKG)} imports {mod}")
-    assert not bad, bad
+    for f in sorted(pkg.rglob("*.py")):
+        for node in ast.walk(_tree(f)):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                bad.append(f"{f.relative_to(pkg)}:{node.lineno}: relative import {ast.unparse(node)!r}")
+    return bad
 
 
-def test_dataplane_features_are_independent():
-    features = ("proxy", "dns", "ingress")
+def sql_violations(pkg: Path = PKG) -> list[str]:
+    """sqlite3/sqlite_utils imports, SQL statement text, ``conn.execute(...)`` and reaching into a store's
+    connection (``txn.conn``), anywhere but ``store/``."""
     bad = []
-    for f in (PKG / "dataplane").rglob("*.py"):
-        rel = f.relative_to(PKG / "dataplane").parts
-        if rel[0] not in features:
+    for f in files(pkg):
+        if layer(f, pkg) == "store":
             continue
-        for mod, _ in imports(f):
+        where = str(f.relative_to(pkg))
+        bad += [f"{where} imports {mod}" for mod in imports(f) if mod.split(".")[0] in SQL_MODULES]
+        tree = _tree(f)
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                if m := SQL_TEXT.search(node.value):
+                    bad.append(f"{where}:{node.lineno}: SQL {m.group(0)!r}")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in EXECUTE:
+                receiver = ast.unparse(node.func.value)
+                sql_arg = bool(node.args) and isinstance(node.args[0], (ast.Constant, ast.JoinedStr))
+                if DB_HANDLE.search(receiver) or sql_arg:
+                    bad.append(f"{where}:{node.lineno}: {receiver}.{node.func.attr}(...)")
+            elif isinstance(node, ast.Attribute) and node.attr == "conn":
+                bad.append(f"{where}:{node.lineno}: {ast.unparse(node)} (a store's connection)")
+    return sorted(set(bad))
+
+
+def ui_violations(pkg: Path = PKG) -> list[str]:
+    bad = []
+    for f in files(pkg):
+        if layer(f, pkg) != "cli":
+            bad += [f"{f.relative_to(pkg)} imports {mod}" for mod in imports(f) if mod.split(".")[0] in UI]
+    return sorted(set(bad))
+
+
+def feature_violations(pkg: Path = PKG) -> list[str]:
+    bad = []
+    for f in (pkg / "dataplane").rglob("*.py"):
+        rel = f.relative_to(pkg / "dataplane").parts
+        if rel[0] not in FEATURES:
+            continue
+        for mod in imports(f):
             parts = mod.split(".")
-            if parts[:2] == ["kubesvc", "dataplane"] and len(parts) > 2 and parts[2] in features and parts[2] != rel[0]:
+            if parts[:2] == ["kubesvc", "dataplane"] and len(parts) > 2 and parts[2] in FEATURES and parts[2] != rel[0]:
                 bad.append(f"dataplane/{'/'.join(rel)} imports {mod}")
-    assert not bad, bad
+    return sorted(set(bad))
+
+
+# --- kubesvc keeps them -------------------------------------------------------------------------------------------
+
+
+def test_layers_import_one_way() -> None:
+    assert not layering_violations()
+
+
+def test_imports_are_absolute() -> None:
+    assert not relative_import_violations()
+
+
+def test_sql_only_in_store() -> None:
+    assert not sql_violations()
+
+
+def test_ui_only_in_cli() -> None:
+    assert not ui_violations()
+
+
+def test_dataplane_features_are_independent() -> None:
+    assert not feature_violations()
+
+
+# --- the checks are not blind -------------------------------------------------------------------------------------
+
+
+def test_each_check_reports_a_planted_violation(tmp_path: Path) -> None:
+    pkg = tmp_path / "kubesvc"
+    planted = {
+        "api/__init__.py": "",
+        "api/rel.py": "from . import kinds\nfrom ..store import db\n",
+        "api/pkg_level.py": "from kubesvc import cli\n",
+        "api/dotted.py": "def f():\n    import kubesvc.registry.generic\n",
+        "store/__init__.py": "",
+        "store/db.py": "import sqlite3\nQ = 'SELECT value FROM meta'\n",  # allowed here
+        "cli/__init__.py": "",
+        "cli/admin.py": ('"""SELECT docs FROM a docstring are fine."""\n'
+                         "def count(txn):\n    return txn.conn.execute('SELECT COUNT(*) FROM allocations').fetchone()\n"),
+        "cli/raw.py": "def f(db, name):\n    db.execute(f'DELETE FROM objects WHERE name={name}')\n",
+        "cli/jsonpath_ok.py": "def f(path, data):\n    return path.execute(data)\n",
+        "registry/lazy_sql.py": "def f():\n    from sqlite_utils import Database\n",
+        "controllers/ui.py": "import rich\n",
+        "dataplane/__init__.py": "",
+        "dataplane/proxy/x.py": "from kubesvc.dataplane import dns\n",
+    }
+    for rel, text in planted.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(text)
+
+    assert layering_violations(pkg) == ["api/dotted.py imports kubesvc.registry.generic", "api/pkg_level.py imports kubesvc.cli"]
+    assert [v.split(": ", 1)[0] for v in relative_import_violations(pkg)] == ["api/rel.py:1", "api/rel.py:2"]
+    sql = sql_violations(pkg)
+    assert "registry/lazy_sql.py imports sqlite_utils" in sql
+    assert any(v.startswith("cli/admin.py:3: SQL 'SELECT COUNT(*) FROM'") for v in sql), sql
+    assert any(v.startswith("cli/admin.py:3: txn.conn.execute(") for v in sql), sql
+    assert any(v.startswith("cli/admin.py:3: txn.conn (a store's connection)") for v in sql), sql
+    assert any(v.startswith("cli/raw.py:2: SQL 'DELETE FROM'") for v in sql), sql
+    assert any(v.startswith("cli/raw.py:2: db.execute(") for v in sql), sql
+    assert not [v for v in sql if v.startswith(("store/", "cli/jsonpath_ok.py", "cli/admin.py:1"))], sql
+    assert ui_violations(pkg) == ["controllers/ui.py imports rich"]
+    assert feature_violations(pkg) == ["dataplane/proxy/x.py imports kubesvc.dataplane.dns"]

@@ -68,11 +68,8 @@ def init(
         if not (sep and lo.isdigit() and hi.isdigit() and 1 <= int(lo) <= int(hi) <= 65535):
             raise ClientError(f"--service-node-port-range: invalid port range {changes['service_node_port_range']!r} (want e.g. 30000-32767)")
     if changes:
-        with reg.store.write() as txn:
-            busy = txn.conn.execute("SELECT COUNT(*) FROM allocations").fetchone()[0]
-        if busy:
+        if not reg.store.set_settings(dataclasses.replace(current, **changes), before_first_use=True):
             raise ClientError("the store already holds allocated addresses; cluster settings can only be changed before first use (delete the Services and Pods, or use a new --store)")
-        reg.store.set_settings(dataclasses.replace(current, **changes))
     s = reg.store.settings()
     common.out(
         f"store: {reg.store.path}\n"
