@@ -438,8 +438,10 @@ def plan_listens(run: RunDir, flags: dict[str, Any], names: set[str]) -> tuple[d
         default = _fmt(host, listen.default_port)
         if runtime.needs_root(listen.default_port, runtime.bind_errno(first)):
             why = f"needs root (net.ipv4.ip_unprivileged_port_start={runtime.unprivileged_port_start()})"
+        elif runtime.bind_errno(first) == errno.EADDRINUSE:
+            why = "is in use"
         else:
-            why = f"is in use ({runtime.bind_reason(first, listen.default_port)})"
+            why = f"cannot be bound ({runtime.bind_reason(first, listen.default_port)})"
         notes.setdefault(listen.component, []).append(f"{listen.component}: {default} {why}; listening on {_fmt(host, bound)}")
     return flags, notes
 

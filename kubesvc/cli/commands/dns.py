@@ -33,7 +33,7 @@ def dns(
     path = common.store_path(store)
     if print_resolv_conf:
         ns, _ = common.namespace(namespace)
-        common.out(server.print_resolv_conf(path, ns))
+        common.out(_port_note(path) + server.print_resolv_conf(path, ns))
         return
     if not 0 <= ttl <= 3600:
         raise ClientError(f"invalid --ttl {ttl}: must be between 0 and 3600")
@@ -48,3 +48,17 @@ def dns(
     code = server.run(opts)
     if code:
         raise common.Exit(code)
+
+
+def _port_note(path: str) -> str:
+    """Comment lines for the resolv.conf when the DNS server `kubesvc up` started is not on port 53 (it fell back
+    to 1053 without root): resolv.conf cannot name a port."""
+    from kubesvc.dataplane import supervisor
+
+    dns = supervisor.running(supervisor.RunDir(path)).get("dns")
+    host, _, port = (dns.ready.get("udp", "") if dns else "").rpartition(":")
+    if not port or port == "53":
+        return ""
+    return (f"# kubesvc dns listens on {host}:{port}, and resolv.conf cannot name a port: query it with\n"
+            f"# `dig -p {port} @{host.strip('[]')} NAME`, or let it have port 53 (once, as root:\n"
+            f"# `sysctl -w net.ipv4.ip_unprivileged_port_start=53`, then `kubesvc down && kubesvc up`).\n")
