@@ -133,6 +133,24 @@ def registry(flag: Optional[str]) -> "Registry":
     return _registries[path]
 
 
+def read_registry(flag: Optional[str]) -> Optional["Registry"]:
+    """The store for the reads a --dry-run=client command still makes (kubectl GETs the live object for apply,
+    label, annotate, scale, expose TYPE NAME): None when there is no store file, which is never created."""
+    if not os.path.exists(store_path(flag)):
+        return None
+    return registry(flag)
+
+
+def read_object(reg: Optional["Registry"], kind: str, namespace: str, name: str) -> dict[str, Any]:
+    """``reg.get`` where there may be no store (NotFound then)."""
+    if reg is None:
+        from kubesvc.api.kinds import BY_KIND
+        from kubesvc.errors import NotFound
+
+        raise NotFound(BY_KIND[kind].resource, name)
+    return reg.get(kind, namespace, name)
+
+
 def dry_run_mode(value: str) -> str:
     v = value or "none"
     if v in ("none", "client", "server"):
@@ -189,16 +207,28 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def check_output(output: Optional[str], allowed: tuple[str, ...] = ("json", "yaml", "name")) -> str:
+# What -o takes, per verb: kubectl's printers less the Go templates (go-template*, template*) and the file
+# forms (*-file, jsonpath-as-json), which kubesvc does not have; errors list only these.
+OBJECT_FORMATS = ("json", "jsonpath", "name", "yaml")  # create, apply, expose, label, annotate, scale
+GET_FORMATS = ("custom-columns", "json", "jsonpath", "name", "wide", "yaml")
+_TEMPLATED = {"jsonpath": "template format specified but no template given",
+              "custom-columns": "custom-columns format specified but no custom columns given"}
+
+
+def check_output(output: Optional[str], allowed: tuple[str, ...] = OBJECT_FORMATS) -> str:
+    """The -o value, checked against ``allowed`` before anything is read or written (kubectl's
+    ``PrintFlags.ToPrinter`` runs in Complete: `create -f x -o wide` writes nothing)."""
     o = output or ""
-    base = o.split("=", 1)[0]
-    if o and base not in allowed and base not in ("jsonpath", "custom-columns", "jsonpath-as-json", "wide"):
-        raise ClientError(
-            f'unable to match a printer suitable for the output format "{o}", allowed formats are: '
-            "custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath,jsonpath-as-json,"
-            "jsonpath-file,name,template,templatefile,wide,yaml"
-        )
-    return o
+    base, eq, arg = o.partition("=")
+    if base in _TEMPLATED and base in allowed:
+        if not arg:
+            raise ClientError(_TEMPLATED[base])
+        return o
+    if not o or (o in allowed and o not in _TEMPLATED):
+        return o
+    raise ClientError(
+        f'unable to match a printer suitable for the output format "{o}", allowed formats are: {",".join(allowed)}'
+    )
 
 
 def print_objects(objs: list[dict[str, Any]], output: str, single: bool, typed: bool = False) -> None:
@@ -235,11 +265,17 @@ def dry_run_suffix(mode: str) -> str:
     return {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
 
 
-def print_or_create(obj: dict[str, Any], namespace: str, mode: str, out_fmt: str, verb: str, store: Optional[str]) -> None:
+def print_or_create(obj: dict[str, Any], namespace: str, mode: str, out_fmt: str, verb: str, store: Optional[str],
+                    explicit: bool = False) -> None:
     """A generated object (`create <generator>`, `expose`): with --dry-run=client printed as kubectl prints it
-    (typed, nothing from the server), else created in ``namespace`` (--dry-run=server: checked, not stored) and
-    reported as `type/name <verb>`, or in the -o format."""
+    (typed, nothing from the store; metadata.namespace only when -n was given), else created in ``namespace``
+    (--dry-run=server: checked, not stored) and reported as `type/name <verb>`, or in the -o format."""
     if mode == "client":
+        if explicit:
+            meta = obj["metadata"]
+            # ObjectMeta's field order, as kubectl prints a typed object in JSON: name, namespace, ...
+            obj["metadata"] = {"name": meta.get("name"), "namespace": namespace,
+                               **{k: v for k, v in meta.items() if k not in ("name", "namespace")}}
         if out_fmt:
             print_objects([obj], out_fmt, True, typed=True)
         else:
