@@ -23,10 +23,17 @@ def apply(
     out_fmt = common.check_output(output)
     ns, explicit = common.namespace(namespace)
     items = resources.load(filename, recursive, ns, explicit, "apply")
-    reg = common.registry(store)
+    if mode == "client":  # the live objects are read (as kubectl GETs them), nothing is written
+        from kubesvc.cli import dryrun
+
+        live = common.read_registry(store)
+        write = lambda obj: dryrun.apply(live, obj, vmode)  # noqa: E731
+    else:
+        reg = common.registry(store)
+        write = lambda obj: reg.apply(obj, dry_run=mode != "none", validate=vmode)  # noqa: E731
     common.each_object(
         items,
-        lambda obj: reg.apply(obj, dry_run=mode != "none", validate=vmode),
+        write,
         lambda e: "applying" if e.reason == "Invalid" else "creating",
         mode,
         out_fmt,

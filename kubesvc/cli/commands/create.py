@@ -37,6 +37,11 @@ def create(
     out_fmt = common.check_output(output)
     ns, explicit = common.namespace(namespace)
     items = resources.load(filename, recursive, ns, explicit, "create")
+    if mode == "client":  # kubectl's client dry run never talks to the server: nothing read, nothing written
+        from kubesvc.cli import dryrun
+
+        common.each_object(items, lambda obj: dryrun.create(obj, vmode), lambda e: "creating", mode, out_fmt)
+        return
     reg = common.registry(store)
     common.each_object(
         items, lambda obj: reg.create(obj, dry_run=mode != "none", validate=vmode), lambda e: "creating", mode, out_fmt
@@ -115,6 +120,14 @@ def create_namespace(
     """Create a namespace with the specified name."""
     mode = common.dry_run_mode(dry_run)
     out_fmt = common.check_output(output)
+    if mode == "client":  # as kubectl generates it, typed; the store is not read
+        generated = {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name, "creationTimestamp": None},
+                     "spec": {}, "status": {}}
+        if out_fmt:
+            common.print_objects([generated], out_fmt, True, typed=True)
+        else:
+            common.out(f"namespace/{name} created (dry run)\n")
+        return
     obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     result = common.registry(store).create(obj, dry_run=mode != "none")
     if out_fmt:
@@ -147,8 +160,9 @@ def _files(specs: Optional[list[str]]) -> list[tuple[str, bytes]]:
 
 def _store_generated(obj: dict, namespace: Optional[str], output: Optional[str], dry_run: str, store: Optional[str]) -> None:
     """A generated object: printed as kubectl prints it with --dry-run=client, else created."""
-    common.print_or_create(obj, common.namespace(namespace)[0], common.dry_run_mode(dry_run), common.check_output(output),
-                           "created", store)
+    mode, out_fmt = common.dry_run_mode(dry_run), common.check_output(output)
+    ns, explicit = common.namespace(namespace)
+    common.print_or_create(obj, ns, mode, out_fmt, "created", store, explicit=explicit)
 
 
 @secret_app.command("tls")

@@ -31,9 +31,13 @@ def delete(
     from kubesvc.cli.commands.get import parse_targets
 
     mode = common.dry_run_mode(dry_run)
-    out_fmt = common.check_output(output, ("name",))
+    if output and output != "name":
+        raise ClientError(f"unexpected -o output mode: {output}. We only support '-o name'")
+    out_fmt = output or ""
     ns, explicit = common.namespace(namespace)
-    reg = common.registry(store)
+    # --dry-run=client deletes by name without asking the store, as kubectl does; -l and --all still list
+    # what they match (from the store as it is; a missing store is not created)
+    reg = common.read_registry(store) if mode == "client" else common.registry(store)
     work: list[tuple[str, str, str, str]] = []  # kind, namespace, name, context
     if filename:
         from kubesvc.cli import resources
@@ -53,7 +57,7 @@ def delete(
             elif all_ or sel is not None:
                 scope = None if (all_namespaces or not BY_KIND[kind].namespaced) else ns
                 work.extend((kind, o["metadata"].get("namespace", ""), o["metadata"]["name"], "")
-                            for o in reg.list(kind, scope, sel))
+                            for o in (reg.list(kind, scope, sel) if reg is not None else []))
             else:
                 raise ClientError('resource(s) were provided, but no name was specified')
     failures: list[Failure] = []
@@ -61,7 +65,10 @@ def delete(
     suffix = common.dry_run_suffix(mode)
     for kind, obj_ns, name, context in work:
         try:
-            obj: dict[str, Any] = reg.delete(kind, obj_ns, name, dry_run=mode != "none")
+            if mode == "client" or reg is None:
+                obj: dict[str, Any] = {"metadata": {"name": name}}
+            else:
+                obj = reg.delete(kind, obj_ns, name, dry_run=mode != "none")
         except NotFound as e:
             if not ignore_not_found:
                 failures.append(Failure(e, context))

@@ -41,17 +41,18 @@ def expose(
     mode = common.dry_run_mode(dry_run)
     out_fmt = common.check_output(output)
     ns, explicit = common.namespace(namespace)
-    reg = common.registry(store)
     sources: list[dict[str, Any]] = []
     if filename:
         from kubesvc.cli import resources
 
         sources = [i.obj for i in resources.load(filename, recursive, ns, explicit, "expose")]
     elif args:
+        # the sources are read, as kubectl GETs them; with --dry-run=client a missing store is not created
+        reg = common.read_registry(store) if mode == "client" else common.registry(store)
         for kind, names in parse_targets(args):
             if not names:
                 raise ClientError("resource(s) were provided, but no name was specified")
-            sources.extend(reg.get(kind, ns, n) for n in names)
+            sources.extend(common.read_object(reg, kind, ns, n) for n in names)
     else:
         raise ClientError(
             "You must provide one or more resources by argument or filename.\nExample resource specifications include:\n"
@@ -64,4 +65,5 @@ def expose(
     )
     for src in sources:
         svc = exposelib.expose(src, opts)
-        common.print_or_create(svc, src["metadata"].get("namespace") or ns, mode, out_fmt, "exposed", store)
+        common.print_or_create(svc, src["metadata"].get("namespace") or ns, mode, out_fmt, "exposed", store,
+                               explicit=explicit)

@@ -74,7 +74,7 @@ def get(
     from kubesvc.api.kinds import BY_KIND
 
     targets = parse_targets(args or [])
-    out_fmt = common.check_output(output)
+    out_fmt = common.check_output(output, common.GET_FORMATS)
     ns, _ = common.namespace(namespace)
     sel = selectors.parse(selector) if selector else None
     if sel is not None and any(names for _, names in targets):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional
 
 import typer
@@ -38,7 +39,7 @@ def _split(args: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
 
 
 def _run(field: str, verb: str, args: list[str], overwrite: bool, all_: bool, selector: Optional[str],
-         namespace: Optional[str], dry_run: str, store: Optional[str]) -> None:
+         namespace: Optional[str], dry_run: str, store: Optional[str], output: Optional[str] = None) -> None:
     from kubesvc.api import selectors
     from kubesvc.api.kinds import BY_KIND
     from kubesvc.cli.commands.get import parse_targets
@@ -47,8 +48,10 @@ def _run(field: str, verb: str, args: list[str], overwrite: bool, all_: bool, se
     if not sets and not removes:
         raise ClientError(f"at least one {'label' if field == 'labels' else 'annotation'} update is required")
     mode = common.dry_run_mode(dry_run)
+    out_fmt = common.check_output(output)
     ns, _ = common.namespace(namespace)
-    reg = common.registry(store)
+    # --dry-run=client reads the objects (kubectl GETs them) and writes nothing; a missing store stays missing
+    reg = common.read_registry(store) if mode == "client" else common.registry(store)
     targets = parse_targets(resources)
     sel = selectors.parse(selector) if selector else None
     work: list[tuple[str, str]] = []
@@ -56,7 +59,7 @@ def _run(field: str, verb: str, args: list[str], overwrite: bool, all_: bool, se
         if names:
             work.extend((kind, n) for n in names)
         elif all_ or sel is not None:
-            work.extend((kind, o["metadata"]["name"]) for o in reg.list(kind, ns, sel))
+            work.extend((kind, o["metadata"]["name"]) for o in (reg.list(kind, ns, sel) if reg is not None else []))
         else:
             raise ClientError("resource(s) were provided, but no name was specified")
     failures: list[Failure] = []
@@ -84,11 +87,18 @@ def _run(field: str, verb: str, args: list[str], overwrite: bool, all_: bool, se
                 changed["msg"] = verb
 
         try:
-            reg.mutate(kind, ns, name, mutate, dry_run=mode != "none")
+            if mode == "client" or reg is None:
+                result = copy.deepcopy(common.read_object(reg, kind, ns, name))
+                mutate(result)
+            else:
+                result = reg.mutate(kind, ns, name, mutate, dry_run=mode != "none")
         except ClientError:
             raise
         except KubesvcError as e:
             failures.append(Failure(e))
+            continue
+        if out_fmt:
+            common.print_objects([result], out_fmt, True)
             continue
         suffix = common.dry_run_suffix(mode)
         common.out(f"{BY_KIND[kind].type_name}/{name} {changed['msg']}{suffix}\n")
@@ -103,12 +113,14 @@ AllOpt = Annotated[bool, typer.Option("--all", help="Select all resources of the
 
 
 def label(args: ArgsArg, overwrite: OverwriteOpt = False, all_: AllOpt = False, selector: SelectorOpt = None,
-          namespace: NamespaceOpt = None, dry_run: common.DryRunOpt = "none", store: StoreOpt = None) -> None:
+          namespace: NamespaceOpt = None, output: common.OutputOpt = None, dry_run: common.DryRunOpt = "none",
+          store: StoreOpt = None) -> None:
     """Update the labels on a resource."""
-    _run("labels", "labeled", args, overwrite, all_, selector, namespace, dry_run, store)
+    _run("labels", "labeled", args, overwrite, all_, selector, namespace, dry_run, store, output)
 
 
 def annotate(args: ArgsArg, overwrite: OverwriteOpt = False, all_: AllOpt = False, selector: SelectorOpt = None,
-             namespace: NamespaceOpt = None, dry_run: common.DryRunOpt = "none", store: StoreOpt = None) -> None:
+             namespace: NamespaceOpt = None, output: common.OutputOpt = None, dry_run: common.DryRunOpt = "none",
+             store: StoreOpt = None) -> None:
     """Update the annotations on a resource."""
-    _run("annotations", "annotated", args, overwrite, all_, selector, namespace, dry_run, store)
+    _run("annotations", "annotated", args, overwrite, all_, selector, namespace, dry_run, store, output)

@@ -34,6 +34,8 @@ def scale(
     replicas: Annotated[int, Opt("--replicas", help="The new desired number of replicas. Required.")] = -1,
     current_replicas: Annotated[int, Opt("--current-replicas", help="Precondition: scale only if the current count is this.")] = -1,
     namespace: NamespaceOpt = None,
+    output: common.OutputOpt = None,
+    dry_run: common.DryRunOpt = "none",
     store: StoreOpt = None,
 ) -> None:
     """Set a new size for a deployment, replica set or replication controller."""
@@ -42,8 +44,42 @@ def scale(
     kind, name = _target(target, "scale")
     if replicas < 0:
         raise ClientError("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
+    mode = common.dry_run_mode(dry_run)
+    out_fmt = common.check_output(output)
     ns, _ = common.namespace(namespace)
-    common.out(ops.scale(common.registry(store), kind, ns, name, replicas, current_replicas))
+    if mode == "none" and not out_fmt:
+        common.out(ops.scale(common.registry(store), kind, ns, name, replicas, current_replicas))
+        return
+    _scale_checked(kind, ns, name, replicas, current_replicas, mode, out_fmt, store)
+
+
+def _scale_checked(kind: str, ns: str, name: str, replicas: int, current: int, mode: str, out_fmt: str,
+                   store: str | None) -> None:
+    """scale with --dry-run or -o: --dry-run=client reads the object (kubectl GETs it) and writes nothing."""
+    import copy
+
+    from kubesvc.api.kinds import BY_KIND
+    from kubesvc.dataplane.kubelet import rollout as ops
+    from kubesvc.errors import BadRequest
+
+    if kind not in ops.SCALABLE:
+        raise ClientError(f"cannot scale {BY_KIND[kind].plural}: only deployments, replicasets and replicationcontrollers")
+
+    def resize(obj: dict) -> None:
+        have = int((obj.get("spec") or {}).get("replicas", 1))
+        if current >= 0 and have != current:
+            raise BadRequest(f"Expected replicas to be {current}, was {have}")
+        obj.setdefault("spec", {})["replicas"] = replicas
+
+    if mode == "client":
+        obj = copy.deepcopy(common.read_object(common.read_registry(store), kind, ns, name))
+        resize(obj)
+    else:
+        obj = common.registry(store).mutate(kind, ns, name, resize, dry_run=mode == "server")
+    if out_fmt:
+        common.print_objects([obj], out_fmt, True)
+    else:
+        common.out(f"{BY_KIND[kind].type_name}/{name} scaled{common.dry_run_suffix(mode)}\n")
 
 
 rollout = typer.Typer(help="Manage the rollout of a deployment: status, restart, undo.", no_args_is_help=True)
