@@ -125,10 +125,10 @@ def registry(flag: Optional[str]) -> "Registry":
 
     path = store_path(flag)
     if path not in _registries:
-        if not os.path.exists(path):  # about to create it: not while `kubesvc up` ran for a store there
-            from kubesvc.dataplane.supervisor import check_store_not_vanished
+        if os.path.exists(path + ".d/store.json"):  # `kubesvc up` ran: refuse a store deleted or replaced since
+            from kubesvc.dataplane.supervisor import check_store_unchanged
 
-            check_store_not_vanished(path)
+            check_store_unchanged(path)
         _registries[path] = Registry(Store.open(path))
     return _registries[path]
 

@@ -17,7 +17,8 @@ Rules kept here:
   bound is a one-line error naming the flag; a default one falls back to its unprivileged port (DNS 1053,
   ingress 8080/8443), then to a free port, and says so in one line, kept in ``notes.json`` for ``status``.
 - ``up`` records the store file's identity (device, inode) in ``store.json`` and hands it to each component,
-  which stops once the file is deleted or replaced (``runtime.StoreGuard``); ``status`` reports it and exits 1.
+  which stops once the file is deleted or replaced (``runtime.StoreGuard``); ``status`` reports it and exits 1,
+  and CLI commands refuse that store until ``down`` (``check_store_unchanged``).
 - ``up`` returns once every component printed its ready line (or failed: then it stops what it started,
   prints the log tail and returns 1). A second ``up`` says it already runs and returns 0. ``down`` sends
   SIGTERM, waits, then SIGKILL; with nothing running it says so and returns 0. ``status`` returns 0 when
@@ -462,16 +463,18 @@ def store_problem(run: RunDir) -> str | None:
     return f"the store {run.store} was {change} after `kubesvc up`"
 
 
-def check_store_not_vanished(store_path: str) -> None:
-    """For a command about to create the store at ``store_path``: refuse when `kubesvc up` ran for a store there
-    and no `kubesvc down` followed (a new empty store would hide that the old one is gone)."""
+def check_store_unchanged(store_path: str) -> None:
+    """For a command about to open the store: refuse when `kubesvc up` ran for a store at ``store_path`` that was
+    deleted or replaced since, and no `kubesvc down` followed. Opening would create a new, empty store (or use
+    another one) while the components stop or serve the old one: a split brain."""
     run = RunDir(store_path)
-    if os.path.exists(run.store) or not isinstance(run.read_json("store.json"), dict):
+    problem = store_problem(run)
+    if problem is None:
         return
     live = ", ".join(f"{n} pid {r.pid}" for n, r in running(run).items())
     state = f"its components still run ({live})" if live else "its components stopped"
-    raise ClientError(f"the store {run.store} was deleted after `kubesvc up` and {state}; "
-                      f"run `kubesvc down` first (a new, empty store is created on next use after that)")
+    raise ClientError(f"{problem} and {state}; run `kubesvc down` first (then commands use the store at that "
+                      "path, and create a new, empty one if there is none)")
 
 
 def _describe(name: str, pid: int, fields: dict[str, str]) -> str:
