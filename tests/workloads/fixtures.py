@@ -3,14 +3,20 @@
 Every process a test's pods start is accounted for: the kubelet is stopped (SIGTERM, which stops
 its pods), then every container process group the tests saw (containerID ``process://<pid>``) that
 still runs with this bed's store in its environment is killed, so nothing outlives the test.
+
+Run as root, the kubelet runs pods as ``nobody``: they run ``POD_PYTHON`` (the system Python, which
+``nobody`` may execute, unlike root's ``~/.pyenv``) and share files with the test through ``bed.share``
+(owned by the pod user), not through pytest's private ``tmp_path``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,13 @@ from tests.support.procs import ROOT, Proc, wait_for
 
 SERVER = str(ROOT / "examples" / "app" / "server.py")
 MARK = "KUBESVC_TEST_BED"
+ROOT_USER = os.geteuid() == 0
+NOBODY = 65534
+_SYSTEM_PYTHON = "/usr/bin/python3"
+# The interpreter pods run; without one nobody can execute, a root bed runs its pods as root.
+POD_PYTHON = _SYSTEM_PYTHON if ROOT_USER and os.access(_SYSTEM_PYTHON, os.X_OK) else sys.executable
+BED_ARGS = ["--run-as-root"] if ROOT_USER and POD_PYTHON == sys.executable else []
+POD_UID = NOBODY if ROOT_USER and not BED_ARGS else os.geteuid()
 
 
 class Bed:
@@ -32,11 +45,14 @@ class Bed:
         self.spawn = spawn
         self.kubelet: Proc | None = None
         self.pids: set[int] = set()
+        self.share = Path(tempfile.mkdtemp(prefix="kubesvc-bed-"))
+        if ROOT_USER:
+            os.chown(self.share, POD_UID, POD_UID)
 
     # -- processes
     def start_kubelet(self, *args: str) -> Proc:
         self.kubelet = self.spawn(self.store_path, "kubelet", "--restart-backoff", "0.2",
-                                  "--max-restart-backoff", "1", "--workdir", str(ROOT), *args)
+                                  "--max-restart-backoff", "1", "--workdir", str(ROOT), *BED_ARGS, *args)
         self.kubelet.wait_line("kubesvc kubelet ready", timeout=20)
         return self.kubelet
 
@@ -52,6 +68,7 @@ class Bed:
                         os.killpg(pid, signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
                         pass
+            shutil.rmtree(self.share, ignore_errors=True)
 
     def note_pids(self) -> None:
         for pod in self.store.list("Pod"):
@@ -146,7 +163,7 @@ def alive(pid: int) -> bool:
 
 
 def server_container(name: str = "server", port: int = 8080, **extra: Any) -> dict[str, Any]:
-    c: dict[str, Any] = {"name": name, "image": "example/app:1", "command": [sys.executable, SERVER],
+    c: dict[str, Any] = {"name": name, "image": "example/app:1", "command": [POD_PYTHON, SERVER],
                          "env": [{"name": "PORT", "value": str(port)}],
                          "ports": [{"name": "http", "containerPort": port}]}
     c.update(extra)

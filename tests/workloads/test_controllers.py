@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 from tests.workloads.fixtures import (
     Bed,
@@ -91,9 +90,9 @@ def test_replicas_kept_through_crash_scale_and_cascade(bed: Bed) -> None:
     bed.wait(lambda: not any(alive(p) for p in pids), what="processes stopped")
 
 
-def test_readiness_probe_takes_pod_out_of_rotation_and_back(bed: Bed, tmp_path: Path) -> None:
+def test_readiness_probe_takes_pod_out_of_rotation_and_back(bed: Bed) -> None:
     bed.start_kubelet()
-    flag = tmp_path / "not-ready"
+    flag = bed.share / "not-ready"
     probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 1}
     obj = rc("ready", 2, readinessProbe=probe)
     obj["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "NOT_READY_FILE", "value": str(flag)})

@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-from pathlib import Path
 
-from tests.workloads.fixtures import Bed, alive, container_pid, running_ready
+from tests.workloads.fixtures import (
+    POD_PYTHON,
+    Bed,
+    alive,
+    container_pid,
+    running_ready,
+)
 
 PRINT_ENV = textwrap.dedent("""
     import os, sys
@@ -24,11 +29,11 @@ def pod(name: str, containers: list[dict], **spec: object) -> dict:
             "spec": {"containers": containers, **spec}}
 
 
-def test_env_downward_api_working_dir_and_logs(bed: Bed, tmp_path: Path) -> None:
+def test_env_downward_api_working_dir_and_logs(bed: Bed) -> None:
     bed.start_kubelet()
-    workdir = tmp_path / "wd"
+    workdir = bed.share / "wd"
     workdir.mkdir()
-    c = {"name": "main", "image": "busybox", "command": [sys.executable, "-c", PRINT_ENV],
+    c = {"name": "main", "image": "busybox", "command": [POD_PYTHON, "-c", PRINT_ENV],
          "args": ["$(GREETING)-$(MY_NAME)", "$$(GREETING)", "$(UNDEFINED)"], "workingDir": str(workdir),
          "env": [{"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                  {"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -54,9 +59,9 @@ def test_env_downward_api_working_dir_and_logs(bed: Bed, tmp_path: Path) -> None
     assert r.returncode == 1 and r.stderr.strip() == "Error from server (BadRequest): container nope is not valid for pod printer"
 
 
-def test_grace_period_sigterm_then_sigkill(bed: Bed, tmp_path: Path) -> None:
+def test_grace_period_sigterm_then_sigkill(bed: Bed) -> None:
     bed.start_kubelet()
-    flag = tmp_path / "got-term"
+    flag = bed.share / "got-term"
     stubborn = textwrap.dedent(f"""
         import signal, time
         def on_term(*_):
@@ -66,7 +71,7 @@ def test_grace_period_sigterm_then_sigkill(bed: Bed, tmp_path: Path) -> None:
         while True:
             time.sleep(0.05)
     """)
-    bed.create(pod("stubborn", [{"name": "main", "image": "x", "command": [sys.executable, "-c", stubborn]}],
+    bed.create(pod("stubborn", [{"name": "main", "image": "x", "command": [POD_PYTHON, "-c", stubborn]}],
                    terminationGracePeriodSeconds=2))
     p = bed.wait(lambda: running_ready(bed.pod("stubborn")) and bed.pod("stubborn"), what="pod running")
     pid = container_pid(p)
@@ -79,12 +84,12 @@ def test_grace_period_sigterm_then_sigkill(bed: Bed, tmp_path: Path) -> None:
     bed.wait(lambda: not alive(pid), timeout=10, what="SIGKILL after the grace period")
 
 
-def test_liveness_failure_restarts_container_and_crash_backoff(bed: Bed, tmp_path: Path) -> None:
+def test_liveness_failure_restarts_container_and_crash_backoff(bed: Bed) -> None:
     bed.start_kubelet()
-    health = tmp_path / "healthy"
+    health = bed.share / "healthy"
     health.write_text("ok")
     live = {"exec": {"command": ["test", "-f", str(health)]}, "periodSeconds": 1, "failureThreshold": 1}
-    c = {"name": "main", "image": "x", "command": [sys.executable, "-c", "import time\nwhile True: time.sleep(1)"],
+    c = {"name": "main", "image": "x", "command": [POD_PYTHON, "-c", "import time\nwhile True: time.sleep(1)"],
          "livenessProbe": live}
     bed.create(pod("livey", [c], terminationGracePeriodSeconds=1))
     first = bed.wait(lambda: running_ready(bed.pod("livey")) and container_pid(bed.pod("livey")), what="running")
@@ -105,7 +110,7 @@ def test_liveness_failure_restarts_container_and_crash_backoff(bed: Bed, tmp_pat
 def test_second_kubelet_refused_and_stop_kills_pods(bed: Bed) -> None:
     bed.start_kubelet()
     bed.create(pod("sleeper", [{"name": "main", "image": "x",
-                                "command": [sys.executable, "-c", "import time; time.sleep(60)"]}],
+                                "command": [POD_PYTHON, "-c", "import time; time.sleep(60)"]}],
                    terminationGracePeriodSeconds=1))
     pid = bed.wait(lambda: running_ready(bed.pod("sleeper")) and container_pid(bed.pod("sleeper")), what="running")
     r = bed.ks("kubelet")
@@ -122,7 +127,7 @@ def test_logs_follow_streams_until_pod_goes(bed: Bed) -> None:
 
     bed.start_kubelet()
     ticker = "import itertools, time\nfor i in itertools.count():\n    print(f'tick {i}', flush=True); time.sleep(0.1)"
-    bed.create(pod("ticker", [{"name": "main", "image": "x", "command": [sys.executable, "-c", ticker]}],
+    bed.create(pod("ticker", [{"name": "main", "image": "x", "command": [POD_PYTHON, "-c", ticker]}],
                    terminationGracePeriodSeconds=1))
     bed.wait(lambda: "tick 1" in bed.ks("logs", "ticker").stdout, what="first output")
     follower = subprocess.Popen([sys.executable, "-m", "kubesvc", "--store", bed.store_path, "logs", "-f", "ticker"],

@@ -23,6 +23,7 @@ def kubelet(
     sync_period: Annotated[float, Opt("--sync-period", help="Full resync at least this often, in seconds.")] = 1.0,
     controllers: Annotated[bool, Opt("--controllers/--no-controllers", help="Also run the ReplicationController, ReplicaSet and Deployment controllers.")] = True,
     workdir: Annotated[str | None, Opt("--workdir", help="Working directory of containers without workingDir (default: the current one).")] = None,
+    run_as_root: Annotated[bool, Opt("--run-as-root", help="When the kubelet runs as root: run containers without securityContext.runAsUser as root (default: as nobody, uid 65534).")] = False,
     verbose: Annotated[int, Opt("--verbose", "-v", count=True, help="More logs on stderr.")] = 0,
     store: StoreOpt = None,
 ) -> None:
@@ -39,6 +40,7 @@ def kubelet(
         store_path=common.store_path(store), node_name=node_name, isolation=isolation, pod_cidr=pod_cidr,
         backoff_base=restart_backoff, backoff_cap=max_restart_backoff, sync_period=sync_period,
         default_workdir=os.path.abspath(workdir or "."), controllers=controllers, verbosity=verbose,
+        run_as_root=run_as_root,
     )
     code = server.run(opts)
     if code:

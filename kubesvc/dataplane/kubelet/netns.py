@@ -5,7 +5,9 @@ Rules kept here (a Calico-style point-to-point plan, no bridge):
   pod; the pod side, renamed ``eth0``, holds the pod IP/32 with a default route via 169.254.1.1.
 - The pod IP keeps the low 16 bits of the loopback address the registry allocated, inside
   ``--pod-cidr`` (default 10.244.0.0/16): unique because the allocation is, and no second allocator.
-- Programs run through ``ip netns exec`` (which execs in place: the pid is the program's).
+- Programs run through ``ip netns exec`` (which execs in place: the pid is the program's); a container
+  of another user gets ``setpriv`` after it (the namespace switch needs root, so the user changes last).
+- A kubelet restarted while pods run keeps the namespace of each pod it adopts (``adopt``).
 - Teardown deletes the veth and the namespace; the agent tears down every namespace it made on exit.
 Limits: from inside a pod the host's loopback (127.0.0.0/8: cluster IPs, DNS) is not reachable.
 """
@@ -69,6 +71,17 @@ class PodNetworks:
         _ip("-n", ns, "route", "add", GATEWAY, "dev", "eth0", "scope", "link")
         _ip("-n", ns, "route", "add", "default", "via", GATEWAY, "dev", "eth0")
         return ip
+
+    @staticmethod
+    def setpriv() -> str:
+        return shutil.which("setpriv") or "setpriv"
+
+    def adopt(self, uid: str, loopback_ip: str) -> str:
+        """The namespace of a pod whose processes still run: kept when it exists, else made."""
+        if os.path.exists(f"/run/netns/{self.names(uid)[0]}"):
+            self.made.add(uid)
+            return self.pod_ip(loopback_ip)
+        return self.setup(uid, loopback_ip)
 
     def wrap(self, uid: str, argv: list[str]) -> list[str]:
         return [shutil.which("ip") or "ip", "netns", "exec", self.names(uid)[0], *argv]

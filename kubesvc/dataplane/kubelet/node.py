@@ -11,18 +11,24 @@ Rules kept here:
 - Network: ``loopback`` (default) uses the pod IP the registry allocated (127.244.0.0/16) and the
   host's network namespace; ``netns`` (root) gives each pod a namespace, a veth pair and the address
   with the same low 16 bits in ``--pod-cidr`` (see ``netns.py``).
+- Nothing orphaned: pod workers adopt the containers a previous kubelet left running (``tracking``);
+  after the first sync, recorded containers that no worker claimed (their pod was deleted, finished,
+  or moved meanwhile) are stopped, and directories of pods gone from the store are removed.
+- The pods directory (logs, records) is private to the kubelet's user (0700; files 0600): a
+  container's output may hold its secrets. Containers write their logs through the inherited file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesvc.dataplane.kubelet import logs, spec, status
+from kubesvc.dataplane.kubelet import identity, logs, spec, status, tracking
 from kubesvc.dataplane.kubelet.events import Recorder
 from kubesvc.dataplane.kubelet.pod import PodWorker, now_rfc3339
 from kubesvc.errors import KubesvcError, NotFound
@@ -46,6 +52,7 @@ class KubeletOptions:
     default_workdir: str = "."
     controllers: bool = True
     verbosity: int = 0
+    run_as_root: bool = False  # when the kubelet is root: containers without runAsUser run as root, not nobody
 
 
 class Node:
@@ -57,6 +64,10 @@ class Node:
         self.workers: dict[tuple[str, str], PodWorker] = {}
         self.stopping: set[asyncio.Task[None]] = set()
         self.netns: Any = None
+        self.swept = False
+        pods = logs.pods_dir(opts.store_path)
+        pods.mkdir(parents=True, exist_ok=True)
+        os.chmod(pods, 0o700)
         if opts.isolation == "netns":
             from kubesvc.dataplane.kubelet import netns
 
@@ -84,6 +95,8 @@ class Node:
                 except NotFound:
                     continue
                 worker = PodWorker(self, pod)
+                if worker.adopt():
+                    log.info("pod adopted", extra={"kv": {"pod": f"{key[0]}/{key[1]}"}})
                 self.workers[key] = worker
                 self._keep(asyncio.create_task(worker.start(), name=f"start {key[1]}"))
                 log.info("pod started", extra={"kv": {"pod": f"{key[0]}/{key[1]}"}})
@@ -92,6 +105,30 @@ class Node:
             seen.add(key)
         for key in [k for k in self.workers if k not in seen]:
             self._stop_worker(self.workers[key])
+        if not self.swept:
+            self.swept = True
+            self._sweep_unclaimed()
+
+    def _sweep_unclaimed(self) -> None:
+        """Once, after the first sync: stop recorded containers no worker adopted; drop dirs of pods gone."""
+        pods = logs.pods_dir(self.opts.store_path)
+        claimed = {logs.pod_dir(self.opts.store_path, w.pod) for w in self.workers.values()}
+        known = {logs.pod_dir(self.opts.store_path, p) for p in self.store.list("Pod")}
+        stray = {path for path, _ in tracking.records(pods) if path.parent.parent not in claimed}
+        gone = [d for d in pods.iterdir() if d.is_dir() and d not in known]
+        if not stray and not gone:
+            return
+
+        async def sweep() -> None:
+            found = await asyncio.to_thread(tracking.sweep, pods, 30.0, stray)
+            for rec in found:
+                log.info("orphan stopped", extra={"kv": {"pid": rec.get("pid"), "container": rec.get("container")}})
+            for d in gone:
+                if self.netns is not None:
+                    await asyncio.to_thread(self.netns.teardown, d.name.rsplit("_", 1)[-1])
+                shutil.rmtree(d, ignore_errors=True)
+
+        self._keep(asyncio.create_task(sweep(), name="sweep orphans"))
 
     def _stop_worker(self, worker: PodWorker) -> None:
         self.workers.pop(worker.key, None)
@@ -153,15 +190,38 @@ class Node:
     def log_path(self, worker: PodWorker, container: str, restart: int) -> Path:
         return logs.log_path(self.opts.store_path, worker.pod, container, restart)
 
-    def wrap_argv(self, worker: PodWorker, argv: list[str]) -> list[str]:
-        if self.netns is None:
-            return argv
-        return self.netns.wrap(worker.uid, argv)
+    def record_path(self, worker: PodWorker, container: str) -> Path:
+        return tracking.record_path(logs.pod_dir(self.opts.store_path, worker.pod) / container)
 
-    async def prepare_network(self, worker: PodWorker) -> str:
+    def wrap_argv(self, worker: PodWorker, ident: identity.Identity) -> list[str]:
+        """The argv prefix of a container's processes: none on loopback; in netns mode ``ip netns exec``
+        (which needs root) and then, for another user, ``setpriv`` to change to it."""
+        if self.netns is None:
+            return []
+        return list(self.netns.wrap(worker.uid, ident.setpriv_argv(self.netns.setpriv())))
+
+    def user_kwargs(self, ident: identity.Identity) -> dict[str, Any]:
+        """How Popen changes to the container's user; none in netns mode (setpriv does, after setns)."""
+        return {} if self.netns is not None else ident.popen_kwargs()
+
+    async def spawn(self, argv: list[str], log_file: Path, *, env: dict[str, str], cwd: str,
+                    **kw: Any) -> asyncio.subprocess.Process:
+        """Start one container process: its own session, output appended to its private log file."""
+        log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=fd,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True, **kw)
+        finally:
+            os.close(fd)
+
+    async def prepare_network(self, worker: PodWorker, adopted: bool = False) -> str:
         loopback_ip = (worker.pod.get("status") or {}).get("podIP", "")
         if self.netns is None:
             return str(loopback_ip)
+        if adopted:
+            return str(await asyncio.to_thread(self.netns.adopt, worker.uid, loopback_ip))
         return str(await asyncio.to_thread(self.netns.setup, worker.uid, loopback_ip))
 
     async def release_network(self, worker: PodWorker) -> None:

@@ -10,20 +10,24 @@ Rules kept here (the kubelet's pod worker, pkg/kubelet/kuberuntime):
   policy decides. Readiness only moves the Ready condition.
 - Every state change marks the pod dirty; one writer coalesces them into status writes.
 - Events: Started, Killing, Unhealthy, BackOff, Failed (container config or start errors).
+- Who: each container runs as the user ``identity.resolve`` picks (never root unless told to); its exec
+  probes run as that user too.
+- Tracking: each running container has a record (``tracking``); signals are sent only after checking
+  the record's start time. A worker started by a restarted kubelet adopts the containers whose records
+  still match a live process instead of starting them again (no second copies).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kubesvc.dataplane.kubelet import probes, spec
+from kubesvc.dataplane.kubelet import identity, probes, spec, tracking
 from kubesvc.dataplane.kubelet.status import ContainerView
 
 if TYPE_CHECKING:
@@ -37,18 +41,15 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def killpg(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 @dataclass
 class Container:
     spec: Obj
     view: ContainerView
-    proc: asyncio.subprocess.Process | None = None
+    proc: asyncio.subprocess.Process | tracking.Adopted | None = None
+    start: str | None = None  # the process's start time (/proc/PID/stat), checked before any signal
+    identity: identity.Identity | None = None
+    wrap: list[str] = field(default_factory=list)  # argv prefix (netns, change of user)
+    user_kw: dict[str, Any] = field(default_factory=dict)  # Popen's user/group/extra_groups
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = "."
     killing: str = ""  # why the agent is killing it (liveness, startup), for the event trail
@@ -61,7 +62,7 @@ class PodWorker:
         self.pod = pod
         meta = pod["metadata"]
         self.namespace, self.name, self.uid = meta.get("namespace", "default"), meta["name"], meta.get("uid", "")
-        self.start_time = now_rfc3339()
+        self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
         self.pod_ip = (pod.get("status") or {}).get("podIP", "")
         self.stopping = False
         self.node_stopped = False
@@ -81,8 +82,34 @@ class PodWorker:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def adopt(self) -> int:
+        """Take over the containers a previous kubelet started that still run. Returns how many."""
+        prev = {c.get("name"): c for c in (self.pod.get("status") or {}).get("containerStatuses") or []}
+        adopted = 0
+        for c in self.containers:
+            rec = tracking.read(self.node.record_path(self, c.view.name))
+            if not tracking.live(rec):
+                continue
+            assert rec is not None
+            v = c.view
+            c.proc, c.start = tracking.Adopted(int(rec["pid"]), str(rec["start"])), str(rec["start"])
+            try:
+                self._configure(c)
+            except spec.ConfigError:
+                pass
+            old = prev.get(v.name) or {}
+            v.state, v.reason, v.message, v.pid = "running", "", "", c.proc.pid
+            v.restart_count = max(v.restart_count, int(rec.get("restartCount") or 0))
+            v.started_at = str(rec.get("startedAt") or now_rfc3339())
+            v.ever_ran = True
+            v.started = "startupProbe" not in c.spec or bool(old.get("started"))
+            v.ready = v.started and ("readinessProbe" not in c.spec or bool(old.get("ready")))
+            adopted += 1
+        return adopted
+
     async def start(self) -> None:
-        self.pod_ip = await self.node.prepare_network(self)
+        adopted = any(isinstance(c.proc, tracking.Adopted) for c in self.containers)
+        self.pod_ip = await self.node.prepare_network(self, adopted=adopted)
         self.mark()
         self.tasks.append(asyncio.create_task(self._status_writer(), name=f"status {self.name}"))
         for c in self.containers:
@@ -105,6 +132,11 @@ class PodWorker:
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        for c in running:
+            if c.proc is not None:
+                tracking.kill_leftovers(c.proc.pid)  # just exited: its group id cannot be someone else's yet
+        for c in self.containers:
+            tracking.remove(self.node.record_path(self, c.view.name))
         if reason == "node-stopped":
             self.node_stopped = True
             for c in self.containers:
@@ -124,52 +156,73 @@ class PodWorker:
 
     # ------------------------------------------------------------------ one container
 
+    def _configure(self, c: Container) -> list[str]:
+        """Environment, argv, working directory and user of the container's next run (ConfigError if it cannot run)."""
+        c.identity = identity.resolve(self.pod, c.spec, run_as_root=self.node.opts.run_as_root)
+        c.env = self.node.container_env(self, c.spec)
+        if "PATH" in c.env:
+            c.env["PATH"] = identity.container_path(c.env["PATH"], c.identity)
+        argv = spec.container_argv(c.spec, c.env)
+        c.cwd = spec.working_dir(c.spec, self.node.opts.default_workdir)
+        if not identity.can_search(c.cwd, c.identity):
+            raise spec.ConfigError(f'workingDir "{c.cwd}" is not accessible to uid {c.identity.uid}, the user the '
+                                   "container runs as (see securityContext.runAsUser and kubesvc kubelet --run-as-root)")
+        c.wrap = self.node.wrap_argv(self, c.identity)
+        c.user_kw = self.node.user_kwargs(c.identity)
+        return argv
+
     async def _container_loop(self, c: Container) -> None:
         policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
         crashes = 0
         v = c.view
+        record = self.node.record_path(self, v.name)
+        adopted = isinstance(c.proc, tracking.Adopted)
         while not self.stopping:
-            try:
-                c.env = self.node.container_env(self, c.spec)
-                argv = spec.container_argv(c.spec, c.env)
-                c.cwd = spec.working_dir(c.spec, self.node.opts.default_workdir)
-            except spec.ConfigError as e:
-                v.state, v.reason, v.message = "waiting", "CreateContainerConfigError", str(e)
-                self.node.event(self.pod, "Warning", "Failed", f"Error: {e}")
-                self.mark()
-                if await self._sleep(max(1.0, self.node.opts.backoff_base)):
-                    return
-                continue
-            path = self.node.log_path(self, v.name, v.restart_count)
-            path.parent.mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
-            try:
-                with open(path, "ab") as out:  # noqa: ASYNC230 (a local file: opening it does not block)
-                    c.proc = await asyncio.create_subprocess_exec(
-                        *self.node.wrap_argv(self, argv), env=c.env, cwd=c.cwd, stdin=asyncio.subprocess.DEVNULL,
-                        stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-            except OSError as e:
-                c.proc = None
-                v.state, v.reason, v.message, v.exit_code = "terminated", "StartError", str(e), 128
-                v.started_at = v.finished_at = now_rfc3339()
-                self.node.event(self.pod, "Warning", "Failed", f"Error: failed to start container \"{v.name}\": {e}")
-            else:
-                v.state, v.reason, v.message, v.pid = "running", "", "", c.proc.pid
-                v.started_at, v.ever_ran = now_rfc3339(), True
-                v.started = "startupProbe" not in c.spec
-                v.ready = v.started and "readinessProbe" not in c.spec
-                self.node.event(self.pod, "Normal", "Started", f"Started container {v.name}")
+            if adopted:
+                adopted = False
                 self.mark()
                 self._start_probes(c)
-                rc = await c.proc.wait()
-                killpg(c.proc.pid, signal.SIGKILL)  # the rest of the container's process group
-                for t in c.probe_tasks:
-                    t.cancel()
-                c.probe_tasks.clear()
-                v.ready = False
-                v.state, v.finished_at = "terminated", now_rfc3339()
-                v.exit_code, v.signal = (128 - rc, -rc) if rc < 0 else (rc, 0)
-                v.reason, v.message = ("Completed" if rc == 0 else "Error"), ""
+                await self._watch(c, record)
+            else:
+                try:
+                    argv = self._configure(c)
+                except spec.ConfigError as e:
+                    v.state, v.reason, v.message = "waiting", "CreateContainerConfigError", str(e)
+                    self.node.event(self.pod, "Warning", "Failed", f"Error: {e}")
+                    self.mark()
+                    if await self._sleep(max(1.0, self.node.opts.backoff_base)):
+                        return
+                    continue
+                assert c.identity is not None
+                path = self.node.log_path(self, v.name, v.restart_count)
+                try:
+                    c.proc = await self.node.spawn(c.wrap + argv, path, env=c.env, cwd=c.cwd, **c.user_kw)
+                except OSError as e:
+                    c.proc = None
+                    hint = ""
+                    if isinstance(e, PermissionError) and c.identity.uid != 0:
+                        hint = (f" (the container runs as uid {c.identity.uid}; see securityContext.runAsUser "
+                                "and kubesvc kubelet --run-as-root)")
+                    v.state, v.reason, v.message, v.exit_code = "terminated", "StartError", f"{e}{hint}", 128
+                    v.started_at = v.finished_at = now_rfc3339()
+                    self.node.event(self.pod, "Warning", "Failed",
+                                    f"Error: failed to start container \"{v.name}\": {e}{hint}")
+                else:
+                    c.start = tracking.start_time(c.proc.pid)
+                    v.state, v.reason, v.message, v.pid = "running", "", "", c.proc.pid
+                    v.started_at, v.ever_ran = now_rfc3339(), True
+                    if c.start is not None:
+                        tracking.write(record, {
+                            "pid": c.proc.pid, "start": c.start, "boot": tracking.boot_id(), "container": v.name,
+                            "restartCount": v.restart_count, "startedAt": v.started_at, "uid": c.identity.uid,
+                            "grace": (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)})
+                    v.started = "startupProbe" not in c.spec
+                    v.ready = v.started and "readinessProbe" not in c.spec
+                    self.node.event(self.pod, "Normal", "Started", f"Started container {v.name}")
+                    self.mark()
+                    self._start_probes(c)
+                    await self._watch(c, record)
             self.mark()
             if self.stopping or not spec.should_restart(policy, v.exit_code):
                 return
@@ -188,6 +241,24 @@ class PodWorker:
                 if await self._sleep(delay):
                     return
 
+    async def _watch(self, c: Container, record: object) -> None:
+        """Wait for the running container to exit, then record how it ended."""
+        assert c.proc is not None
+        v = c.view
+        rc = await c.proc.wait()
+        tracking.kill_leftovers(c.proc.pid)  # the rest of the container's process group
+        tracking.remove(record)  # type: ignore[arg-type]
+        for t in c.probe_tasks:
+            t.cancel()
+        c.probe_tasks.clear()
+        v.ready = False
+        v.state, v.finished_at = "terminated", now_rfc3339()
+        v.exit_code, v.signal = (128 - rc, -rc) if rc < 0 else (rc, 0)
+        v.reason, v.message = ("Completed" if rc == 0 else "Error"), ""
+        if isinstance(c.proc, tracking.Adopted) and not c.proc.status_known:
+            v.reason = "ContainerStatusUnknown"
+            v.message = ("The container exited while a previous kubelet ran it; its exit status could not be read")
+
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless the pod is stopped first; True when stopping."""
         try:
@@ -200,12 +271,21 @@ class PodWorker:
         proc = c.proc
         if proc is None or proc.returncode is not None:
             return
-        killpg(proc.pid, signal.SIGTERM)
+        tracking.signal_group(proc.pid, c.start, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), grace)
+            await asyncio.wait_for(asyncio.shield(self._exited(c)), grace)
         except TimeoutError:
-            killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            tracking.signal_group(proc.pid, c.start, signal.SIGKILL)
+            await self._exited(c)
+
+    async def _exited(self, c: Container) -> None:
+        """Until the container's process is gone (an adopted one may have no one else waiting)."""
+        assert c.proc is not None
+        if isinstance(c.proc, tracking.Adopted):
+            while tracking.is_ours(c.proc.pid, c.start):
+                await asyncio.sleep(0.05)
+        else:
+            await c.proc.wait()
 
     # ------------------------------------------------------------------ probes
 
@@ -223,7 +303,7 @@ class PodWorker:
         while kind != "startup" and not v.started:
             await asyncio.sleep(0.1)
         while True:
-            ok, msg = await probes.run_probe(probe, c.spec, self.pod_ip, c.env, c.cwd)
+            ok, msg = await probes.run_probe(probe, c.spec, self.pod_ip, c.env, c.cwd, c.wrap, c.user_kw)
             if not ok:
                 self.node.event(self.pod, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {msg}")
             flipped = tally.record(ok)

@@ -7,7 +7,8 @@ Rules kept here:
 - Readiness starts as failure (not ready until it passes); liveness and startup start as success.
 - httpGet: host defaults to the pod IP, port may name a container port, success is 200 <= code < 400;
   HTTPS is not verified (as the kubelet). tcpSocket: a completed connect is success. exec: exit 0,
-  run with the container's environment and working directory. grpc probes are reported unsupported.
+  run with the container's environment, working directory, user and (netns) namespace. grpc probes
+  are reported unsupported.
 ``Tally`` is pure; ``run_probe`` does one probe and returns (ok, message).
 """
 
@@ -65,7 +66,9 @@ def resolve_port(port: Any, container: Obj) -> int:
     raise ValueError(f'port "{port}" is not a named port of the container')
 
 
-async def run_probe(probe: Obj, container: Obj, pod_ip: str, env: dict[str, str], cwd: str) -> tuple[bool, str]:
+async def run_probe(probe: Obj, container: Obj, pod_ip: str, env: dict[str, str], cwd: str,
+                    wrap: list[str] | None = None, user: dict[str, Any] | None = None) -> tuple[bool, str]:
+    """``wrap``/``user``: the container's argv prefix and change of user, which exec probes share."""
     _, _, timeout = timing(probe)
     try:
         async with asyncio.timeout(timeout):
@@ -74,7 +77,7 @@ async def run_probe(probe: Obj, container: Obj, pod_ip: str, env: dict[str, str]
             if "httpGet" in probe:
                 return await _http(probe["httpGet"] or {}, container, pod_ip)
             if "exec" in probe:
-                return await _exec(probe["exec"] or {}, env, cwd)
+                return await _exec(probe["exec"] or {}, env, cwd, wrap or [], user or {})
             return False, "unsupported probe handler (kubesvc runs tcpSocket, httpGet and exec)"
     except TimeoutError:
         return False, f"timeout after {timeout:g}s"
@@ -121,12 +124,12 @@ async def _http(spec: Obj, container: Obj, pod_ip: str) -> tuple[bool, str]:
     return False, f"HTTP probe failed with statuscode: {code}"
 
 
-async def _exec(spec: Obj, env: dict[str, str], cwd: str) -> tuple[bool, str]:
+async def _exec(spec: Obj, env: dict[str, str], cwd: str, wrap: list[str], user: dict[str, Any]) -> tuple[bool, str]:
     argv = [str(a) for a in spec.get("command") or []]
     if not argv:
         return False, "exec probe without a command"
-    proc = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    proc = await asyncio.create_subprocess_exec(*wrap, *argv, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT, start_new_session=True, **user)
     try:
         out, _ = await proc.communicate()
     except asyncio.CancelledError:
