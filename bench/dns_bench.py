@@ -25,6 +25,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from _peers import cpu_seconds  # noqa: E402
+
 N_SERVICES = 200
 ROUNDS = 3
 QPS_SECONDS = 5

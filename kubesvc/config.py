@@ -32,7 +32,7 @@ class Settings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, str]) -> "Settings":
+    def from_dict(cls, d: dict[str, str]) -> Settings:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

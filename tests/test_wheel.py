@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "kubesvc"
 COMPONENTS = ("proxy", "dns", "apiserver", "kubelet", "ingress")

@@ -16,8 +16,9 @@ Rules kept here (kubectl v1.32 ``pkg/cmd/expose``, ``pkg/polymorphichelpers``,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from kubesvc.api.names import is_dns1123_subdomain, is_valid_port_name
 from kubesvc.api.selectors import parse_equality_map

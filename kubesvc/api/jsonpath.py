@@ -38,7 +38,7 @@ class Text:
 
 @dataclass
 class ListNode:
-    nodes: list["Node"] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
 
 
 @dataclass

@@ -18,8 +18,9 @@ Rules kept here:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from kubesvc.errors import ClientError
 

@@ -32,9 +32,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubesvc.api import defaults
+from kubesvc.api import defaults, names
 from kubesvc.api import field as f
-from kubesvc.api import names
 from kubesvc.api.field import FieldError
 
 Obj = dict[str, Any]

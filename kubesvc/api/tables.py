@@ -11,9 +11,10 @@ Rules kept here (K8s ``pkg/printers/internalversion/printers.go``, spec §6):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 UNKNOWN = "<unknown>"
 
@@ -63,7 +64,7 @@ def parse_time(timestamp: str | None) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     if parsed.year <= 1:
         return None  # Go's zero time
     return parsed
@@ -75,7 +76,7 @@ def age(timestamp: str | None, now: datetime) -> str:
     if parsed is None:
         return UNKNOWN
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     return human_duration((now - parsed).total_seconds())
 
 
@@ -422,7 +423,7 @@ def pod_cells(pod: dict[str, Any], now: datetime) -> tuple[str, str, str]:
     restarts_text = str(restarts)
     if restarts != 0 and last_restart is not None:
         if now.tzinfo is None:
-            now = now.replace(tzinfo=timezone.utc)
+            now = now.replace(tzinfo=UTC)
         restarts_text = f"{restarts} ({human_duration((now - last_restart).total_seconds())} ago)"
     return f"{ready}/{total}", reason, restarts_text
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
-from typing import Annotated
 
 from kubesvc.cli.common import Context, set_global
 
@@ -101,7 +100,7 @@ COMMANDS: dict[str, str] = {
 _GLOBAL_OPTS_WITH_VALUE = {"--store", "--namespace", "-n"}
 
 
-def _requested_verb(argv: list[str]) -> Optional[str]:
+def _requested_verb(argv: list[str]) -> str | None:
     """The verb in argv, skipping the global options before it (None: show everything)."""
     it = iter(argv)
     for tok in it:
@@ -117,7 +116,7 @@ def _requested_verb(argv: list[str]) -> Optional[str]:
     return None
 
 
-def build_app(argv: Optional[list[str]] = None) -> typer.Typer:
+def build_app(argv: list[str] | None = None) -> typer.Typer:
     """The app. With argv naming a verb, only that verb is mounted: building every command's
     parameters costs tens of milliseconds of start-up that a single `get` should not pay."""
     import importlib
@@ -136,8 +135,8 @@ def build_app(argv: Optional[list[str]] = None) -> typer.Typer:
     @app.callback()
     def root(
         ctx: typer.Context,
-        store: Annotated[Optional[str], typer.Option("--store", help="Path of the SQLite store (default $KUBESVC_STORE, else ~/.kubesvc/store.db).")] = None,
-        namespace: Annotated[Optional[str], typer.Option("--namespace", "-n", help="Namespace for this request.")] = None,
+        store: Annotated[str | None, typer.Option("--store", help="Path of the SQLite store (default $KUBESVC_STORE, else ~/.kubesvc/store.db).")] = None,
+        namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace for this request.")] = None,
         version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the client version (as `kubesvc version --client`) and exit.")] = False,
     ) -> None:
         ctx.obj = Context(store_path=store, namespace=namespace)

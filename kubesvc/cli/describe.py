@@ -17,8 +17,9 @@ Rules kept here (kubectl ``pkg/describe/describe.go`` v0.32, spec §7):
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from kubesvc.api.jsonpath import go_text
 from kubesvc.api.tables import (
@@ -60,7 +61,7 @@ def join_descriptions(texts: Iterable[str]) -> str:
 # -------------------------------------------------------------------------------------- helpers
 
 
-def _object_header(w: "_Writer", meta: dict[str, Any]) -> None:
+def _object_header(w: _Writer, meta: dict[str, Any]) -> None:
     """The four lines most describers open with: Name, Namespace, Labels, Annotations."""
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
     w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
@@ -120,7 +121,7 @@ def _events(w: _Writer, events: Sequence[dict[str, Any]] | None, now: datetime) 
     if not events:
         w.write(0, "Events:\t<none>\n")
         return
-    epoch = datetime.min.replace(tzinfo=timezone.utc)
+    epoch = datetime.min.replace(tzinfo=UTC)
     ordered = sorted(events, key=lambda e: parse_time(e.get("lastTimestamp")) or epoch)
     w.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
     w.write(1, "----\t------\t----\t----\t-------\n")

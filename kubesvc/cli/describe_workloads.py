@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from kubesvc.api.tables import (
     _d,
@@ -19,8 +20,6 @@ from kubesvc.api.tables import (
     selector_string,
 )
 from kubesvc.cli.describe import _annotations, _events, _labels, _meta, _rfc1123z, _Writer
-
-
 
 
 def _probe(probe: dict[str, Any]) -> str:

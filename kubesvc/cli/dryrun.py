@@ -12,7 +12,7 @@ Rules kept here (kubectl ``create.go``, ``apply.go`` with ``DryRunClient``):
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kubesvc.registry.generic import Registry, Result
@@ -25,14 +25,14 @@ def decode(obj: dict[str, Any], validate: str) -> tuple[dict[str, Any], list[str
     return Registry.decode(None, copy.deepcopy(obj), validate)  # type: ignore[arg-type]
 
 
-def create(obj: dict[str, Any], validate: str) -> "Result":
+def create(obj: dict[str, Any], validate: str) -> Result:
     from kubesvc.registry.generic import Result
 
     decoded, warnings = decode(obj, validate)
     return Result(decoded, warnings, "created")
 
 
-def apply(reg: Optional["Registry"], obj: dict[str, Any], validate: str) -> "Result":
+def apply(reg: Registry | None, obj: dict[str, Any], validate: str) -> Result:
     from kubesvc.api import apply as applylib
     from kubesvc.api.kinds import BY_KIND
     from kubesvc.registry.generic import Result

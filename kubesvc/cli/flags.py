@@ -18,7 +18,7 @@ looked up on the command reached so far, then on the root for the global ones.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 GLOBAL_FLAGS = ("--store", "--namespace", "-n")
 HELP_FLAGS = ("-h", "--help")
@@ -50,7 +50,7 @@ class _Flag:
         longs = [o for o in opts if o.startswith("--")]
         return ", ".join(shorts[:1] + longs[:1]) or opts[0]
 
-    def emit(self, value: Optional[str]) -> list[str]:
+    def emit(self, value: str | None) -> list[str]:
         """click tokens for this flag with ``value`` (None: a boolean given without a value)."""
         opts = list(self.option.opts)
         longs = [o for o in opts if o.startswith("--")]
@@ -88,7 +88,7 @@ def normalize(root: Any, args: list[str], prog: str = "kubesvc") -> list[str]:
     after: list[str] = []  # the verb and everything that follows
     at_root = True
 
-    def lookup(name: str) -> tuple[Optional[_Flag], bool]:
+    def lookup(name: str) -> tuple[_Flag | None, bool]:
         """(flag, hoist): the command's own flag, else a global flag read by the root."""
         if name in HELP_FLAGS:
             return None, False

@@ -14,8 +14,9 @@ Rules kept here (cli-runtime ``pkg/printers``, kubectl ``get.go``, spec §6):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from kubesvc.api import tables
 from kubesvc.api.jsonpath import JSONPath, JSONPathError, go_sprint

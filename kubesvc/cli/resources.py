@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from kubesvc.api import kinds
 from kubesvc.api.manifests import read_sources
@@ -32,7 +32,7 @@ class Item:
         return str((self.obj.get("metadata") or {}).get("namespace") or "")
 
 
-def load(filenames: Optional[list[str]], recursive: bool, ns: str, explicit: bool, verb: str) -> list[Item]:
+def load(filenames: list[str] | None, recursive: bool, ns: str, explicit: bool, verb: str) -> list[Item]:
     if not filenames:
         raise ClientError("must specify one of -f and -k")
     manifests = read_sources(filenames, recursive)

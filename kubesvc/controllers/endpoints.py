@@ -13,7 +13,7 @@ Rules kept here (spec §5.2):
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 HEADLESS_LABEL = "service.kubernetes.io/headless"
@@ -180,7 +180,7 @@ def sync(txn: TxnLike, service: dict[str, Any], pods: list[dict[str, Any]] | Non
 
 
 def _trigger_time() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def on_service_deleted(txn: TxnLike, service: dict[str, Any]) -> None:

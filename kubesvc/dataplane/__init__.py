@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from kubesvc.dataplane.proxy.server import ProxyOptions
 
 
-def run_proxy(store_path: str, options: "ProxyOptions") -> int:
+def run_proxy(store_path: str, options: ProxyOptions) -> int:
     """Run the proxy until SIGTERM/SIGINT; prints the ready line once it serves. Returns the exit code."""
     import asyncio
 

@@ -27,7 +27,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger("kubesvc.runtime")
 

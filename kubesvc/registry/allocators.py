@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from kubesvc.errors import InternalError
 

@@ -14,10 +14,9 @@ import copy
 import json
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubesvc.api.kinds import BY_KIND, KINDS, Kind
 from kubesvc.errors import BadRequest, Forbidden, Invalid, NotFound
@@ -340,7 +339,7 @@ def _lb_ips(svc: dict[str, Any] | None) -> list[str]:
     return [i.get("ip") or i.get("hostname", "") for i in ingress]
 
 
-def _record_event(txn: "Txn", obj: dict[str, Any], type_: str, reason: str, message: str, component: str) -> None:
+def _record_event(txn: Txn, obj: dict[str, Any], type_: str, reason: str, message: str, component: str) -> None:
     """An Event about obj, written in the same transaction (what `describe` shows under Events)."""
     from kubesvc.store.db import now_rfc3339
 
@@ -365,7 +364,7 @@ def _record_event(txn: "Txn", obj: dict[str, Any], type_: str, reason: str, mess
     })
 
 
-def _lb_event(txn: "Txn", old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+def _lb_event(txn: Txn, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
     """Like MetalLB: IPAllocated when the address changes, AllocationFailed when none could be given."""
     if (new.get("spec") or {}).get("type") != "LoadBalancer":
         return

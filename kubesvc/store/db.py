@@ -20,11 +20,12 @@ import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from kubesvc.api.kinds import BY_KIND
 from kubesvc.config import DEFAULTS, Settings
@@ -57,7 +58,7 @@ class Change:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _dumps(obj: dict[str, Any]) -> str:
@@ -103,7 +104,7 @@ class Store:
         return True
 
     @classmethod
-    def open(cls, path: str) -> "Store":
+    def open(cls, path: str) -> Store:
         """Open for a command: any failure (not a database, unreadable, no space) is one ClientError."""
         try:
             return cls(path)
@@ -115,7 +116,7 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -257,7 +258,7 @@ class Store:
     # ------------------------------------------------------------------------------ writes
 
     @contextmanager
-    def write(self) -> Iterator["Txn"]:
+    def write(self) -> Iterator[Txn]:
         """One BEGIN IMMEDIATE transaction; commits on success, rolls back on any exception."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -431,7 +432,7 @@ class Txn:
     def _expire_events(self) -> None:
         """Delete Events last seen more than EVENT_TTL_SECONDS ago (through ``delete``: watchers see them go),
         as the apiserver's event TTL does; run whenever an Event is created, so their number stays bounded."""
-        cutoff = (datetime.now(timezone.utc) - timedelta(seconds=EVENT_TTL_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cutoff = (datetime.now(UTC) - timedelta(seconds=EVENT_TTL_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
         rows = self.conn.execute(
             "SELECT namespace, name FROM objects WHERE kind='Event' AND COALESCE(json_extract(body, '$.lastTimestamp'),"
             " json_extract(body, '$.eventTime'), json_extract(body, '$.metadata.creationTimestamp'), '') < ?", (cutoff,)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import dns.message
 import dns.opcode
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.dataplane.dns_fixtures import Cluster, Running, dns_server, upstream, write_resolv_conf, configmap
+from tests.dataplane.dns_fixtures import Cluster, Running, configmap, dns_server, upstream, write_resolv_conf
 
 VALID = dns.message.make_query("kube-dns.kube-system.svc.cluster.local", "A").to_wire()
 

@@ -7,14 +7,22 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import dns.message
 import pytest
 
 from tests.dataplane.dns_fixtures import (
-    Cluster, Running, configmap, dig, dns_server, pod, service, upstream, write_resolv_conf,
+    Cluster,
+    Running,
+    configmap,
+    dig,
+    dns_server,
+    pod,
+    service,
+    upstream,
+    write_resolv_conf,
 )
 from tests.support.procs import ROOT, wait_for
 

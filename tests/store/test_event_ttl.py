@@ -3,7 +3,7 @@ before the TTL, through the change log (watchers see them go); recent ones stay.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from kubesvc.registry.generic import Registry
 from kubesvc.store.db import EVENT_TTL_SECONDS, Store
@@ -19,7 +19,7 @@ def event(name: str, last: datetime) -> dict:
 def test_old_events_go_when_a_new_one_is_written(tmp_path):
     store = Store(str(tmp_path / "s.db"))
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with store.write() as txn:
             txn.create(event("old", now - timedelta(seconds=EVENT_TTL_SECONDS + 60)))
             txn.create(event("recent", now - timedelta(seconds=EVENT_TTL_SECONDS - 60)))

@@ -22,7 +22,7 @@ class Proc:
         e.pop("KUBESVC_DEBUG", None)
         self.argv = [sys.executable, "-m", "kubesvc", "--store", store, *args]
         self.p = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(ROOT), env=e)
-        self.lines: "queue.Queue[str | None]" = queue.Queue()
+        self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._pump_out, daemon=True).start()
         threading.Thread(target=self._pump_err, daemon=True).start()

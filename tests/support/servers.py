@@ -19,7 +19,7 @@ from typing import Any
 
 
 class _Tcp(asyncio.Protocol):
-    def __init__(self, srv: "Backend") -> None:
+    def __init__(self, srv: Backend) -> None:
         self.srv = srv
         self.n = 0
         self.buf = b""
@@ -61,7 +61,7 @@ class _Tcp(asyncio.Protocol):
 
 
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, srv: "Backend") -> None:
+    def __init__(self, srv: Backend) -> None:
         self.srv = srv
 
     def connection_made(self, transport: Any) -> None:

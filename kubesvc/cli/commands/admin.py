@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Annotated
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import OutputOpt, StoreOpt
@@ -33,11 +32,11 @@ def version(output: OutputOpt = None, client: Annotated[bool, typer.Option("--cl
 
 
 def init(
-    service_cluster_ip_range: Annotated[Optional[str], typer.Option("--service-cluster-ip-range", help="CIDR for cluster IPs (default 127.96.0.0/12).")] = None,
-    service_node_port_range: Annotated[Optional[str], typer.Option("--service-node-port-range", help="NodePort range (default 30000-32767).")] = None,
-    load_balancer_ip_pool: Annotated[Optional[str], typer.Option("--load-balancer-ip-pool", help="CIDR for LoadBalancer addresses (default 127.240.0.0/16).")] = None,
-    pod_ip_range: Annotated[Optional[str], typer.Option("--pod-ip-range", help="CIDR for pod IPs (default 127.244.0.0/16).")] = None,
-    cluster_domain: Annotated[Optional[str], typer.Option("--cluster-domain", help="Cluster DNS domain (default cluster.local).")] = None,
+    service_cluster_ip_range: Annotated[str | None, typer.Option("--service-cluster-ip-range", help="CIDR for cluster IPs (default 127.96.0.0/12).")] = None,
+    service_node_port_range: Annotated[str | None, typer.Option("--service-node-port-range", help="NodePort range (default 30000-32767).")] = None,
+    load_balancer_ip_pool: Annotated[str | None, typer.Option("--load-balancer-ip-pool", help="CIDR for LoadBalancer addresses (default 127.240.0.0/16).")] = None,
+    pod_ip_range: Annotated[str | None, typer.Option("--pod-ip-range", help="CIDR for pod IPs (default 127.244.0.0/16).")] = None,
+    cluster_domain: Annotated[str | None, typer.Option("--cluster-domain", help="Cluster DNS domain (default cluster.local).")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Create the store (if needed) and set the cluster settings; ranges only change before first use."""

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import (
-    DryRunOpt, FilenameOpt, NamespaceOpt, OutputOpt, RecursiveOpt, StoreOpt, ValidateOpt,
+    DryRunOpt,
+    FilenameOpt,
+    NamespaceOpt,
+    OutputOpt,
+    RecursiveOpt,
+    StoreOpt,
+    ValidateOpt,
 )
 from kubesvc.errors import ClientError, Invalid
 
@@ -52,12 +57,12 @@ service_app = typer.Typer(help="Create a service using a specified subcommand.")
 app.add_typer(service_app, name="service")
 app.add_typer(service_app, name="svc", hidden=True)
 
-TcpOpt = Annotated[Optional[list[str]], typer.Option("--tcp", help="Port pairs <port>:<targetPort>; can be repeated.")]
+TcpOpt = Annotated[list[str] | None, typer.Option("--tcp", help="Port pairs <port>:<targetPort>; can be repeated.")]
 
 
-def _generate(kind: str, name: str, tcp: Optional[list[str]], node_port: Optional[int], cluster_ip: Optional[str],
-              external_name: Optional[str], namespace: Optional[str], output: Optional[str], dry_run: str,
-              store: Optional[str]) -> None:
+def _generate(kind: str, name: str, tcp: list[str] | None, node_port: int | None, cluster_ip: str | None,
+              external_name: str | None, namespace: str | None, output: str | None, dry_run: str,
+              store: str | None) -> None:
     from kubesvc.api import expose as exposelib
 
     ports = [p for value in (tcp or []) for p in exposelib.split_string_slice(value)]
@@ -75,7 +80,7 @@ def _generate(kind: str, name: str, tcp: Optional[list[str]], node_port: Optiona
 def create_clusterip(
     name: str,
     tcp: TcpOpt = None,
-    clusterip: Annotated[Optional[str], typer.Option("--clusterip", help="Assign your own ClusterIP or set to 'None' for a 'headless' service.")] = None,
+    clusterip: Annotated[str | None, typer.Option("--clusterip", help="Assign your own ClusterIP or set to 'None' for a 'headless' service.")] = None,
     namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
 ) -> None:
     """Create a ClusterIP service."""
@@ -86,7 +91,7 @@ def create_clusterip(
 def create_nodeport(
     name: str,
     tcp: TcpOpt = None,
-    node_port: Annotated[Optional[int], typer.Option("--node-port", help="Port used to expose the service on each node.")] = None,
+    node_port: Annotated[int | None, typer.Option("--node-port", help="Port used to expose the service on each node.")] = None,
     namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
 ) -> None:
     """Create a NodePort service."""
@@ -105,7 +110,7 @@ def create_loadbalancer(
 @service_app.command("externalname")
 def create_externalname(
     name: str,
-    external_name: Annotated[Optional[str], typer.Option("--external-name", help="External name of the service.")] = None,
+    external_name: Annotated[str | None, typer.Option("--external-name", help="External name of the service.")] = None,
     tcp: TcpOpt = None,
     namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
 ) -> None:
@@ -142,8 +147,8 @@ app.command("ns", hidden=True)(create_namespace)
 secret_app = typer.Typer(help="Create a secret using a specified subcommand.")
 app.add_typer(secret_app, name="secret")
 
-FromLiteralOpt = Annotated[Optional[list[str]], typer.Option("--from-literal", help="key=value; can be repeated.")]
-FromFileOpt = Annotated[Optional[list[str]], typer.Option("--from-file", help="[key=]path; can be repeated.")]
+FromLiteralOpt = Annotated[list[str] | None, typer.Option("--from-literal", help="key=value; can be repeated.")]
+FromFileOpt = Annotated[list[str] | None, typer.Option("--from-file", help="[key=]path; can be repeated.")]
 
 
 def _read(path: str) -> bytes:
@@ -154,11 +159,11 @@ def _read(path: str) -> bytes:
         raise ClientError(f"open {path}: {e.strerror.lower() if e.strerror else e}") from None
 
 
-def _files(specs: Optional[list[str]]) -> list[tuple[str, bytes]]:
+def _files(specs: list[str] | None) -> list[tuple[str, bytes]]:
     return [(spec, _read(spec.partition("=")[2] if "=" in spec else spec)) for spec in specs or []]
 
 
-def _store_generated(obj: dict, namespace: Optional[str], output: Optional[str], dry_run: str, store: Optional[str]) -> None:
+def _store_generated(obj: dict, namespace: str | None, output: str | None, dry_run: str, store: str | None) -> None:
     """A generated object: printed as kubectl prints it with --dry-run=client, else created."""
     mode, out_fmt = common.dry_run_mode(dry_run), common.check_output(output)
     ns, explicit = common.namespace(namespace)
@@ -181,7 +186,7 @@ def create_secret_tls(
 @secret_app.command("generic")
 def create_secret_generic(
     name: str, from_literal: FromLiteralOpt = None, from_file: FromFileOpt = None,
-    type_: Annotated[Optional[str], typer.Option("--type", help="The type of secret to create.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="The type of secret to create.")] = None,
     namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
 ) -> None:
     """Create a secret from literal values or files."""

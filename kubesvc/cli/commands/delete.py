@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import Exit, Failure, FilenameOpt, NamespaceOpt, RecursiveOpt, SelectorOpt, StoreOpt
@@ -13,7 +12,7 @@ from kubesvc.errors import ClientError, KubesvcError, NotFound
 
 
 def delete(
-    args: Annotated[Optional[list[str]], typer.Argument(help="TYPE NAME... or TYPE/NAME...")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help="TYPE NAME... or TYPE/NAME...")] = None,
     filename: FilenameOpt = None,
     recursive: RecursiveOpt = False,
     namespace: NamespaceOpt = None,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import Exit, Failure, NamespaceOpt, SelectorOpt, StoreOpt
@@ -13,7 +12,7 @@ from kubesvc.errors import KubesvcError, NotFound
 
 
 def describe(
-    args: Annotated[Optional[list[str]], typer.Argument(help="TYPE [NAME_PREFIX...] or TYPE/NAME")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help="TYPE [NAME_PREFIX...] or TYPE/NAME")] = None,
     namespace: NamespaceOpt = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
     selector: SelectorOpt = None,
@@ -51,7 +50,7 @@ def describe(
             objs.extend(reg.list(kind, scope, sel))
     events = reg.list("Event", None) if show_events else []
 
-    def lookup(kind: str, namespace: str, name: str) -> Optional[dict[str, Any]]:
+    def lookup(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return reg.get(kind, namespace, name)
         except KubesvcError:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import FilenameOpt, NamespaceOpt, OutputOpt, RecursiveOpt, StoreOpt
@@ -15,20 +14,20 @@ Opt = typer.Option
 
 
 def expose(
-    args: Annotated[Optional[list[str]], typer.Argument(help="TYPE NAME or TYPE/NAME")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help="TYPE NAME or TYPE/NAME")] = None,
     filename: FilenameOpt = None,
     recursive: RecursiveOpt = False,
-    port: Annotated[Optional[str], Opt("--port", help="The port(s) the service serves on (comma list).")] = None,
-    target_port: Annotated[Optional[str], Opt("--target-port", help="Name or number of the port on the pods.")] = None,
-    protocol: Annotated[Optional[str], Opt("--protocol", help="TCP, UDP or SCTP for all ports.")] = None,
-    type_: Annotated[Optional[str], Opt("--type", help="ClusterIP, NodePort, LoadBalancer or ExternalName.")] = None,
-    name: Annotated[Optional[str], Opt("--name", help="The name of the new Service.")] = None,
-    selector: Annotated[Optional[str], Opt("--selector", help="k=v,... selector for the Service.")] = None,
-    labels: Annotated[Optional[str], Opt("--labels", "-l", help="Labels for the Service.")] = None,
-    session_affinity: Annotated[Optional[str], Opt("--session-affinity", help="None or ClientIP.")] = None,
-    cluster_ip: Annotated[Optional[str], Opt("--cluster-ip", help="ClusterIP to use, or None for headless.")] = None,
-    external_ip: Annotated[Optional[str], Opt("--external-ip", help="An external IP for the Service.")] = None,
-    load_balancer_ip: Annotated[Optional[str], Opt("--load-balancer-ip", help="IP for a LoadBalancer Service.")] = None,
+    port: Annotated[str | None, Opt("--port", help="The port(s) the service serves on (comma list).")] = None,
+    target_port: Annotated[str | None, Opt("--target-port", help="Name or number of the port on the pods.")] = None,
+    protocol: Annotated[str | None, Opt("--protocol", help="TCP, UDP or SCTP for all ports.")] = None,
+    type_: Annotated[str | None, Opt("--type", help="ClusterIP, NodePort, LoadBalancer or ExternalName.")] = None,
+    name: Annotated[str | None, Opt("--name", help="The name of the new Service.")] = None,
+    selector: Annotated[str | None, Opt("--selector", help="k=v,... selector for the Service.")] = None,
+    labels: Annotated[str | None, Opt("--labels", "-l", help="Labels for the Service.")] = None,
+    session_affinity: Annotated[str | None, Opt("--session-affinity", help="None or ClientIP.")] = None,
+    cluster_ip: Annotated[str | None, Opt("--cluster-ip", help="ClusterIP to use, or None for headless.")] = None,
+    external_ip: Annotated[str | None, Opt("--external-ip", help="An external IP for the Service.")] = None,
+    load_balancer_ip: Annotated[str | None, Opt("--load-balancer-ip", help="IP for a LoadBalancer Service.")] = None,
     namespace: NamespaceOpt = None,
     output: OutputOpt = None,
     dry_run: common.DryRunOpt = "none",

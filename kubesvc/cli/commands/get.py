@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import Exit, Failure, NamespaceOpt, OutputOpt, SelectorOpt, StoreOpt
@@ -20,14 +19,14 @@ NO_TYPE = (
 )
 
 
-def parse_targets(args: list[str]) -> list[tuple[str, Optional[list[str]]]]:
+def parse_targets(args: list[str]) -> list[tuple[str, list[str] | None]]:
     """kubectl's argument forms: `TYPE[,TYPE] [NAME...]`, `TYPE/NAME...`, `all`."""
     from kubesvc.api.kinds import ALL_CATEGORY, resolve
 
     if not args:
         raise ClientError(NO_TYPE)
     if "/" in args[0]:
-        out: list[tuple[str, Optional[list[str]]]] = []
+        out: list[tuple[str, list[str] | None]] = []
         for a in args:
             if "/" not in a:
                 raise ClientError("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubesvc get resource/<resource_name>' instead of 'kubesvc get resource resource/<resource_name>'")
@@ -55,13 +54,13 @@ def parse_targets(args: list[str]) -> list[tuple[str, Optional[list[str]]]]:
 
 
 def get(
-    args: Annotated[Optional[list[str]], typer.Argument(help="TYPE[,TYPE...] [NAME...] or TYPE/NAME...")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help="TYPE[,TYPE...] [NAME...] or TYPE/NAME...")] = None,
     namespace: NamespaceOpt = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="List across all namespaces.")] = False,
     output: OutputOpt = None,
     selector: SelectorOpt = None,
     show_labels: Annotated[bool, typer.Option("--show-labels", help="Show all labels as the last column.")] = False,
-    label_columns: Annotated[Optional[list[str]], typer.Option("--label-columns", "-L", help="Labels to show as columns.")] = None,
+    label_columns: Annotated[list[str] | None, typer.Option("--label-columns", "-L", help="Labels to show as columns.")] = None,
     no_headers: Annotated[bool, typer.Option("--no-headers", help="Don't print headers.")] = False,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="After listing, watch for changes.")] = False,
     watch_only: Annotated[bool, typer.Option("--watch-only", help="Watch for changes without listing first.")] = False,
@@ -137,7 +136,7 @@ def _print(groups: list[tuple[str, list[dict[str, Any]]]], objs_all: list[dict[s
         common.print_objects(objs_all, out_fmt, single)
 
 
-def _watch(reg: Any, since: int, targets: list[tuple[str, Optional[list[str]]]], ns: Optional[str], sel: Any,
+def _watch(reg: Any, since: int, targets: list[tuple[str, list[str] | None]], ns: str | None, sel: Any,
            out_fmt: str, show_kind: bool, all_namespaces: bool, show_labels: bool, label_columns: list[str],
            timeout: float) -> None:
     from kubesvc.api.kinds import BY_KIND

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import StoreOpt
@@ -27,7 +26,7 @@ def ingress(
     http_address: Annotated[str, Opt("--http-address", help="ADDR:PORT for plain HTTP (port 0 picks a free one; empty disables).")] = "127.0.0.1:80",
     https_address: Annotated[str, Opt("--https-address", help="ADDR:PORT for HTTPS (port 0 picks a free one; empty disables).")] = "127.0.0.1:443",
     ingress_class: Annotated[str, Opt("--ingress-class", help="IngressClass served (created with controller kubesvc.io/ingress when absent).")] = "kubesvc",
-    default_ssl_certificate: Annotated[Optional[str], Opt("--default-ssl-certificate", help="NAMESPACE/NAME of a kubernetes.io/tls Secret for hosts without one (default: a self-signed certificate kept in kube-system).")] = None,
+    default_ssl_certificate: Annotated[str | None, Opt("--default-ssl-certificate", help="NAMESPACE/NAME of a kubernetes.io/tls Secret for hosts without one (default: a self-signed certificate kept in kube-system).")] = None,
     access_log: Annotated[str, Opt("--access-log", help="Access log destination: '-' (stderr), a file path (appended), or 'off'.")] = "-",
     proxy_body_size: Annotated[str, Opt("--proxy-body-size", help="Largest request body (413 beyond); 0 = unlimited. Per Ingress: annotation nginx.ingress.kubernetes.io/proxy-body-size.")] = "1m",
     proxy_connect_timeout: Annotated[str, Opt("--proxy-connect-timeout", help="Time to connect to an endpoint before trying the next (504 when all time out).")] = "5s",

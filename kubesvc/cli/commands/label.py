@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import Exit, Failure, NamespaceOpt, SelectorOpt, StoreOpt
@@ -38,8 +37,8 @@ def _split(args: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
     return resources, sets, removes
 
 
-def _run(field: str, verb: str, args: list[str], overwrite: bool, all_: bool, selector: Optional[str],
-         namespace: Optional[str], dry_run: str, store: Optional[str], output: Optional[str] = None) -> None:
+def _run(field: str, verb: str, args: list[str], overwrite: bool, all_: bool, selector: str | None,
+         namespace: str | None, dry_run: str, store: str | None, output: str | None = None) -> None:
     from kubesvc.api import selectors
     from kubesvc.api.kinds import BY_KIND
     from kubesvc.cli.commands.get import parse_targets

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Optional
+from typing import Annotated
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import StoreOpt
 from kubesvc.errors import ClientError
+
 
 def parse_cidrs(values: list[str], flag: str) -> tuple[str, ...]:
     out: list[str] = []
@@ -49,7 +49,7 @@ def parse_workers(text: str) -> int:
     return int(text)
 
 
-NodePortAddressesOpt = Annotated[Optional[list[str]], typer.Option("--nodeport-addresses", help="CIDRs selecting the node addresses NodePorts listen on (comma-separated or repeated; default 127.0.0.0/8 = 127.0.0.1; a /32 names one address).")]
+NodePortAddressesOpt = Annotated[list[str] | None, typer.Option("--nodeport-addresses", help="CIDRs selecting the node addresses NodePorts listen on (comma-separated or repeated; default 127.0.0.0/8 = 127.0.0.1; a /32 names one address).")]
 HealthzOpt = Annotated[str, typer.Option("--healthz-bind-address", help="host:port for /healthz (port 0 = any free port; empty disables).")]
 MetricsOpt = Annotated[str, typer.Option("--metrics-bind-address", help="host:port for Prometheus /metrics (port 0 = any free port; empty disables).")]
 UdpTimeoutOpt = Annotated[str, typer.Option("--udp-timeout", help="Idle time after which a UDP flow is dropped (e.g. 250ms, 10s).")]
@@ -63,7 +63,7 @@ def proxy(
     udp_timeout: UdpTimeoutOpt = "10s",
     verbosity: VerbosityOpt = 0,
     workers: Annotated[str, typer.Option("--workers", help="Processes sharing every listening socket (SO_REUSEPORT), 1-64, or 'auto' (one per CPU, like HAProxy's default threads); more than 1 raises the connection and request rate on several cores.")] = "1",
-    status_file: Annotated[Optional[str], typer.Option("--status-file", help="Keep a JSON summary of what is served in this file (used by `kubesvc status`).")] = None,
+    status_file: Annotated[str | None, typer.Option("--status-file", help="Keep a JSON summary of what is served in this file (used by `kubesvc status`).")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Proxy Service traffic: listen on cluster IPs, NodePorts, external and load-balancer IPs, forward to ready endpoints.

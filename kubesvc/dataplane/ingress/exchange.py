@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from kubesvc.dataplane.ingress.routes import Route, RouteTable, normalize_host, normalize_path
 from kubesvc.dataplane.ingress.upstream import Clock, Endpoint, HeadCache, Pool, Upstream, UpstreamConn

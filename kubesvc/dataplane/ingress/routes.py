@@ -27,8 +27,9 @@ Rules kept here (dataplane spec §3.3, §3.4):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 CONTROLLER = "kubesvc.io/ingress"
 CLASS_NAME = "kubesvc"

@@ -26,8 +26,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from kubesvc.dataplane import runtime
 from kubesvc.dataplane.ingress import routes, tls

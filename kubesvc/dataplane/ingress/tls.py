@@ -24,7 +24,8 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kubesvc.dataplane.ingress.routes import RouteTable
 
@@ -115,7 +116,7 @@ def _generate_with_cryptography() -> tuple[bytes, bytes]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acme Co"), x509.NameAttribute(NameOID.COMMON_NAME, FAKE_CN)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())

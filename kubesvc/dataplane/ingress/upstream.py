@@ -129,7 +129,7 @@ class UpstreamConn(asyncio.Protocol):
     __slots__ = ("pool", "addr", "transport", "parser", "owner", "deadline", "closed", "hout", "special",
                  "idle_since", "tunnel", "paused", "got_data", "in_message", "learned", "learning")
 
-    def __init__(self, pool: "Pool", addr: Endpoint) -> None:
+    def __init__(self, pool: Pool, addr: Endpoint) -> None:
         self.pool = pool
         self.addr = addr
         self.transport: asyncio.Transport | None = None

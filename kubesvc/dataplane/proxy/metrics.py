@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 _TCP_INFO_LEN = 136
 _BYTES_ACKED_OFFSET = 120  # struct tcp_info: tcpi_bytes_acked (u64), then tcpi_bytes_received (u64)

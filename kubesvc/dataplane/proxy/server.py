@@ -33,7 +33,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Union
 
 from kubesvc.dataplane.proxy import plan as planning
@@ -341,8 +341,8 @@ class ProxyServer:
 
     def _healthz(self) -> tuple[int, str, str]:
         fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
-        last = datetime.fromtimestamp(self.sync_stats.last_timestamp, timezone.utc).strftime(fmt)
-        now = datetime.now(timezone.utc).strftime(fmt)
+        last = datetime.fromtimestamp(self.sync_stats.last_timestamp, UTC).strftime(fmt)
+        now = datetime.now(UTC).strftime(fmt)
         ok = self.sync_stats.syncs > 0
         return (200 if ok else 503), "application/json", json.dumps({"lastUpdated": last, "currentTime": now, "revision": self.revision}) + "\n"
 

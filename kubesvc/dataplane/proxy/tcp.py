@@ -24,8 +24,6 @@ Rules kept here (spec dataplane.md §1.6, §1.7):
 
 from __future__ import annotations
 
-from kubesvc.dataplane.runtime import bind_socket
-
 import asyncio
 import logging
 import socket
@@ -34,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubesvc.dataplane.proxy.balancer import NoEndpoints
 from kubesvc.dataplane.proxy.metrics import tcp_bytes
+from kubesvc.dataplane.runtime import bind_socket
 
 if TYPE_CHECKING:
     from kubesvc.dataplane.proxy.server import PortState

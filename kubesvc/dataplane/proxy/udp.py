@@ -19,8 +19,6 @@ Rules kept here (spec dataplane.md §1.8):
 
 from __future__ import annotations
 
-from kubesvc.dataplane.runtime import bind_socket
-
 import asyncio
 import logging
 import socket
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubesvc.dataplane.proxy.balancer import NoEndpoints
 from kubesvc.dataplane.proxy.tcp import steer_by_client_ip
+from kubesvc.dataplane.runtime import bind_socket
 
 if TYPE_CHECKING:
     from kubesvc.dataplane.proxy.server import PortState
@@ -50,7 +49,7 @@ class Flow:
 
 
 class UdpListener(asyncio.DatagramProtocol):
-    def __init__(self, key: tuple[str, str, int], state: "PortState", idle_timeout: float, workers: int = 1) -> None:
+    def __init__(self, key: tuple[str, str, int], state: PortState, idle_timeout: float, workers: int = 1) -> None:
         self.key = key
         self.state = state
         self.idle_timeout = idle_timeout
