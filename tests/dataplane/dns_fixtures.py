@@ -80,15 +80,16 @@ class Running:
     proc: Proc
     host: str
     port: int
+    ready: dict[str, str] = field(default_factory=dict)  # the ready line's fields
 
 
 @contextmanager
 def dns_server(store: str, resolv_conf: str, *args: str) -> Iterator[Running]:
     proc = Proc(store, "dns", "--listen", "127.0.0.1:0", "--resolv-conf", resolv_conf, *args)
     try:
-        line = proc.wait_line("kubesvc dns ready")
-        host, _, port = ready_fields(line)["udp"].rpartition(":")
-        yield Running(proc, host, int(port))
+        fields = ready_fields(proc.wait_line("kubesvc dns ready"))
+        host, _, port = fields["udp"].rpartition(":")
+        yield Running(proc, host, int(port), fields)
     finally:
         proc.stop()
 

@@ -19,6 +19,7 @@ import pytest
 from kubesvc.dataplane.dns import records, wire
 from kubesvc.dataplane.dns.config import ForwardConfig
 from kubesvc.dataplane.dns.handler import Handler
+from kubesvc.dataplane.dns.server import UDP_RECEIVE_BUFFER
 from tests.dataplane.dns_fixtures import Cluster, Running, dig, dns_server, write_resolv_conf
 from tests.support.procs import ready_fields
 
@@ -35,10 +36,14 @@ def labels(*parts: str) -> bytes:
     return b"".join(bytes([len(p)]) + p.encode() for p in parts) + b"\x00"
 
 
+def with_opt(q: bytes, options: bytes) -> bytes:
+    """``q`` (no additional records) with an OPT record (payload 1232) carrying ``options``."""
+    return q[:10] + b"\x00\x01" + q[12:] + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00" + struct.pack("!H", len(options)) + options
+
+
 def with_options(q: bytes, n: int) -> bytes:
-    """``q`` (no additional records) with an OPT record of ``n`` empty padding options."""
-    return (q[:10] + b"\x00\x01" + q[12:] + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00"
-            + struct.pack("!H", 4 * n) + b"\x00\x0c\x00\x00" * n)
+    """``q`` with ``n`` empty EDNS padding options."""
+    return with_opt(q, b"\x00\x0c\x00\x00" * n)
 
 
 ONE_BYTE_LABELS = b"\x01a" * 20_000 + b"\x00"  # 40 KB: 20,000 one-byte labels
@@ -117,3 +122,130 @@ def test_only_one_opt_record_may_follow_the_question() -> None:
     edns = dns.message.make_query("dns-version.cluster.local", "TXT", use_edns=0).to_wire()
     r = h.handle(edns, False)
     assert isinstance(r, bytes) and dns.message.from_wire(r).rcode() == dns.rcode.NOERROR
+
+
+# ------------------------------------------------------------------------------------------ a running server
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, str]]:
+    c = Cluster(str(tmp_path / "store.db"))
+    try:
+        yield c, write_resolv_conf(tmp_path)
+    finally:
+        c.close()
+
+
+def udp_exchange(s: Running, packet: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.settimeout(5)
+        u.sendto(packet, (s.host, s.port))
+        return u.recv(65535)
+
+
+def tcp_exchange(conn: socket.socket, packet: bytes) -> bytes:
+    conn.sendall(struct.pack("!H", len(packet)) + packet)
+    n = struct.unpack("!H", recv_exactly(conn, 2))[0]
+    return recv_exactly(conn, n)
+
+
+def recv_exactly(conn: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed by the server")
+        buf += chunk
+    return buf
+
+
+def closed_by_server(conn: socket.socket) -> bool:
+    """Whether the server closed ``conn`` (waits at most 5 s for it)."""
+    conn.settimeout(5)
+    try:
+        return conn.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_huge_names_over_udp_and_tcp_get_formerr(cluster: tuple[Cluster, str]) -> None:
+    c, resolv = cluster
+    with dns_server(c.path, resolv) as s:
+        packet = question(ONE_BYTE_LABELS)
+        assert len(packet) > 40_000
+        assert is_formerr(udp_exchange(s, packet))
+        many = with_options(DNS_VERSION, 16_000)
+        assert is_formerr(udp_exchange(s, many), many[:2])
+        with socket.create_connection((s.host, s.port), timeout=5) as conn:
+            assert is_formerr(tcp_exchange(conn, packet))
+            r = dns.message.from_wire(tcp_exchange(conn, VALID))  # the connection goes on
+            assert r.rcode() == dns.rcode.NOERROR and r.answer
+        assert dig(s.port, ZONE_NAME, host=s.host).status == "NOERROR"
+
+
+def test_a_burst_of_large_datagrams_does_not_drop_the_small_queries_behind_it(cluster: tuple[Cluster, str]) -> None:
+    c, resolv = cluster
+    n = 300
+    large = with_opt(DNS_VERSION, b"\x00\x0c" + struct.pack("!H", 4000) + b"\x00" * 4000)  # valid, 4 KB of padding
+    with dns_server(c.path, resolv) as s:
+        rcvbuf = int(s.ready["udp_rcvbuf"])
+        if rcvbuf < 2 * UDP_RECEIVE_BUFFER:  # Linux reports twice the size granted
+            pytest.skip(f"net.core.rmem_max lets the server have {rcvbuf // 2} bytes only")
+        assert dns.message.from_wire(udp_exchange(s, large)).rcode() == dns.rcode.NOERROR
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as big, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as small:
+            big.connect((s.host, s.port))
+            small.connect((s.host, s.port))
+            small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2 * 1024 * 1024)  # room for all its answers
+            for _ in range(n):  # ~1.3 MB of datagrams on the server's socket: 208 KB (the default) drops most
+                big.send(large)
+            for i in range(n):
+                small.send(struct.pack("!H", i) + VALID[2:])
+            small.settimeout(5)
+            answered = set()
+            try:
+                while len(answered) < n:
+                    answered.add(struct.unpack("!H", small.recv(65535)[:2])[0])
+            except TimeoutError:
+                pass
+            assert len(answered) == n, f"{n - len(answered)} of {n} small queries unanswered"
+
+
+def test_a_new_tcp_client_is_answered_when_the_limit_of_idle_connections_is_reached(cluster: tuple[Cluster, str]) -> None:
+    c, resolv = cluster
+    conns: list[socket.socket] = []
+    try:
+        with dns_server(c.path, resolv) as s:  # the default limit, 512
+            for _ in range(512):
+                conn = socket.create_connection((s.host, s.port), timeout=5)
+                conns.append(conn)
+                tcp_exchange(conn, VALID)  # accepted and counted by the server; idle from now on
+            idle = socket.create_connection((s.host, s.port), timeout=5)  # one more that never sends anything
+            conns.append(idle)
+            d = dig(s.port, "+tcp", "+time=2", "+tries=1", ZONE_NAME, host=s.host)
+            assert d.status == "NOERROR" and d.answer, d.text
+            # the least recently active connections made room; the most recent ones still work
+            assert closed_by_server(conns[0]) and closed_by_server(conns[1])
+            assert dns.message.from_wire(tcp_exchange(conns[-2], VALID)).rcode() == dns.rcode.NOERROR
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_idle_tcp_connections_are_closed_but_not_while_an_answer_is_owed(cluster: tuple[Cluster, str]) -> None:
+    c, resolv = cluster
+    from tests.dataplane.dns_fixtures import configmap, upstream
+
+    with upstream(mode="silent") as up:
+        c.apply(configmap({"upstreamNameservers": f'["{up.addr}"]'}))
+        with dns_server(c.path, resolv, "--tcp-idle-timeout", "200ms", "--upstream-timeout", "1") as s:
+            with socket.create_connection((s.host, s.port), timeout=5) as conn:
+                assert dns.message.from_wire(tcp_exchange(conn, VALID)).rcode() == dns.rcode.NOERROR
+                assert closed_by_server(conn)
+            with socket.create_connection((s.host, s.port), timeout=5) as conn:
+                # forwarded to a silent upstream: SERVFAIL after 1 s, five idle timeouts later, on the same connection
+                q = dns.message.make_query("example.org", "A").to_wire()
+                assert dns.message.from_wire(tcp_exchange(conn, q)).rcode() == dns.rcode.SERVFAIL
+                assert closed_by_server(conn)

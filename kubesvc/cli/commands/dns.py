@@ -22,6 +22,9 @@ def dns(
     pods: Annotated[str, Opt("--pods", help="Pod A records a-b-c-d.<ns>.pod.<zone>: insecure, verified or disabled.")] = "insecure",
     resolv_conf: Annotated[str, Opt("--resolv-conf", help="Where the default upstream servers come from when the kube-dns ConfigMap names none.")] = "/etc/resolv.conf",
     upstream_timeout: Annotated[float, Opt("--upstream-timeout", help="Seconds to wait for each upstream server.")] = 2.0,
+    max_tcp_connections: Annotated[int, Opt("--max-tcp-connections", help="Most TCP connections open at once; a new one past it closes the least recently active idle one.")] = 512,
+    tcp_idle_timeout: Annotated[str, Opt("--tcp-idle-timeout", help="Close a TCP connection after this long without a query (e.g. 5s, 500ms).")] = "5s",
+    udp_receive_buffer: Annotated[int, Opt("--udp-receive-buffer", help="Bytes asked for the UDP receive buffer, capped by net.core.rmem_max; 0 keeps the system's default.")] = 4194304,
     print_resolv_conf: Annotated[bool, Opt("--print-resolv-conf", help="Print the resolv.conf a pod in the namespace (-n) would get, and exit.")] = False,
     verbose: Annotated[int, Opt("--verbose", "-v", count=True, help="More logs on stderr (-vv: every sync and upstream failure).")] = 0,
     namespace: NamespaceOpt = None,
@@ -41,9 +44,15 @@ def dns(
         raise ClientError(f'invalid --pods "{pods}": must be one of {", ".join(PODS_MODES)}')
     if not 0 < upstream_timeout <= 60:
         raise ClientError(f"invalid --upstream-timeout {upstream_timeout}: must be > 0 and <= 60 seconds")
+    if not 1 <= max_tcp_connections <= 1_000_000:
+        raise ClientError(f"invalid --max-tcp-connections {max_tcp_connections}: must be between 1 and 1000000")
+    idle = common.parse_duration(tcp_idle_timeout, "--tcp-idle-timeout")
+    if not 0 <= udp_receive_buffer <= 1 << 30:
+        raise ClientError(f"invalid --udp-receive-buffer {udp_receive_buffer}: must be between 0 and 1073741824 bytes")
     opts = server.DNSOptions(
         store_path=path, listen=listen, ttl=ttl, pods=pods, allow_from=tuple(allow_from or ()),
         resolv_conf=resolv_conf, upstream_timeout=upstream_timeout, verbosity=verbose,
+        max_tcp_connections=max_tcp_connections, tcp_idle_timeout=idle, udp_receive_buffer=udp_receive_buffer,
     )
     code = server.run(opts)
     if code:

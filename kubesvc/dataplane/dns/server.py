@@ -14,7 +14,14 @@ Rules kept here:
   prepared reply (the client check is remembered per address); everything else goes through ``Server.answer``.
 - Forwarding: UDP first, TCP when the reply is truncated, ``upstream_timeout`` per server, servers in order,
   SERVFAIL when none answers; at most ``MAX_FORWARDS`` in flight (beyond: SERVFAIL at once).
-- TCP: length-prefixed messages, ``TCP_IDLE`` seconds idle timeout, at most ``MAX_TCP_CONNECTIONS``.
+- TCP: length-prefixed messages. A connection with no query for ``tcp_idle_timeout`` seconds (and no forwarded
+  query still pending) is closed (RFC 7766 §6.2.3: of the order of seconds). At most ``max_tcp_connections`` are
+  open: a new one past the limit closes the least recently active idle one (the least recently active one if
+  none is idle), so clients holding idle connections cannot lock others out (RFC 7766 §6.2.2 lets a server
+  close idle connections under pressure).
+- UDP: the socket's receive buffer is asked for ``udp_receive_buffer`` bytes (the kernel caps it at
+  ``net.core.rmem_max`` and reports twice the size, which the ready line shows as ``udp_rcvbuf``), so a burst of
+  large datagrams does not crowd out the queries behind it; a cap below the request is logged once.
 - A bug while handling one packet is logged and answered SERVFAIL; it never stops the server.
 """
 
@@ -23,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import struct
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -51,7 +60,8 @@ SNAPSHOT_KINDS = ("Service", "Endpoints", "Pod", "ConfigMap", "Namespace")
 MAX_FORWARDS = 1000
 ALLOWED_CACHE = 4096  # client addresses whose verdict is remembered (emptied when full)
 MAX_TCP_CONNECTIONS = 512
-TCP_IDLE = 10.0
+TCP_IDLE_TIMEOUT = 5.0
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class ListenError(ClientError):
@@ -69,6 +79,9 @@ class DNSOptions:
     upstream_timeout: float = 2.0
     poll_interval: float = 0.015
     verbosity: int = 0
+    max_tcp_connections: int = MAX_TCP_CONNECTIONS
+    tcp_idle_timeout: float = TCP_IDLE_TIMEOUT
+    udp_receive_buffer: int = UDP_RECEIVE_BUFFER  # bytes; 0 leaves the system's default
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -216,7 +229,7 @@ class Server:
     nets: tuple[Any, ...]
     own: set[tuple[str, int]] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    tcp_conns: set["TCPProtocol"] = field(default_factory=set)
+    tcp_conns: dict["TCPProtocol", None] = field(default_factory=dict)  # open, least recently active first
     allowed: dict[str, bool] = field(default_factory=dict)  # client address -> may ask (client_allowed, remembered)
 
     def allows(self, peer: str) -> bool:
@@ -227,29 +240,31 @@ class Server:
             ok = self.allowed[peer] = client_allowed(peer, self.nets)
         return ok
 
-    def answer(self, data: bytes, peer: str, tcp: bool, send: Callable[[bytes], None]) -> None:
+    def answer(self, data: bytes, peer: str, tcp: bool, send: Callable[[bytes], None]) -> asyncio.Task[None] | None:
+        """Answer ``data`` through ``send``, now or (forwarded) from the task returned."""
         if not self.allows(peer):
             if len(data) >= 12 and not data[2] & 0x80:
                 send(header_reply(data, dns.rcode.REFUSED))
-            return
+            return None
         try:
             result = self.handler.handle(data, tcp)
         except Exception:  # a bug must not stop the server: log it, answer SERVFAIL
             log.exception("error while answering a query")
             if len(data) >= 12 and not data[2] & 0x80:
                 send(header_reply(data, dns.rcode.SERVFAIL))
-            return
+            return None
         if result is None:
-            return
+            return None
         if isinstance(result, bytes):
             send(result)
-            return
+            return None
         if len(self.tasks) >= MAX_FORWARDS:
             send(self.handler.relay(result, None))
-            return
+            return None
         task = asyncio.get_running_loop().create_task(self.forward(result, send))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     async def forward(self, job: Forward, send: Callable[[bytes], None]) -> None:
         query = dns.message.make_query(job.qname, job.qtype, use_edns=0, payload=1232,
@@ -308,36 +323,66 @@ class TCPProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.idle: asyncio.TimerHandle | None = None
+        self.last = 0.0  # loop time of the last query (or of the connection, before any)
+        self.pending = 0  # forwarded queries not answered yet
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        if len(self.server.tcp_conns) >= MAX_TCP_CONNECTIONS:
-            transport.close()
-            return
-        self.server.tcp_conns.add(self)
+        conns = self.server.tcp_conns
+        while conns and len(conns) >= self.server.opts.max_tcp_connections:
+            victim = next((c for c in conns if not c.pending), None) or next(iter(conns))
+            del conns[victim]
+            log.debug("closed the least recently active TCP connection for a new one", extra={"kv": {"peer": victim.peer}})
+            victim.close()
+        conns[self] = None
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
-        self._arm()
+        loop = asyncio.get_running_loop()
+        self.last = loop.time()
+        self.idle = loop.call_later(self.server.opts.tcp_idle_timeout, self._check_idle)
 
-    def _arm(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        self.idle = asyncio.get_running_loop().call_later(TCP_IDLE, self.close)
+    def _check_idle(self) -> None:
+        """Close the connection once it had no query for the idle timeout and owes no forwarded answer; else
+        look again when it would (one timer per connection, not one per query)."""
+        if self.transport is None:
+            return
+        timeout = self.server.opts.tcp_idle_timeout
+        loop = asyncio.get_running_loop()
+        left = self.last + timeout - loop.time()
+        if left > 0 or self.pending:
+            self.idle = loop.call_later(left if left > 0 else timeout, self._check_idle)
+        else:
+            self.close()
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        t = self.transport
+        if t is not None:
+            if t.get_write_buffer_size():
+                t.abort()  # a client that does not read would keep the socket open past close()
+            else:
+                t.close()
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        self._arm()
         while len(self.buf) >= 2:
             n = self.buf[0] << 8 | self.buf[1]
             if len(self.buf) < 2 + n:
                 break
             msg = bytes(self.buf[2 : 2 + n])
             del self.buf[: 2 + n]
-            self.server.answer(msg, self.peer, True, self._send)
+            conns = self.server.tcp_conns
+            if self in conns:  # now the most recently active
+                del conns[self]
+                conns[self] = None
+            self.last = asyncio.get_running_loop().time()
+            task = self.server.answer(msg, self.peer, True, self._send)
+            if task is not None:
+                self.pending += 1
+                task.add_done_callback(self._forwarded)
+
+    def _forwarded(self, _task: asyncio.Task[None]) -> None:
+        self.pending -= 1
+        self.last = asyncio.get_running_loop().time()
 
     def _send(self, reply: bytes) -> None:
         t = self.transport
@@ -355,8 +400,24 @@ class TCPProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.idle is not None:
             self.idle.cancel()
-        self.server.tcp_conns.discard(self)
+        self.server.tcp_conns.pop(self, None)
         self.transport = None
+
+
+def set_receive_buffer(sock: Any, size: int) -> int:
+    """Ask for a ``size``-byte receive buffer (0: leave it); return what the kernel reports (Linux: twice the size
+    granted, which is capped at ``net.core.rmem_max``)."""
+    if size > 0:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except OSError as e:
+            log.warning(f"cannot set the UDP receive buffer to {size} bytes: {e.strerror or e}")
+    got = int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    granted = got // 2 if sys.platform == "linux" else got
+    if 0 < granted < size:
+        log.warning(f"the UDP receive buffer got {granted} bytes, not {size}: net.core.rmem_max caps it, and bursts "
+                    f"of large datagrams may drop queries (raise it: sysctl -w net.core.rmem_max={size})")
+    return got
 
 
 async def _bind(server: Server, host: str, port: int) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
@@ -396,6 +457,7 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
     handler = Handler(snap.table, snap.forward, snap.fallback)
     server = Server(handler, opts, tuple(nets))
     udp, tcp, bound = await _bind(server, host, port)
+    rcvbuf = set_receive_buffer(udp.get_extra_info("socket"), opts.udp_receive_buffer)
     server.own = {(str(ipaddress.ip_address(host)), bound)}
     if port == 53 or host == cluster_ip:
         server.own.add((cluster_ip, 53))
@@ -406,7 +468,7 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
     probe = runtime.StoreProbe(opts.store_path, opts.poll_interval, follower.poke.set, loop)
     addr = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
     runtime.announce_ready("dns", {"udp": addr, "tcp": addr, "zone": snap.table.zone.to_text(omit_final_dot=True),
-                                   "nameserver": cluster_ip})
+                                   "nameserver": cluster_ip, "udp_rcvbuf": rcvbuf})
     log.info("serving", extra={"kv": {"addr": addr, "revision": snap.revision}})
     try:
         await stop.wait()
