@@ -4,7 +4,8 @@ Rules kept here (kubectl-wire.md §4, §5, §7, §9):
 - Paths: ``/api/v1[/namespaces/{ns}]/{resource}[/{name}]`` and ``/apis/{group}/{version}/...``; names and
   namespaces are single path segments (``/``, ``%``, ``.`` and ``..`` are refused with a 400 before any
   lookup), unknown resources get the 404 Status.
-- Bodies: JSON (a missing Content-Type means JSON; the Python client sends none), YAML for apply-patch.
+- Bodies: JSON (a missing Content-Type means JSON: the Python client sends none on create and replace; the
+  transport, server.py, lets that through only for a request with a credential), YAML for apply-patch.
   ``kind``/``apiVersion`` default from the URL and must match it; ``metadata.namespace`` defaults from
   the URL and must match it; ``metadata.name`` on PUT must match the URL.
 - Writes call ``Registry`` only (validation, defaulting, allocation, endpoints: the CLI's code path).
@@ -77,7 +78,7 @@ class Response:
     body: bytes = b""
     content_type: str = JSON
     headers: list[tuple[str, str]] = field(default_factory=list)
-    stream: Iterator[bytes] | None = None  # chunked, one JSON line per event
+    stream: Iterator[bytes] | Any | None = None  # chunked, one JSON line per event; a watch.WatchStream for watches
 
 
 def json_response(code: int, obj: Any, warnings: list[str] | None = None) -> Response:
