@@ -129,7 +129,7 @@ def main() -> int:
                           (2, "one query in flight, average latency (us)")):
             a = statistics.median(x[col] for x in samples[ks_port])
             b = statistics.median(x[col] for x in samples[dm_port])
-            ratios = [x[col] / y[col] for x, y in zip(samples[ks_port], samples[dm_port])]
+            ratios = [x[col] / y[col] for x, y in zip(samples[ks_port], samples[dm_port], strict=False)]
             rows.append((name, a, b, a / b, min(ratios), max(ratios)))
         print(f"{N_SERVICES} Services, A queries for their names; dnsmasq serves the same names from a hosts file. "
               f"Medians of {ROUNDS} alternating rounds ({QPS_SECONDS} s at 100 in flight, {LATENCY_SECONDS} s at 1).\n")

@@ -145,7 +145,7 @@ def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int) 
                     continue
                 k = median([r[col] for r in res["ks"]])
                 n = median([r[col] for r in res["ng"]])
-                ratios = [a[col] / b[col] for a, b in zip(res["ks"], res["ng"]) if b[col]]
+                ratios = [a[col] / b[col] for a, b in zip(res["ks"], res["ng"], strict=False) if b[col]]
                 rows.append(f"| {label}, {what} | {fmt.format(k)} | {fmt.format(n)} | {k / n:.2f}x | {min(ratios):.2f}-{max(ratios):.2f}x |")
         return rows
     finally:

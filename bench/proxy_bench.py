@@ -123,8 +123,9 @@ def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Call
     def val(v: float | tuple[float, float]) -> float:
         return v[0] if isinstance(v, tuple) else v
 
-    row["ratios"] = {k: statistics.median(val(a) / val(b) for a, b in zip(samples[k], samples[peer])) for k in targets if k.startswith("kubesvc")}
-    row["ratio_spread"] = {k: [round(val(a) / val(b), 2) for a, b in zip(samples[k], samples[peer])] for k in row["ratios"]}
+    pairs = {k: list(zip(samples[k], samples[peer], strict=False)) for k in targets if k.startswith("kubesvc")}
+    row["ratios"] = {k: statistics.median(val(a) / val(b) for a, b in ab) for k, ab in pairs.items()}
+    row["ratio_spread"] = {k: [round(val(a) / val(b), 2) for a, b in ab] for k, ab in pairs.items()}
     RESULTS[name] = row
     extra = ""
     if "kubesvc_p99_ms" in row:
@@ -276,7 +277,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--workers", default="1,auto", help="--workers values of the kubesvc proxies measured side by side (comma-separated; auto = one per CPU, as HAProxy's default nbthread)")
+    ap.add_argument("--workers", default="1,auto",
+                    help="--workers values of the kubesvc proxies measured side by side (comma-separated; auto = one per CPU, as HAProxy's default nbthread)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help=f"traffic rows to run (comma-separated from {', '.join(WORKLOADS)})")
     ap.add_argument("--only", choices=["traffic", "sync", "memory"], default=None)
     args = ap.parse_args()

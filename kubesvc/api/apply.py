@@ -105,7 +105,7 @@ class _ListKey:
     defaults: tuple[Any, ...]
 
     def identity(self, elem: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(_norm(elem.get(f, d)) for f, d in zip(self.fields, self.defaults))
+        return tuple(_norm(elem.get(f, d)) for f, d in zip(self.fields, self.defaults, strict=True))
 
     def primary(self, elem: Mapping[str, Any]) -> Any:
         return _norm(elem.get(self.fields[0]))
@@ -116,7 +116,7 @@ class _ListKey:
     def key_dict(self, elem: Mapping[str, Any], ambiguous: bool) -> dict[str, Any]:
         """The fields naming ``elem`` in a patch: the primary key, plus the others when needed."""
         out = {self.fields[0]: elem.get(self.fields[0])}
-        for f, d in zip(self.fields[1:], self.defaults[1:]):
+        for f, d in zip(self.fields[1:], self.defaults[1:], strict=True):
             value = elem.get(f, d)
             if ambiguous or value != d:
                 out[f] = value
@@ -201,7 +201,7 @@ def _equal(a: Any, b: Any) -> bool:
     if ta == "map":
         return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     if ta == "list":
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 

@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["JSONPath", "JSONPathError", "parse", "go_text", "go_sprint", "go_json"]
 
@@ -86,7 +86,7 @@ class Literal:
     value: Any
 
 
-Node = Union[Text, ListNode, FieldNode, Wildcard, Recursive, ArrayNode, Union_, Filter, Identifier, Literal]
+Node = Text | ListNode | FieldNode | Wildcard | Recursive | ArrayNode | Union_ | Filter | Identifier | Literal
 
 _EOF = ""
 _TERMINATORS = set(" \t\r\n.,[]$@{}")

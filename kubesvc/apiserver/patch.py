@@ -166,7 +166,8 @@ def apply(target: dict[str, Any], patch_type: str, body: Any) -> dict[str, Any]:
     elif patch_type == STRATEGIC:
         out = strategic_patch(target, body)
     else:
-        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: {", ".join(PATCH_TYPES)}')
+        raise ApiError(415, "UnsupportedMediaType",
+                       f'the body of the request was in an unknown format - accepted media types include: {", ".join(PATCH_TYPES)}')
     if not isinstance(out, dict):
         raise _invalid("the patched document is not a JSON object")
     return out

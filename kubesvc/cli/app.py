@@ -27,7 +27,7 @@ class FunnelGroup(TyperGroup):
             from kubesvc.cli.flags import FlagError, normalize
 
             try:
-                args = normalize(self, list(args), ctx.info_name or "kubesvc")
+                args = normalize(self, list(args), "kubesvc")
             except FlagError as e:
                 _flag_error(e.message, e.command_path)
         return super().parse_args(ctx, args)
@@ -41,7 +41,9 @@ class FunnelGroup(TyperGroup):
         except _USAGE_ERROR as e:
             # kubectl's wording and exit code for flag and argument errors
             msg = e.format_message()
-            path = e.ctx.command_path if e.ctx is not None else f"kubesvc {ctx.invoked_subcommand or ''}".strip()
+            # the command path as the user typed it (CliRunner names the root after its callback)
+            sub = e.ctx.command_path.split(" ", 1)[1:] if e.ctx is not None else [ctx.invoked_subcommand or ""]
+            path = " ".join(["kubesvc", *sub]).strip()
             if msg.startswith("No such option: "):
                 _flag_error("unknown flag: " + msg[len("No such option: "):].split(" ", 1)[0], path)
             unknown = re.match(r"No such command '(.*?)'\.(?: Did you mean '(.*?)'\?)?", msg)
@@ -137,7 +139,8 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
         ctx: typer.Context,
         store: Annotated[str | None, typer.Option("--store", help="Path of the SQLite store (default $KUBESVC_STORE, else ~/.kubesvc/store.db).")] = None,
         namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace for this request.")] = None,
-        version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the client version (as `kubesvc version --client`) and exit.")] = False,
+        version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                              help="Print the client version (as `kubesvc version --client`) and exit.")] = False,
     ) -> None:
         ctx.obj = Context(store_path=store, namespace=namespace)
         set_global(ctx.obj)

@@ -135,10 +135,12 @@ def _containers(w: _Writer, label: str, containers: list[Any], statuses: list[An
                 w.write(3, f"{e.get('name', '')}:\t ({vf['resourceFieldRef'].get('resource', '')})\n")
             elif isinstance(vf.get("secretKeyRef"), dict):
                 r = vf["secretKeyRef"]
-                w.write(3, f"{e.get('name', '')}:\t<set to the key '{r.get('key', '')}' in secret '{r.get('name', '')}'>\tOptional: {'true' if r.get('optional') else 'false'}\n")
+                w.write(3, f"{e.get('name', '')}:\t<set to the key '{r.get('key', '')}' in secret '{r.get('name', '')}'>"
+                           f"\tOptional: {'true' if r.get('optional') else 'false'}\n")
             elif isinstance(vf.get("configMapKeyRef"), dict):
                 r = vf["configMapKeyRef"]
-                w.write(3, f"{e.get('name', '')}:\t<set to the key '{r.get('key', '')}' of config map '{r.get('name', '')}'>\tOptional: {'true' if r.get('optional') else 'false'}\n")
+                w.write(3, f"{e.get('name', '')}:\t<set to the key '{r.get('key', '')}' of config map '{r.get('name', '')}'>"
+                           f"\tOptional: {'true' if r.get('optional') else 'false'}\n")
         mounts = sorted((m for m in _list(c.get("volumeMounts")) if isinstance(m, dict)), key=lambda m: str(m.get("mountPath", "")))
         w.write(2, f"Mounts:{'' if mounts else chr(9) + '<none>'}\n")
         for m in mounts:

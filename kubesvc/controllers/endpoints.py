@@ -108,7 +108,7 @@ def compute_endpoints(service: dict[str, Any], pods: list[dict[str, Any]]) -> di
             slot[1].add((sp.get("name", ""), port, proto, sp.get("appProtocol", "")))
     # Repack: group addresses by identical port sets.
     groups: dict[frozenset[tuple[str, int, str, str]], dict[str, list[dict[str, Any]]]] = {}
-    for (ip, ready), (addr, ports) in entries.items():
+    for (_ip, ready), (addr, ports) in entries.items():
         if svc_ports and not ports:
             continue
         g = groups.setdefault(frozenset(ports), {"addresses": [], "notReadyAddresses": []})

@@ -67,7 +67,7 @@ def _cluster_ip(txn: Txn, spec: dict[str, Any], owner: str, settings: Settings, 
             errs.append(
                 invalid(
                     "spec.clusterIPs",
-                    GoRaw('[]string{"%s"}' % requested),
+                    GoRaw(f'[]string{{"{requested}"}}'),
                     f"failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. "
                     f"The range of valid IPs is {settings.service_cluster_ip_range}",
                 )
@@ -77,7 +77,7 @@ def _cluster_ip(txn: Txn, spec: dict[str, Any], owner: str, settings: Settings, 
             errs.append(
                 invalid(
                     "spec.clusterIPs",
-                    GoRaw('[]string{"%s"}' % requested),
+                    GoRaw(f'[]string{{"{requested}"}}'),
                     f"failed to allocate IP {requested}: provided IP is already allocated",
                 )
             )

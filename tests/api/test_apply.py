@@ -168,7 +168,7 @@ def kubectl_patches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
             return p.stdout
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            outputs = dict(zip([c[0] for c in CASES], pool.map(run, [c[0] for c in CASES])))
+            outputs = dict(zip([c[0] for c in CASES], pool.map(run, [c[0] for c in CASES]), strict=True))
         for name, out in outputs.items():
             assert (name in patches) == out.endswith("configured\n"), (name, out)
         yield {name: patches.get(name, {}) for name, _, _ in CASES}

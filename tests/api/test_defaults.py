@@ -64,13 +64,15 @@ SERVICE_CASES: list[tuple[str, Obj, dict[str, Any]]] = [
     ("named targetPort kept", svc(ports=[{"port": 80, "targetPort": "http"}]), {"ports": [{"port": 80, "targetPort": "http", "protocol": "TCP"}]}),
     ("affinity none drops config", svc(sessionAffinityConfig={"clientIP": {"timeoutSeconds": 5}}), {"sessionAffinity": "None", "sessionAffinityConfig": None}),
     ("clientip timeout", svc(sessionAffinity="ClientIP"), {"sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10800}}}),
-    ("clientip keeps timeout", svc(sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}), {"sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}),
+    ("clientip keeps timeout", svc(sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}),
+     {"sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}),
     ("nodeport etp", svc(type="NodePort"), {"externalTrafficPolicy": "Cluster", "internalTrafficPolicy": "Cluster"}),
     ("clusterip externalIPs etp", svc(externalIPs=["127.0.0.9"]), {"externalTrafficPolicy": "Cluster"}),
     ("clusterip no etp", svc(), {"externalTrafficPolicy": None}),
     ("lb", svc(type="LoadBalancer"), {"allocateLoadBalancerNodePorts": True, "externalTrafficPolicy": "Cluster"}),
     ("lb keeps false", svc(type="LoadBalancer", allocateLoadBalancerNodePorts=False), {"allocateLoadBalancerNodePorts": False}),
-    ("externalname", svc(type="ExternalName", externalName="example.com"), {"internalTrafficPolicy": None, "ipFamilies": None, "ipFamilyPolicy": None, "externalTrafficPolicy": None}),
+    ("externalname", svc(type="ExternalName", externalName="example.com"),
+     {"internalTrafficPolicy": None, "ipFamilies": None, "ipFamilyPolicy": None, "externalTrafficPolicy": None}),
     ("clusterIP mirrored", svc(clusterIP="10.96.0.5"), {"clusterIPs": ["10.96.0.5"], "ipFamilies": ["IPv4"]}),
     ("headless with selector", svc(clusterIP="None", selector={"app": "a"}), {"clusterIPs": ["None"], "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}),
     ("headless selectorless", svc(clusterIP="None"), {"clusterIPs": ["None"], "ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"]}),
@@ -117,7 +119,8 @@ def test_image_pull_policy(image: str, policy: str) -> None:
 
 
 def test_pod_defaults() -> None:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}}
     apply_defaults(pod)
     assert pod["spec"] == {
         "containers": [

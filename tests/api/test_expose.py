@@ -269,7 +269,7 @@ def kubectl_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
             args.append(f"--external-name={external_name}")
         jobs["create/" + case_id] = args
     with ThreadPoolExecutor(max_workers=16) as pool:
-        results = dict(zip(jobs, pool.map(_run, jobs.values())))
+        results = dict(zip(jobs, pool.map(_run, jobs.values()), strict=True))
     return results
 
 

@@ -78,7 +78,7 @@ def kubectl_verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
         return p.stderr[len(prefix):].rstrip("\n")
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        return dict(zip(SELECTORS, pool.map(run, SELECTORS)))
+        return dict(zip(SELECTORS, pool.map(run, SELECTORS), strict=True))
 
 
 @pytest.mark.parametrize("text", SELECTORS)

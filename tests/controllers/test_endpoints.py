@@ -43,8 +43,10 @@ def test_endpoints_follow_pods_and_labels(reg):
     reg.create(pod("p2", "127.0.0.12", ready=False))
     e = ep(reg)
     assert e["subsets"] == [{
-        "addresses": [{"ip": "127.0.0.11", "targetRef": {"kind": "Pod", "name": "p1", "namespace": "default", "uid": reg.get("Pod", "default", "p1")["metadata"]["uid"]}}],
-        "notReadyAddresses": [{"ip": "127.0.0.12", "targetRef": {"kind": "Pod", "name": "p2", "namespace": "default", "uid": reg.get("Pod", "default", "p2")["metadata"]["uid"]}}],
+        "addresses": [{"ip": "127.0.0.11", "targetRef": {"kind": "Pod", "name": "p1", "namespace": "default",
+                                                          "uid": reg.get("Pod", "default", "p1")["metadata"]["uid"]}}],
+        "notReadyAddresses": [{"ip": "127.0.0.12", "targetRef": {"kind": "Pod", "name": "p2", "namespace": "default",
+                                                                  "uid": reg.get("Pod", "default", "p2")["metadata"]["uid"]}}],
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
     }]
     assert e["metadata"]["labels"] == {"app": "web"}

@@ -86,7 +86,8 @@ def test_bind_failure_is_one_line(make_bed: Any) -> None:
         port = taken.getsockname()[1]
         r = kubesvc(bed, "ingress", "--http-address", f"127.0.0.1:{port}", "--https-address", "127.0.0.1:0")
     assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port} (--http-address): Address already in use (another process listens there)"]
+    assert r.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port} (--http-address): Address already in use (another process listens there)"]
 
 
 def test_bad_flags_are_one_line(make_bed: Any) -> None:

@@ -103,7 +103,8 @@ subsets:
         cluster_ip = ks(store, "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}").stdout.strip()
         assert cluster_ip.startswith("10.")
         proxy = subprocess.Popen(
-            [*inns, sys.executable, "-m", "kubesvc", "--store", store, "proxy", "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0"],
+            [*inns, sys.executable, "-m", "kubesvc", "--store", store, "proxy",
+             "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
         )
         procs.append(proxy)

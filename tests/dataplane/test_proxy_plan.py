@@ -56,7 +56,8 @@ def set_(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (set_("metadata.labels", {plan.PROXY_NAME_LABEL: "kube-dns"}), []),
         (set_("metadata.labels", {plan.PROXY_NAME_LABEL: ""}), []),
         (set_("spec.externalIPs", ["127.9.9.9", "203.0.113.9"]), [("TCP", "127.96.0.5", 80), ("TCP", "127.9.9.9", 80)]),
-        (set_("status.loadBalancer", {"ingress": [{"ip": "127.240.0.3"}, {"hostname": "lb.example"}]}), [("TCP", "127.240.0.3", 80), ("TCP", "127.96.0.5", 80)]),
+        (set_("status.loadBalancer", {"ingress": [{"ip": "127.240.0.3"}, {"hostname": "lb.example"}]}),
+         [("TCP", "127.240.0.3", 80), ("TCP", "127.96.0.5", 80)]),
     ],
 )
 def test_listeners_per_service_shape(tweak: Any, expected: list[tuple[str, str, int]]) -> None:

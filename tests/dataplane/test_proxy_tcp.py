@@ -41,7 +41,7 @@ def test_failover_when_a_backend_stops_mid_run(cluster: Cluster) -> None:
     answers = [who(vip) for _ in range(12)]
     assert set(answers) == {"a", "c"}
     assert "kubesvc_proxy_connect_failures_total" in cluster.metrics()
-    failures = [l for l in cluster.metrics().splitlines() if l.startswith("kubesvc_proxy_connect_failures_total{")]
+    failures = [ln for ln in cluster.metrics().splitlines() if ln.startswith("kubesvc_proxy_connect_failures_total{")]
     assert int(failures[0].rsplit(" ", 1)[1]) >= 1
 
 
@@ -69,7 +69,7 @@ def test_endpoint_that_never_answers_times_out_and_the_next_one_serves(cluster: 
         assert [ask(vip, b"abc").decode() for _ in range(4)] == ["x:3\n"] * 4
         # Each retry advances the rotation, so after the first pick every connection tries the hole first
         # (250 ms timeout) and then x: 3 or 4 timed-out connects, depending on where the rotation began.
-        failures = [l for l in cluster.metrics().splitlines() if l.startswith("kubesvc_proxy_connect_failures_total{")]
+        failures = [ln for ln in cluster.metrics().splitlines() if ln.startswith("kubesvc_proxy_connect_failures_total{")]
         assert int(failures[0].rsplit(" ", 1)[1]) in (3, 4)
     finally:
         for c in fillers:

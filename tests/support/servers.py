@@ -136,7 +136,7 @@ def backends_on_one_port(names: list[str], hosts: list[str], mode: str = "count"
         first = Backend(names[0], hosts[0], 0, mode, proto)
         out = [first]
         try:
-            for name, host in zip(names[1:], hosts[1:]):
+            for name, host in zip(names[1:], hosts[1:], strict=True):
                 out.append(Backend(name, host, first.port, mode, proto))
             return out
         except OSError:

@@ -65,7 +65,7 @@ def _run(field: str, verb: str, args: list[str], overwrite: bool, all_: bool, se
     for kind, name in work:
         changed = {"msg": ""}
 
-        def mutate(obj: dict[str, Any]) -> None:
+        def mutate(obj: dict[str, Any], changed: dict[str, str] = changed) -> None:
             current = dict(obj["metadata"].get(field) or {})
             before = dict(current)
             for k, v in sets.items():

@@ -101,13 +101,14 @@ def render(ports: Iterable[tuple[tuple[str, str, str], str, dict[str, int]]], sy
     h = sync.duration
     name = "kubeproxy_sync_proxy_rules_duration_seconds"
     out.append(f"# HELP {name} Snapshot-to-applied sync latency.\n# TYPE {name} histogram\n")
-    for b, c in zip(BUCKETS, h.counts):
+    for b, c in zip(BUCKETS, h.counts, strict=True):
         out.append(f'{name}_bucket{{le="{b}"}} {c}\n')
     out.append(f'{name}_bucket{{le="+Inf"}} {h.count}\n{name}_sum {h.sum:.6f}\n{name}_count {h.count}\n')
     out.append("# HELP kubeproxy_sync_proxy_rules_last_timestamp_seconds Time of the last sync.\n")
     out.append(f"# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge\nkubeproxy_sync_proxy_rules_last_timestamp_seconds {sync.last_timestamp:.3f}\n")
     out.append(f"# HELP kubesvc_proxy_listeners Listening sockets.\n# TYPE kubesvc_proxy_listeners gauge\nkubesvc_proxy_listeners {listeners}\n")
-    out.append(f"# HELP kubesvc_proxy_bind_errors Addresses that could not be bound.\n# TYPE kubesvc_proxy_bind_errors gauge\nkubesvc_proxy_bind_errors {bind_errors}\n")
+    out.append("# HELP kubesvc_proxy_bind_errors Addresses that could not be bound.\n# TYPE kubesvc_proxy_bind_errors gauge\n"
+               f"kubesvc_proxy_bind_errors {bind_errors}\n")
     return "".join(out)
 
 

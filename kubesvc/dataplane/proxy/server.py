@@ -34,7 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Union
+from typing import Any
 
 from kubesvc.dataplane.proxy import plan as planning
 from kubesvc.dataplane.proxy.balancer import Balancer
@@ -56,7 +56,7 @@ WORKER_RESTART_SECONDS = 1.0
 STATUS_WRITE_SECONDS = 0.5
 SHUTDOWN_GRACE_SECONDS = 1.0
 
-Listener = Union[TcpListener, UdpListener]
+Listener = TcpListener | UdpListener
 
 
 @dataclass(frozen=True)
@@ -370,7 +370,8 @@ class ProxyServer:
     async def _serve_http(self) -> None:
         for name, text, routes in (
             ("healthz", self.options.healthz_bind_address, {"/healthz": self._healthz, "/livez": self._healthz}),
-            ("metrics", self.options.metrics_bind_address, {"/metrics": lambda: (200, "text/plain; version=0.0.4", self._metrics_text()), "/healthz": self._healthz}),
+            ("metrics", self.options.metrics_bind_address,
+             {"/metrics": lambda: (200, "text/plain; version=0.0.4", self._metrics_text()), "/healthz": self._healthz}),
         ):
             if not text:
                 continue

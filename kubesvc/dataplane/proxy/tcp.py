@@ -233,7 +233,8 @@ class BackendSide(_Side):
         state = self.pair.state
         state.metrics.connect_failures += 1
         ep = self.endpoint
-        log.debug("connect failed", extra={"kv": {"service": state.label, "endpoint": f"{ep[0]}:{ep[1]}", "error": str(exc) or type(exc).__name__, "attempt": cs.attempt + 1}})
+        log.debug("connect failed", extra={"kv": {"service": state.label, "endpoint": f"{ep[0]}:{ep[1]}",
+                                                  "error": str(exc) or type(exc).__name__, "attempt": cs.attempt + 1}})
         cs.attempt += 1
         cs.dial()
 
