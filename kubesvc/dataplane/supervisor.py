@@ -81,7 +81,8 @@ def _apiserver_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
 
 
 def _kubelet_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
-    return ["kubelet", "--isolation", flags.get("isolation") or "loopback"]
+    root = ["--run-as-root"] if flags.get("kubelet_run_as_root") else []
+    return ["kubelet", "--isolation", flags.get("isolation") or "loopback", *root]
 
 
 def _ingress_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
@@ -589,6 +590,12 @@ def down(store_path: str, *, timeout: float, out: Out) -> int:
                 continue
             killed = _stop(run, comp, pid, start, timeout)
             out(f"{comp.name}: stopped (pid {pid}){' after SIGKILL' if killed else ''}\n")
+            stopped += 1
+        from kubesvc.dataplane.kubelet import tracking  # containers a killed kubelet left running
+
+        orphans = tracking.sweep(run.path / "pods", timeout)
+        if orphans:
+            out(f"pods: stopped {len(orphans)} container process(es) a killed kubelet left running\n")
             stopped += 1
         if not stopped:
             out(f"kubesvc is not running for {run.store}\n")

@@ -56,6 +56,28 @@ class Bed:
         self.kubelet.wait_line("kubesvc kubelet ready", timeout=20)
         return self.kubelet
 
+    def kill_kubelet(self) -> None:
+        """``kill -9`` of the kubelet: its pods are left running, as after a crash."""
+        assert self.kubelet is not None
+        self.note_pids()
+        self.kubelet.p.kill()
+        self.kubelet.p.wait(10)
+
+    def copies(self, pod_name: str) -> list[int]:
+        """Pids of the live processes of this bed's pod ``pod_name`` (by their environment)."""
+        want = (f"{MARK}={self.store_path}".encode(), f"POD_NAME={pod_name}".encode())
+        out = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and alive(int(entry.name)):
+                try:
+                    env = Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if all(w in env for w in want):
+                    out.append(int(entry.name))
+        self.pids.update(out)
+        return sorted(out)
+
     def stop(self) -> None:
         try:
             self.note_pids()
