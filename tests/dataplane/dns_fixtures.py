@@ -11,10 +11,11 @@ import socket
 import struct
 import subprocess
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -26,7 +27,6 @@ import dns.rrset
 from kubesvc.registry.generic import Registry
 from kubesvc.store.db import Store
 from tests.support.procs import Proc, ready_fields
-
 
 # ------------------------------------------------------------------------------------------ store
 

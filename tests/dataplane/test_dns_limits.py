@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import dns.message
 import dns.rcode
@@ -20,8 +19,7 @@ from kubesvc.dataplane.dns import records, wire
 from kubesvc.dataplane.dns.config import ForwardConfig
 from kubesvc.dataplane.dns.handler import Handler
 from kubesvc.dataplane.dns.server import UDP_RECEIVE_BUFFER
-from tests.dataplane.dns_fixtures import Cluster, Running, dig, dns_server, write_resolv_conf
-from tests.support.procs import ready_fields
+from tests.dataplane.dns_fixtures import Cluster, Running, configmap, dig, dns_server, upstream, write_resolv_conf
 
 ZONE_NAME = "kube-dns.kube-system.svc.cluster.local"
 VALID = dns.message.make_query(ZONE_NAME, "A").to_wire()
@@ -236,8 +234,6 @@ def test_a_new_tcp_client_is_answered_when_the_limit_of_idle_connections_is_reac
 
 def test_idle_tcp_connections_are_closed_but_not_while_an_answer_is_owed(cluster: tuple[Cluster, str]) -> None:
     c, resolv = cluster
-    from tests.dataplane.dns_fixtures import configmap, upstream
-
     with upstream(mode="silent") as up:
         c.apply(configmap({"upstreamNameservers": f'["{up.addr}"]'}))
         with dns_server(c.path, resolv, "--tcp-idle-timeout", "200ms", "--upstream-timeout", "1") as s:

@@ -34,8 +34,9 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import dns.asyncquery
 import dns.exception
@@ -229,7 +230,7 @@ class Server:
     nets: tuple[Any, ...]
     own: set[tuple[str, int]] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    tcp_conns: dict["TCPProtocol", None] = field(default_factory=dict)  # open, least recently active first
+    tcp_conns: dict[TCPProtocol, None] = field(default_factory=dict)  # open, least recently active first
     allowed: dict[str, bool] = field(default_factory=dict)  # client address -> may ask (client_allowed, remembered)
 
     def allows(self, peer: str) -> bool:
