@@ -302,5 +302,5 @@ def watch(req: Request, ctx: Context, res: Resource, namespace: str | None) -> R
         else:
             cur = max(rev, rows[-1].revision if rows else rev)
             initial = [render(c.type, c.object) for c in rows if c.kind == k.kind and flt.matches(c.object)]
-    return Response(200, stream=WatchStream(res, flt, render, initial, cur, future, timeout, bookmarks,  # type: ignore[arg-type]
+    return Response(200, stream=WatchStream(res, flt, render, initial, cur, future, timeout, bookmarks,
                                             ctx.bookmark_interval))

@@ -10,6 +10,7 @@ The CLI and (later) the API server call only this module for writes: they can ne
 
 from __future__ import annotations
 
+import builtins
 import copy
 import json
 import random
@@ -22,6 +23,7 @@ from kubesvc.api.kinds import BY_KIND, KINDS, Kind
 from kubesvc.errors import BadRequest, Forbidden, Invalid, NotFound
 
 if TYPE_CHECKING:
+    from kubesvc.config import Settings
     from kubesvc.store.db import Store, Txn
 
 # The write pipeline's modules (schema, defaults, validation, allocation, controllers) are imported on
@@ -47,7 +49,7 @@ class Registry:
         self.store = store
 
     @property
-    def settings(self):  # type: ignore[no-untyped-def]
+    def settings(self) -> Settings:
         return self.store.settings()
 
     # ------------------------------------------------------------------------------ reads
@@ -68,7 +70,7 @@ class Registry:
 
     # ------------------------------------------------------------------------------ decode
 
-    def decode(self, obj: dict[str, Any], validate: str = "strict") -> tuple[dict[str, Any], list[str]]:
+    def decode(self, obj: dict[str, Any], validate: str = "strict") -> tuple[dict[str, Any], builtins.list[str]]:
         """Schema check. Wrong types are always BadRequest; unknown fields per --validate."""
         from kubesvc.api import schema
 

@@ -15,6 +15,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sqlite3
@@ -34,7 +35,7 @@ from kubesvc.errors import AlreadyExists, ClientError, Conflict, KubesvcError, N
 try:  # orjson decodes stored objects ~3x faster than json: `get` over 10,000 Services stays well under 0.5 s
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]
 
 SCHEMA_VERSION = 1
 CHANGE_LOG_KEEP = 50_000  # revisions kept in the change log before compaction
@@ -168,29 +169,29 @@ class Store:
                     self.conn.execute("COMMIT")
                     return
             db = sqlite_utils.Database(self.conn)
-            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            db["objects"].create(
+            db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db.table("objects").create(
                 {"kind": str, "namespace": str, "name": str, "uid": str, "revision": int, "body": str},
                 pk=("kind", "namespace", "name"),
                 if_not_exists=True,
             )
-            db["changes"].create(
+            db.table("changes").create(
                 {"revision": int, "type": str, "kind": str, "namespace": str, "name": str, "body": str},
                 pk="revision",
                 if_not_exists=True,
             )
-            db["allocations"].create(
+            db.table("allocations").create(
                 {"pool": str, "value": str, "owner": str}, pk=("pool", "value"), if_not_exists=True
             )
-            db["allocations"].create_index(["owner"], if_not_exists=True)
+            db.table("allocations").create_index(["owner"], if_not_exists=True)
             rows = [{"key": "revision", "value": "0"}, {"key": "compacted", "value": "0"}]
             rows += [{"key": f"setting.{k}", "value": v} for k, v in DEFAULTS.items()]
-            db["meta"].insert_all(rows, ignore=True)
+            db.table("meta").insert_all(rows, ignore=True)
             txn = Txn(self)
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
                 if txn.get("Namespace", "", ns) is None:
                     txn.create(_namespace(ns))
-            db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, replace=True)
+            db.table("meta").insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, replace=True)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -218,7 +219,7 @@ class Store:
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return _list(self.conn, kind, namespace)
 
-    def list_with_revision(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+    def list_with_revision(self, kinds: tuple[str, ...]) -> tuple[int, dict[str, builtins.list[dict[str, Any]]]]:
         """A consistent snapshot of several kinds (all namespaces) and the revision it reflects."""
         self.conn.execute("BEGIN")
         try:
@@ -228,7 +229,7 @@ class Store:
             self.conn.execute("COMMIT")
         return rev, out
 
-    def changes(self, since: int, kinds: tuple[str, ...] | None = None) -> list[Change]:
+    def changes(self, since: int, kinds: tuple[str, ...] | None = None) -> builtins.list[Change]:
         """Every change with revision > since, oldest first. Raises Gone when since was compacted."""
         compacted = int(self.conn.execute("SELECT value FROM meta WHERE key='compacted'").fetchone()[0])
         if since < compacted:
@@ -467,7 +468,7 @@ class Txn:
     def allocated(self, pool: str) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT value FROM allocations WHERE pool=?", (pool,))}
 
-    def owned(self, owner: str, pool: str | None = None) -> list[tuple[str, str]]:
+    def owned(self, owner: str, pool: str | None = None) -> builtins.list[tuple[str, str]]:
         if pool is None:
             rows = self.conn.execute("SELECT pool, value FROM allocations WHERE owner=?", (owner,))
         else:
