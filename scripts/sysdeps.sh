@@ -5,6 +5,11 @@ need=()
 command -v dig >/dev/null || need+=(dnsutils)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+# tests/dataplane/test_up_rootless.py runs kubesvc as a system user it creates (useradd, runuser), from a venv on
+# a Python outside /root: Debian's python3 (the suite's X.Y; the test skips on another).
+command -v useradd >/dev/null || need+=(passwd)
+command -v runuser >/dev/null || need+=(util-linux)
+[ -x /usr/bin/python3 ] || need+=(python3)
 if [ "${BENCH:-0}" = 1 ]; then
   command -v haproxy >/dev/null || need+=(haproxy)
   command -v iperf3 >/dev/null || need+=(iperf3)
