@@ -395,8 +395,12 @@ def _merge_map(original: dict[str, Any], patch: Mapping[str, Any], path: tuple[s
         lk = _list_key(kind, path + (name,))
         if name not in result and name not in patch:
             continue
-        live = result.get(name) if isinstance(result.get(name), list) else []
-        incoming = patch.get(name) if isinstance(patch.get(name), list) else []
+        live = result.get(name)
+        if not isinstance(live, list):
+            live = []
+        incoming = patch.get(name)
+        if not isinstance(incoming, list):
+            incoming = []
         result[name] = _merge_list(live, incoming, lk, path + (name,), kind, order)
         done.add(name)
     for k, pv in patch.items():

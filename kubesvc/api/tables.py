@@ -504,8 +504,12 @@ def _row_namespace(obj: dict[str, Any], now: datetime) -> list[str]:
 
 
 def _row_configmap(obj: dict[str, Any], now: datetime) -> list[str]:
-    data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
-    binary = obj.get("binaryData") if isinstance(obj.get("binaryData"), dict) else {}
+    data = obj.get("data")
+    if not isinstance(data, dict):
+        data = {}
+    binary = obj.get("binaryData")
+    if not isinstance(binary, dict):
+        binary = {}
     return [_name(obj), str(len(data) + len(binary)), age(_d(obj, "metadata", "creationTimestamp"), now)]
 
 

@@ -378,13 +378,17 @@ def describe_configmap(cm: dict[str, Any], events: Sequence[dict[str, Any]] | No
     w = _Writer()
     _object_header(w, meta)
     w.write(0, "\nData\n====\n")
-    data = cm.get("data") if isinstance(cm.get("data"), dict) else {}
+    data = cm.get("data")
+    if not isinstance(data, dict):
+        data = {}
     for k in sorted(data):
         w.write(0, f"{k}:\n----\n")
         w.write(0, f"{data[k]}\n")
         w.write(0, "\n")
     w.write(0, "\nBinaryData\n====\n")
-    binary = cm.get("binaryData") if isinstance(cm.get("binaryData"), dict) else {}
+    binary = cm.get("binaryData")
+    if not isinstance(binary, dict):
+        binary = {}
     for k in sorted(binary):
         w.write(0, f"{k}: {len(_b64decode(binary[k]))} bytes\n")
     w.write(0, "\n")

@@ -100,7 +100,9 @@ def _containers(w: _Writer, label: str, containers: list[Any], statuses: list[An
                 _container_state(w, "Last State", status.get("lastState"))
             w.write(2, f"Ready:\t{'True' if status.get('ready') else 'False'}\n")
             w.write(2, f"Restart Count:\t{_int(status.get('restartCount'))}\n")
-        resources = c.get("resources") if isinstance(c.get("resources"), dict) else {}
+        resources = c.get("resources")
+        if not isinstance(resources, dict):
+            resources = {}
         for title in ("limits", "requests"):
             values = resources.get(title)
             if isinstance(values, dict) and values:
@@ -210,9 +212,15 @@ def _qos(pod: dict[str, Any]) -> str:
     any_set = False
     guaranteed = True
     for c in containers:
-        res = c.get("resources") if isinstance(c.get("resources"), dict) else {}
-        limits = res.get("limits") if isinstance(res.get("limits"), dict) else {}
-        requests = res.get("requests") if isinstance(res.get("requests"), dict) else {}
+        res = c.get("resources")
+        if not isinstance(res, dict):
+            res = {}
+        limits = res.get("limits")
+        if not isinstance(limits, dict):
+            limits = {}
+        requests = res.get("requests")
+        if not isinstance(requests, dict):
+            requests = {}
         if limits or requests:
             any_set = True
         for r in ("cpu", "memory"):
@@ -295,8 +303,12 @@ def _pod_template(w: _Writer, template: Any) -> None:
     if not isinstance(template, dict):
         w.write(1, "<unset>")
         return
-    tmeta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
-    tspec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
+    tmeta = template.get("metadata")
+    if not isinstance(tmeta, dict):
+        tmeta = {}
+    tspec = template.get("spec")
+    if not isinstance(tspec, dict):
+        tspec = {}
     _labels(w, "  Labels", tmeta.get("labels"))
     if isinstance(tmeta.get("annotations"), dict) and tmeta["annotations"]:
         _annotations(w, "  Annotations", tmeta["annotations"])
@@ -370,7 +382,9 @@ def describe_deployment(d: dict[str, Any], events: Sequence[dict[str, Any]] | No
         f"{_int(status.get('replicas'))} total | {_int(status.get('availableReplicas'))} available | "
         f"{_int(status.get('unavailableReplicas'))} unavailable\n"
     ))
-    strategy = spec.get("strategy") if isinstance(spec.get("strategy"), dict) else {}
+    strategy = spec.get("strategy")
+    if not isinstance(strategy, dict):
+        strategy = {}
     w.write(0, f"StrategyType:\t{strategy.get('type', '')}\n")
     w.write(0, f"MinReadySeconds:\t{_int(spec.get('minReadySeconds'))}\n")
     ru = strategy.get("rollingUpdate")

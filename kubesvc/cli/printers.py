@@ -123,7 +123,9 @@ def render_table(
         meta = obj.get("metadata") or {}
         if with_ns:
             row.insert(0, str(meta.get("namespace") or ""))
-        labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+        labels = meta.get("labels")
+        if not isinstance(labels, dict):
+            labels = {}
         row += [str(labels.get(k, "")) for k in label_columns]
         if show_labels:
             row.append(tables.format_labels(labels))
