@@ -2,6 +2,10 @@
 port, a private kubeconfig, HOME and kubectl cache dir (never ~/.kube), and helpers that run the real
 kubectl and the real kubesvc CLI against the same store.
 
+The server speaks HTTPS and wants credentials, as it does by default: kubectl and the Python client use the
+kubeconfig `kubesvc config view` writes; raw requests (``request``, ``connect``, ``http_connection``) present
+the store's admin client certificate unless told ``cert=False``.
+
 Import with ``from tests.apiserver.fixtures import *  # noqa: F403`` (tests/conftest.py is shared).
 """
 
@@ -9,14 +13,18 @@ from __future__ import annotations
 
 import json
 import os
+import http.client
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -72,13 +80,41 @@ class Api:
         path.write_text(text)
         return name  # both tools run with cwd=home, so messages name the file as a user typed it
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-                ) -> tuple[int, dict[str, str], Any]:
-        """A raw HTTP request; returns (code, headers, parsed JSON body or text)."""
+    @property
+    def pki(self) -> Path:
+        return Path(self.store + ".d") / "pki"
+
+    def ssl_context(self, cert: bool = True) -> ssl.SSLContext | None:
+        """A client context trusting the store's CA, with the admin certificate when ``cert``; None for http."""
+        if not self.url.startswith("https://"):
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        if cert:
+            ctx.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
+        return ctx
+
+    def connect(self, timeout: float = 10, cert: bool = True) -> socket.socket:
+        """A connected socket to the server (TLS with the admin certificate when it serves https)."""
+        u = urlsplit(self.url)
+        raw = socket.create_connection((u.hostname, u.port), timeout=timeout)
+        ctx = self.ssl_context(cert)
+        return ctx.wrap_socket(raw, server_hostname=u.hostname) if ctx else raw
+
+    def http_connection(self, timeout: float = 10, cert: bool = True) -> http.client.HTTPConnection:
+        u = urlsplit(self.url)
+        ctx = self.ssl_context(cert)
+        if ctx is None:
+            return http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        return http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=ctx)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                cert: bool = True) -> tuple[int, dict[str, str], Any]:
+        """A raw HTTP request (with the admin certificate unless ``cert=False``); returns (code, headers,
+        parsed JSON body or text)."""
         hdrs = {"Content-Type": "application/json", **(headers or {})}  # urllib would say form-urlencoded
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=10, context=self.ssl_context(cert)) as r:
                 code, hdrs, raw = r.status, dict(r.headers.items()), r.read()
         except urllib.error.HTTPError as e:
             code, hdrs, raw = e.code, dict(e.headers.items()), e.read()
@@ -103,9 +139,8 @@ def start_api(tmp: Path, *extra: str) -> Api:
         fields = ready_fields(proc.wait_line("kubesvc apiserver ready", timeout=20))
         kubeconfig = home / "kubeconfig"
         api = Api(proc, fields["url"], store, home, kubeconfig)
-        cfg = api.ks("config", "view", "--server", fields["url"])
+        cfg = api.ks("config", "view", "--server", fields["url"], "--write-kubeconfig", str(kubeconfig))
         assert cfg.code == 0, cfg.err
-        kubeconfig.write_text(cfg.out)
         return api
     except BaseException:
         proc.stop()

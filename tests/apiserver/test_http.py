@@ -3,9 +3,7 @@ dry runs, patches, watch streams and bookmarks, authentication and the loopback 
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -94,8 +92,7 @@ def test_bad_requests_get_a_status_and_change_nothing(api: Api, ns: str, what: s
 
 def test_body_too_large(api: Api, ns: str) -> None:
     before = api.revision()
-    u = urlsplit(api.url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn = api.http_connection()
     conn.putrequest("POST", f"/api/v1/namespaces/{ns}/services")
     conn.putheader("Content-Type", "application/json")
     conn.putheader("Content-Length", str(4 * 1024 * 1024))
@@ -148,9 +145,8 @@ def test_merge_patch_json_patch_and_unsupported_type(api: Api, ns: str) -> None:
 
 
 def _watch_lines(api: Api, path: str, count: int, timeout: float = 10) -> list[dict]:
-    u = urlsplit(api.url)
-    with socket.create_connection((u.hostname, u.port), timeout=timeout) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    with api.connect(timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {urlsplit(api.url).netloc}\r\nConnection: close\r\n\r\n".encode())
         f = s.makefile("rb")
         assert b" 200 " in f.readline()
         while f.readline() not in (b"\r\n", b""):
@@ -191,20 +187,19 @@ def test_token_auth_and_loopback_rule(tmp_path: Path) -> None:
     token.write_text("s3cret\n")
     api = start_api(tmp_path, "--token-file", str(token))
     try:
-        assert api.request("GET", "/api/v1/namespaces")[0] == 401
-        code, _, body = api.request("GET", "/api/v1/namespaces", headers={"Authorization": "Bearer s3cret"})
+        assert api.request("GET", "/api/v1/namespaces", cert=False)[0] == 401
+        code, _, body = api.request("GET", "/api/v1/namespaces", headers={"Authorization": "Bearer s3cret"}, cert=False)
         assert code == 200 and body["kind"] == "NamespaceList"
-        assert api.request("GET", "/version", headers={"Authorization": "Bearer nope"})[0] == 401
+        assert api.request("GET", "/version", headers={"Authorization": "Bearer nope"}, cert=False)[0] == 401
         assert api.proc.stop() == 0  # SIGTERM: a clean exit
     finally:
         api.proc.stop()
-    p = Proc(str(tmp_path / "other.db"), "apiserver", "--bind-address", "0.0.0.0", "--port", "0")
+    p = Proc(str(tmp_path / "other.db"), "apiserver", "--bind-address", "0.0.0.0", "--port", "0", "--insecure-plain-http")
     try:
         assert p.p.wait(20) == 1
     finally:
         p.stop()
-    assert any("refusing to serve the API on non-loopback address 0.0.0.0 without --token-file" in ln
-               for ln in p.stderr)
+    assert any("refusing to serve plain HTTP on non-loopback address 0.0.0.0" in ln for ln in p.stderr)
 
 
 def test_watch_from_a_compacted_revision_is_gone(api: Api, ns: str) -> None:
