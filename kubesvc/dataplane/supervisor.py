@@ -77,7 +77,8 @@ def _dns_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
 
 def _apiserver_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
     host, _, port = (flags.get("apiserver_address") or "127.0.0.1:6443").rpartition(":")
-    return ["apiserver", "--bind-address", host, "--port", port]
+    # HTTPS with the store's credentials (<store>.d/pki/); the kubeconfig for it lands beside them, mode 0600
+    return ["apiserver", "--bind-address", host, "--port", port, "--write-kubeconfig", str(run.path / "kubeconfig")]
 
 
 def _kubelet_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
@@ -531,6 +532,9 @@ def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: flo
         for name, proc in started.items():
             out(_describe(name, proc.pid, ready[name]) + _note_lines(notes, name))
         out(f"logs: {run.path}/\n")
+        kubeconfig = ready.get("apiserver", {}).get("kubeconfig")
+        if kubeconfig:
+            out(f"kubeconfig: {kubeconfig} (kubectl --kubeconfig {kubeconfig} get svc, or export KUBECONFIG={kubeconfig})\n")
     if not foreground:
         return 0
     return _stay(run, started, out)
