@@ -45,14 +45,14 @@ def init(
 
     reg = common.registry(store)
     current = reg.store.settings()
-    changes = {
+    given = {
         "service_cluster_ip_range": service_cluster_ip_range,
         "service_node_port_range": service_node_port_range,
         "load_balancer_ip_pool": load_balancer_ip_pool,
         "pod_ip_range": pod_ip_range,
         "cluster_domain": cluster_domain,
     }
-    changes = {k: v for k, v in changes.items() if v is not None and v != getattr(current, k)}
+    changes: dict[str, str] = {k: v for k, v in given.items() if v is not None and v != getattr(current, k)}
     for key in ("service_cluster_ip_range", "load_balancer_ip_pool", "pod_ip_range"):
         if key in changes:
             try:
