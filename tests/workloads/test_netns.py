@@ -10,10 +10,11 @@ import os
 import shutil
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from tests.workloads.fixtures import Bed, running_ready, server_container
+from tests.workloads.fixtures import POD_UID, Bed, container_pid, running_ready, server_container
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -47,7 +48,39 @@ def test_two_pods_bind_same_port_in_own_namespaces(bed: Bed) -> None:
         with _OPENER.open(f"http://{p['status']['podIP']}:8080/", timeout=5) as r:
             assert r.read().decode().strip() == p["metadata"]["name"]
     assert bed.endpoints("twins") == (ips, [])
+    for p in pods:  # the user changes after the namespace switch (setpriv): not root there either
+        status = Path(f"/proc/{container_pid(p)}/status").read_text()
+        assert f"Uid:\t{POD_UID}\t" in status, status
     made = netns_names() - before
     assert len(made) == 2 and all(n.startswith("kubesvc-") for n in made)
     assert bed.kubelet is not None and bed.kubelet.stop() == 0
     assert not (netns_names() & made), "namespaces left behind"
+
+
+def test_adopted_pod_keeps_its_namespace(bed: Bed) -> None:
+    probe = subprocess.run(["ip", "netns", "add", "kubesvc-probe-perm"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("cannot create network namespaces here")
+    subprocess.run(["ip", "netns", "del", "kubesvc-probe-perm"], capture_output=True, check=False)
+    before = netns_names()
+    args = ("--isolation", "netns", "--pod-cidr", "10.232.0.0/16")
+    bed.start_kubelet(*args)
+    c = server_container()
+    c["env"].append({"name": "BIND_ADDRESS", "value": "0.0.0.0"})
+    bed.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo"},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [c]}})
+    pod = bed.wait(lambda: (p := bed.pod("solo")) and running_ready(p) and p, timeout=20, what="ready")
+    pid, ip = container_pid(pod), pod["status"]["podIP"]
+    made = netns_names() - before
+    bed.kill_kubelet()
+    bed.start_kubelet(*args)
+    bed.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sentinel"},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                         "containers": [server_container(env=[{"name": "PORT", "value": "8081"}])]}})
+    bed.wait(lambda: running_ready(bed.pod("sentinel")), timeout=20, what="sentinel ready")
+    assert container_pid(bed.pod("solo")) == pid and bed.copies("solo") == [pid]
+    assert made <= netns_names()  # not torn down and made again under the adopted process
+    with _OPENER.open(f"http://{ip}:8080/", timeout=5) as r:
+        assert r.read().decode().strip() == "solo"
+    assert bed.kubelet is not None and bed.kubelet.stop() == 0
+    assert not (netns_names() & made) and bed.copies("solo") == []
