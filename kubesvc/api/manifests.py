@@ -4,8 +4,11 @@ Rules kept here (kubectl's resource builder, spec §9.2):
 - ``-f`` takes files, directories (only .json/.yaml/.yml; subdirectories with -R; lexical order)
   and ``-`` (stdin, reported as ``STDIN``).
 - A file holds several YAML documents; ``kind: List`` (any ``*List``) is flattened into items.
-- Input is untrusted: size, nesting depth and YAML aliases are bounded, and every failure is a
-  one-line ``ClientError`` naming the source. Nothing here touches the store.
+- YAML is read as kubectl reads it (YAML 1.1: ``yes`` is a bool, ``0755`` is 493) by ``yamlload``, with
+  libyaml's C parser; JSON by the json module. See docs/concepts/validation.md#reading-manifests.
+- Input is untrusted: size (``MAX_INPUT_BYTES``), nesting depth (``MAX_DEPTH``), values (``MAX_NODES``, aliases
+  counted as what they expand to, before anything expands) are bounded, and every failure is a one-line
+  ``ClientError`` naming the source. Nothing here touches the store.
 - Dumps are kubectl's: YAML block style, keys sorted, list items not indented under their key.
 """
 
@@ -15,15 +18,16 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO
 
+from kubesvc.api import yamlload
+from kubesvc.api.yamlload import MAX_DEPTH, MAX_NODES
 from kubesvc.errors import ClientError
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
-MAX_DEPTH = 100
-MAX_NODES = 1_000_000
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -99,7 +103,6 @@ def parse_documents(raw: bytes, source: str) -> list[dict[str, Any]]:
     for doc in docs:
         if doc is None:
             continue
-        _check_shape(doc, source)
         if not isinstance(doc, dict):
             raise ClientError(f"error parsing {source}: json: cannot unmarshal {_json_type(doc)} into Go value of type map[string]interface {{}}")
         objects.extend(_flatten(doc, source))
@@ -131,86 +134,42 @@ def _flatten(doc: dict[str, Any], source: str) -> list[dict[str, Any]]:
 
 
 def _check_shape(doc: Any, source: str) -> None:
-    """Bound depth and total node count (alias bombs expand into huge trees)."""
+    """Bound depth and value count of a JSON document (YAML is bounded while it is composed, in yamlload)."""
     count = 0
     stack: list[tuple[Any, int]] = [(doc, 1)]
-    seen_containers: set[int] = set()
     while stack:
         node, depth = stack.pop()
         count += 1
         if count > MAX_NODES:
             raise ClientError(f"error parsing {source}: document is too large (more than {MAX_NODES} values)")
-        if depth > MAX_DEPTH:
-            raise ClientError(f"error parsing {source}: document is nested too deeply (more than {MAX_DEPTH} levels)")
-        if isinstance(node, dict):
-            if id(node) in seen_containers:
-                count += len(node)
-            seen_containers.add(id(node))
-            stack.extend((v, depth + 1) for v in node.values())
-            for k in node:
-                if not isinstance(k, str):
-                    raise ClientError(f"error parsing {source}: mapping keys must be strings, got {k!r}")
-        elif isinstance(node, list):
-            seen_containers.add(id(node))
-            stack.extend((v, depth + 1) for v in node)
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise ClientError(f"error parsing {source}: document is nested too deeply (more than {MAX_DEPTH} levels)")
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN/Infinity; Go's does not
 
 
 def _load_all(text: str, source: str) -> list[Any]:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            return [json.loads(text)]
-        except (json.JSONDecodeError, RecursionError):
+            doc = json.loads(text, parse_float=_json_float, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
             pass  # may still be YAML (flow style); fall through for the YAML error text
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.allow_duplicate_keys = False
+        else:
+            _check_shape(doc, source)
+            return [doc]
     try:
-        docs = list(yaml.load_all(text))
-    except YAMLError as exc:
-        raise ClientError(f"error parsing {source}: error converting YAML to JSON: yaml: {_yaml_reason(exc)}") from None
-    except RecursionError:
-        raise ClientError(f"error parsing {source}: document is nested too deeply") from None
-    except (ValueError, TypeError) as exc:
+        return yamlload.load_all(text)
+    except yamlload.YAMLLoadError as exc:
         raise ClientError(f"error parsing {source}: {exc}") from None
-    return [_jsonable(d, source) for d in docs]
 
 
-def _yaml_reason(exc: Exception) -> str:
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    if mark is not None:
-        return f"line {mark.line + 1}: {problem}"
-    return str(problem)
-
-
-def _jsonable(node: Any, source: str, depth: int = 0) -> Any:
-    """YAML values -> JSON values (timestamps and dates become strings, like kubectl)."""
-    if depth > MAX_DEPTH:
-        raise ClientError(f"error parsing {source}: document is nested too deeply (more than {MAX_DEPTH} levels)")
-    if isinstance(node, dict):
-        return {(k if isinstance(k, str) else _key(k, source)): _jsonable(v, source, depth + 1) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_jsonable(v, source, depth + 1) for v in node]
-    if node is None or isinstance(node, (str, bool, int, float)):
-        if isinstance(node, float) and (node != node or node in (float("inf"), float("-inf"))):
-            raise ClientError(f"error parsing {source}: unsupported value: {node}")
-        return node
-    if hasattr(node, "isoformat"):
-        return node.isoformat().replace("+00:00", "Z")
-    if isinstance(node, bytes):
-        import base64
-
-        return base64.b64encode(node).decode()
-    return str(node)
-
-
-def _key(k: Any, source: str) -> str:
-    if isinstance(k, (bool, int, float)) or k is None:
-        return json.dumps(k) if not isinstance(k, (int, float)) or isinstance(k, bool) else str(k)
-    raise ClientError(f"error parsing {source}: mapping keys must be strings")
+def _json_float(text: str) -> int | float:
+    return yamlload.json_number(float(text))
 
 
 # ---------------------------------------------------------------------------------------- dumping
@@ -269,7 +228,7 @@ def to_yaml(obj: Any) -> str:
     yaml.default_flow_style = False
     yaml.indent(mapping=2, sequence=2, offset=0)
     yaml.width = 4096
-    yaml.sort_base_mapping_type_on_output = True  # type: ignore[attr-defined]
+    yaml.sort_base_mapping_type_on_output = True  # type: ignore[attr-defined,assignment]
     buf = io.StringIO()
     yaml.dump(_sorted(obj), buf)
     return buf.getvalue()
