@@ -323,17 +323,21 @@ def decode_body(req: Request, yaml_ok: bool = False) -> Any:
         raise ApiError(413, "RequestEntityTooLarge", "the request body is too large")
     if not req.body.strip():
         raise bad_request("the request body is empty: a JSON object is required")
-    try:
-        return json.loads(req.body)
-    except (ValueError, UnicodeDecodeError) as e:
-        if not (yaml_ok or ctype == "application/yaml"):
-            raise bad_request(f"the request body is not valid JSON: {e}") from None
-    import yaml
+    from kubesvc.api import untrusted
 
     try:
-        return yaml.safe_load(req.body)
-    except yaml.YAMLError as e:
-        raise bad_request(f"the request body is not valid YAML: {str(e).splitlines()[0]}") from None
+        return untrusted.loads(req.body)
+    except ValueError as e:
+        if not (yaml_ok or ctype == "application/yaml"):
+            raise bad_request(f"the request body is not valid JSON: {e}") from None
+    from kubesvc.api import yamlload  # the manifests' reader: YAML 1.1, aliases bounded before they expand
+
+    try:
+        return yamlload.load(req.body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise bad_request("the request body is not valid YAML: it is not UTF-8 text") from None
+    except yamlload.YAMLLoadError as e:
+        raise bad_request(f"the request body is not valid YAML: {e}") from None
 
 
 def _typed_object(body: Any, k: Kind, namespace: str) -> dict[str, Any]:
