@@ -70,10 +70,14 @@ if command -v dig >/dev/null && [ -n "$DNS_PORT" ]; then
   dig +short -p "$DNS_PORT" @127.0.0.1 web.default.svc.cluster.local
 fi
 
+API_URL=$(echo "$UP_OUT" | sed -n 's/^apiserver: .* url=\(https:[^ ]*\).*/\1/p')
+PKI="$KUBESVC_STORE.d/pki"
+echo "+ the API server wants credentials: none gives 401, the store's token (or client certificate) is let in"
+curl -s -o /dev/null -w '%{http_code} without credentials\n' --cacert "$PKI/ca.crt" "$API_URL/api/v1/namespaces"
+curl -s -o /dev/null -w '%{http_code} with the token\n' --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(cat "$PKI/token")" "$API_URL/api/v1/namespaces"
 if command -v kubectl >/dev/null; then
-  echo "+ the real kubectl, against kubesvc's API server"
-  $KS config view > "$DIR/kubeconfig"
-  kubectl --kubeconfig "$DIR/kubeconfig" --cache-dir "$DIR/kube-cache" get svc,ep web -o wide
+  echo "+ the real kubectl, with the kubeconfig that up wrote (HTTPS, the admin client certificate embedded)"
+  kubectl --kubeconfig "$KUBESVC_STORE.d/kubeconfig" --cache-dir "$DIR/kube-cache" get svc,ep web -o wide
 fi
 
 echo "+ six requests to $IP:8080 (round robin)"
