@@ -84,3 +84,22 @@ def test_adopted_pod_keeps_its_namespace(bed: Bed) -> None:
         assert r.read().decode().strip() == "solo"
     assert bed.kubelet is not None and bed.kubelet.stop() == 0
     assert not (netns_names() & made) and bed.copies("solo") == []
+
+
+def test_down_after_killed_kubelet_removes_orphan_namespaces(bed: Bed) -> None:
+    probe = subprocess.run(["ip", "netns", "add", "kubesvc-probe-perm"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("cannot create network namespaces here")
+    subprocess.run(["ip", "netns", "del", "kubesvc-probe-perm"], capture_output=True, check=False)
+    before = netns_names()
+    bed.start_kubelet("--isolation", "netns", "--pod-cidr", "10.233.0.0/16")
+    bed.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo"},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [server_container()]}})
+    pid = bed.wait(lambda: (p := bed.pod("solo")) and running_ready(p) and container_pid(p), timeout=20, what="ready")
+    made = netns_names() - before
+    assert len(made) == 1
+    bed.kill_kubelet()
+    r = bed.ks("down")
+    assert r.returncode == 0 and "pods: stopped 1 container process(es)" in r.stdout, (r.stdout, r.stderr)
+    assert bed.copies("solo") == [] and pid not in bed.copies("solo")
+    assert not (netns_names() & made), "namespace left behind"

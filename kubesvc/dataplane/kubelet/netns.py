@@ -87,10 +87,14 @@ class PodNetworks:
         return [shutil.which("ip") or "ip", "netns", "exec", self.names(uid)[0], *argv]
 
     def teardown(self, uid: str) -> None:
-        ns, host, _ = self.names(uid)
+        self.drop(uid)
+        self.made.discard(uid)
+
+    @classmethod
+    def drop(cls, uid: str) -> None:
+        ns, host, _ = cls.names(uid)
         _ip("link", "del", host, check=False)
         _ip("netns", "del", ns, check=False)
-        self.made.discard(uid)
 
     def cleanup_all(self) -> None:
         for uid in list(self.made):

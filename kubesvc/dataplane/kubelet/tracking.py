@@ -171,7 +171,17 @@ def sweep(pods_dir: Path, timeout: float = 10.0, only: set[Path] | None = None) 
             pid = int(r["pid"])
             signal_group(pid, r.get("start"), signal.SIGKILL)
             kill_leftovers(pid)
+        _drop_namespaces({path.parent.parent.name.rsplit("_", 1)[-1] for path, _ in found})
     return [r for _, r in found]
+
+
+def _drop_namespaces(pod_uids: set[str]) -> None:
+    """The network namespaces (``--isolation netns``) of pods whose containers a sweep stopped."""
+    from kubesvc.dataplane.kubelet import netns
+
+    for uid in pod_uids:
+        if os.path.exists(f"/run/netns/{netns.PodNetworks.names(uid)[0]}"):
+            netns.PodNetworks.drop(uid)
 
 
 # ------------------------------------------------------------------------------------- adoption
