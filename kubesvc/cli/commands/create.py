@@ -65,6 +65,7 @@ def _generate(kind: str, name: str, tcp: list[str] | None, node_port: int | None
               store: str | None) -> None:
     from kubesvc.api import expose as exposelib
 
+    common.check_output(output)  # kubectl: the printer (Complete) before the ports (Validate)
     ports = [p for value in (tcp or []) for p in exposelib.split_string_slice(value)]
     svc = exposelib.create_service(kind, name, tcp=ports, node_port=node_port, cluster_ip=cluster_ip,
                                    external_name=external_name)

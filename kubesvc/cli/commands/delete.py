@@ -36,7 +36,8 @@ def delete(
     ns, explicit = common.namespace(namespace)
     # --dry-run=client deletes by name without asking the store, as kubectl does; -l and --all still list
     # what they match (from the store as it is; a missing store is not created)
-    reg = common.read_registry(store) if mode == "client" else common.registry(store)
+    client = mode == "client"
+    reg = None if client else common.registry(store)
     work: list[tuple[str, str, str, str]] = []  # kind, namespace, name, context
     if filename:
         from kubesvc.cli import resources
@@ -55,8 +56,9 @@ def delete(
                 work.extend((kind, ns, n, "") for n in names)
             elif all_ or sel is not None:
                 scope = None if (all_namespaces or not BY_KIND[kind].namespaced) else ns
+                lister = common.read_registry(store) if client else reg
                 work.extend((kind, o["metadata"].get("namespace", ""), o["metadata"]["name"], "")
-                            for o in (reg.list(kind, scope, sel) if reg is not None else []))
+                            for o in (lister.list(kind, scope, sel) if lister is not None else []))
             else:
                 raise ClientError('resource(s) were provided, but no name was specified')
     failures: list[Failure] = []
@@ -64,7 +66,7 @@ def delete(
     suffix = common.dry_run_suffix(mode)
     for kind, obj_ns, name, context in work:
         try:
-            if mode == "client" or reg is None:
+            if reg is None:  # --dry-run=client
                 obj: dict[str, Any] = {"metadata": {"name": name}}
             else:
                 obj = reg.delete(kind, obj_ns, name, dry_run=mode != "none")
