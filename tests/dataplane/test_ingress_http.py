@@ -152,6 +152,15 @@ def test_body_limit_413_and_header_limits(shared_bed: Bed) -> None:
     assert shared_bed.request("GET", "/" + "a" * 9000, host="lim.test")[0] == 414
 
 
+@pytest.mark.parametrize("host", [b"mal.test", b"mal.test:80", b"MAL.test.:65535", b"mal.test:", b"[::1]:8080", b"127.0.0.1"])
+def test_valid_host_forms_are_routed(shared_bed: Bed, host: bytes) -> None:
+    shared_bed.ingress("mal", [("mal.test", [("/", "Prefix", "svc-a")])])
+    shared_bed.sync()
+    out = shared_bed.raw(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+    assert out.split(b" ")[1] in (b"200", b"404"), out[:200]
+    assert (out.split(b" ")[1] == b"200") == host.lower().startswith(b"mal.test"), out[:200]
+
+
 @pytest.mark.parametrize("data,status", [
     (b"GARBAGE\r\n\r\n", b"400"),
     (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", b"400"),
@@ -163,6 +172,15 @@ def test_body_limit_413_and_header_limits(shared_bed: Bed) -> None:
     (b"POST / HTTP/1.1\r\nHost: mal.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"400"),
     (b"POST / HTTP/1.1\r\nHost: mal.test\r\nContent-Length: -1\r\n\r\n", b"400"),
     (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", b"405"),
+    (b"GET / HTTP/1.1\r\nHost: mal.test:99999\r\n\r\n", b"400"),
+    (b"GET / HTTP/1.1\r\nHost: mal.test:0\r\n\r\n", b"400"),
+    (b"GET / HTTP/1.1\r\nHost: mal.test:8o\r\n\r\n", b"400"),
+    (b"GET / HTTP/1.1\r\nHost: mal.test:80:80\r\n\r\n", b"400"),
+    (b"GET / HTTP/1.1\r\nHost: mal.test/x\r\n\r\n", b"400"),
+    (b"GET / HTTP/1.1\r\nHost: u@mal.test\r\n\r\n", b"400"),
+    (b"GET / HTTP/1.1\r\nHost: mal..test\r\n\r\n", b"400"),
+    (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", b"400"),
+    (b"GET http://mal.test:99999/ HTTP/1.1\r\nHost: mal.test\r\n\r\n", b"400"),
 ])
 def test_malformed_requests_get_4xx(shared_bed: Bed, data: bytes, status: bytes) -> None:
     shared_bed.ingress("mal", [("mal.test", [("/", "Prefix", "svc-a")])])
