@@ -164,7 +164,7 @@ def ensure(store_path: str, hosts: Iterable[str] = (), note: Note | None = None)
     Raises ClientError (one line, the directory and the reason) when they cannot be written.
     """
     pki = Pki(pki_dir(store_path))
-    wanted = _server_names(hosts)
+    wanted = server_names(hosts)
     try:
         pki.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(pki.dir, 0o700)
@@ -176,7 +176,8 @@ def ensure(store_path: str, hosts: Iterable[str] = (), note: Note | None = None)
     return pki
 
 
-def _server_names(hosts: Iterable[str]) -> list[str]:
+def server_names(hosts: Iterable[str]) -> list[str]:
+    """The names the serving certificate carries for a server bound to ``hosts``: loopback ones first."""
     names = list(LOOPBACK_NAMES)
     for h in hosts:
         h = h.strip("[]")
@@ -190,6 +191,9 @@ def _server_names(hosts: Iterable[str]) -> list[str]:
         if h and h not in names:
             names.append(h)
     return names
+
+
+_server_names = server_names  # the name an earlier caller used
 
 
 def _ensure_locked(pki: Pki, names: list[str], note: Note) -> None:
@@ -414,4 +418,4 @@ def _make_leaf(ca_cert: Any, ca_key: Any, key: Any, cn: str, *, server: bool, na
     return b.sign(ca_key, hashes.SHA256())
 
 
-__all__ = ["Pki", "ensure", "pki_dir", "kubeconfig", "client_url", "ADMIN_CN", "ADMIN_GROUP"]
+__all__ = ["Pki", "ensure", "pki_dir", "server_names", "kubeconfig", "client_url", "ADMIN_CN", "ADMIN_GROUP"]
