@@ -68,9 +68,9 @@ class Limits:
         for f in fields(self):
             value = getattr(self, f.name)
             if not value > 0:
-                raise ClientError(f"invalid {f.name.replace('_', '-')} {value}: must be positive")
+                raise ClientError(f"invalid --{f.name.replace('_', '-')} {value}: must be positive")
         if self.max_body_bytes > handlers.MAX_BODY:
-            raise ClientError(f"invalid max-body-bytes {self.max_body_bytes}: must be at most {handlers.MAX_BODY}")
+            raise ClientError(f"invalid --max-body-bytes {self.max_body_bytes}: must be at most {handlers.MAX_BODY}")
 
 
 def is_loopback(host: str) -> bool:

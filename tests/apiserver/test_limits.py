@@ -500,3 +500,40 @@ def test_stop_ends_open_watches_and_idle_connections(tmp_path: Path) -> None:
         assert idle.closed_by_server()
         w.close()
         idle.close()
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+def test_the_cli_server_holds_500_connections_on_a_few_threads(tmp_path: Path) -> None:
+    """`kubesvc apiserver` as a subprocess with the limit flags: 500 open connections, thread count bounded, and the
+    501st beyond --max-connections gets the 429 Status."""
+    from tests.support.procs import Proc, ready_fields
+
+    proc = Proc(str(tmp_path / "store.db"), "apiserver", "--insecure-plain-http", "--port", "0",
+                "--max-connections", "500", "--header-timeout", "30")
+    conns: list[Conn] = []
+    try:
+        fields = ready_fields(proc.wait_line("kubesvc apiserver ready", timeout=20))
+        host, port = fields["address"].rsplit(":", 1)
+        base = _threads(proc.p.pid)
+
+        class _Srv:  # what Conn needs of a server
+            address = fields["address"]
+
+        for _ in range(500):
+            c = Conn(_Srv, sock=socket.create_connection((host, int(port)), timeout=10))  # type: ignore[arg-type]
+            c.request("GET", "/healthz")
+            assert c.response()[0] == 200
+            conns.append(c)
+        assert _threads(proc.p.pid) <= base + 8  # the handler pool at most, not one per connection
+        with Conn(_Srv, sock=socket.create_connection((host, int(port)), timeout=10)) as extra:  # type: ignore[arg-type]
+            assert_status(extra.response(), 429, "TooManyRequests")
+    finally:
+        for c in conns:
+            c.close()
+        assert proc.stop() == 0

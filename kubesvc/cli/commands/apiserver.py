@@ -88,6 +88,13 @@ def apiserver(
     insecure_plain_http: Annotated[bool, Opt(INSECURE_FLAG, help="Serve plain HTTP: no TLS, and no authentication unless --token-file is given, so any local process or web page can create pods that run commands as you. Loopback only.")] = False,
     write_kubeconfig_path: Annotated[Optional[str], Opt("--write-kubeconfig", help="Once serving, write a kubeconfig for this server to this file (mode 0600).")] = None,
     bookmark_interval: Annotated[float, Opt("--bookmark-interval", help="Seconds between BOOKMARK events on watches that ask for them.")] = 30.0,
+    max_body_bytes: Annotated[int, Opt("--max-body-bytes", help="Largest request body, whatever its transfer coding (413 beyond; at most the default).")] = 3 * 1024 * 1024,
+    max_header_bytes: Annotated[int, Opt("--max-header-bytes", help="Largest request line and headers together (431 beyond).")] = 64 * 1024,
+    header_timeout: Annotated[float, Opt("--header-timeout", help="Seconds for a whole request head or TLS handshake; slower clients are dropped.")] = 10.0,
+    idle_timeout: Annotated[float, Opt("--idle-timeout", help="Seconds a keep-alive connection may stay idle (and a client may stop reading).")] = 90.0,
+    max_connections: Annotated[int, Opt("--max-connections", help="Open connections at once (429 and closed beyond).")] = 1000,
+    max_watches: Annotated[int, Opt("--max-watches", help="Watch streams at once (429 with Retry-After beyond).")] = 500,
+    max_requests_inflight: Annotated[int, Opt("--max-requests-inflight", help="Other requests queued or running at once (429 with Retry-After beyond).")] = 400,
     store: StoreOpt = None,
 ) -> None:
     """Serve the Kubernetes API (kubectl, client libraries) over HTTPS, over the same store as the CLI.
@@ -104,8 +111,12 @@ def apiserver(
     if bookmark_interval <= 0:
         raise ClientError(f"invalid --bookmark-interval {bookmark_interval}: must be positive")
     path = common.store_path(store)
+    limits = server.Limits(max_body_bytes=max_body_bytes, max_header_bytes=max_header_bytes, header_timeout=header_timeout,
+                           idle_timeout=idle_timeout, max_connections=max_connections, max_watches=max_watches,
+                           max_requests_inflight=max_requests_inflight)
     token = read_token(token_file)
     ssl_context = None
+    hosts: list[str] = []
     if insecure_plain_http:
         if not _is_loopback(bind_address):
             raise ClientError(f"refusing to serve plain HTTP on non-loopback address {bind_address}: "
@@ -116,6 +127,7 @@ def apiserver(
         from kubesvc.apiserver import pki as pki_mod
 
         pki = pki_mod.ensure(path, [bind_address], note=common.warn)
+        hosts = pki_mod._server_names([bind_address])  # the names the serving certificate carries are valid Hosts
         if token is None:
             token = pki.token()
         try:
@@ -143,6 +155,6 @@ def apiserver(
 
     try:
         server.serve(path, bind_address, port, token, ready=ready, stop=stop, bookmark_interval=bookmark_interval,
-                     ssl_context=ssl_context, insecure=insecure_plain_http)
+                     ssl_context=ssl_context, insecure=insecure_plain_http, limits=limits, hosts=hosts)
     except OSError as e:
         raise ClientError(f"cannot listen on {bind_address}:{port}: {e.strerror or e}") from None
