@@ -25,6 +25,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.dataplane.kubelet import identity, probes, spec, tracking
@@ -241,13 +242,13 @@ class PodWorker:
                 if await self._sleep(delay):
                     return
 
-    async def _watch(self, c: Container, record: object) -> None:
+    async def _watch(self, c: Container, record: Path) -> None:
         """Wait for the running container to exit, then record how it ended."""
         assert c.proc is not None
         v = c.view
         rc = await c.proc.wait()
         tracking.kill_leftovers(c.proc.pid)  # the rest of the container's process group
-        tracking.remove(record)  # type: ignore[arg-type]
+        tracking.remove(record)
         for t in c.probe_tasks:
             t.cancel()
         c.probe_tasks.clear()
