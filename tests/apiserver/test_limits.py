@@ -537,3 +537,27 @@ def test_the_cli_server_holds_500_connections_on_a_few_threads(tmp_path: Path) -
         for c in conns:
             c.close()
         assert proc.stop() == 0
+
+
+def test_requests_in_flight_limit_answers_429(tmp_path: Path) -> None:
+    """One write held on the store's lock fills --max-requests-inflight 1; the next request gets the 429 at once,
+    and the held write completes once the lock goes."""
+    with serving(tmp_path, limits=Limits(max_requests_inflight=1, workers=2)) as srv:
+        locker = Store(srv.store_path)
+        locker.conn.execute("BEGIN IMMEDIATE")
+        held = Conn(srv, timeout=60)
+        try:
+            held.request("POST", SVC, svc_body("held"), JSON_CT)
+            assert _eventually(lambda: srv.counters.inflight == 1)
+            with Conn(srv) as c:
+                c.request("GET", "/version")
+                code, headers, body = c.response()
+                assert_status((code, headers, body), 429, "TooManyRequests")
+                assert headers["retry-after"] == "1"
+                w = _open_watch(srv)  # watches are counted apart
+                w.close()
+        finally:
+            locker.conn.execute("ROLLBACK")
+            locker.close()
+        assert held.response()[0] == 201
+        held.close()
