@@ -14,8 +14,9 @@ Rules kept here (docs/concepts/apiserver.md, "Limits and request rules"):
 - Bodies are read only up to ``max_body_bytes`` whatever the transfer coding: chunk sizes are strict hex,
   their running sum is checked before each chunk is read.
 - Timeouts: a head must arrive within ``header_timeout`` of its first byte (of the connection, for the
-  first request); a keep-alive connection idle for ``idle_timeout`` is closed; a body must arrive within
-  ``body_timeout``; a client that reads nothing for ``idle_timeout`` is dropped.
+  first request), else a 408 Status and the close; a keep-alive connection idle for ``idle_timeout`` is
+  closed without a word; a body must arrive within ``body_timeout`` (408); a client that reads nothing for
+  ``idle_timeout`` is dropped.
 - Every failure leaves as a ``kind: Status`` JSON; an unexpected exception is a 500 Status and one log
   line, never a traceback on the wire.
 - Binds loopback by default; a non-loopback address needs a bearer token or a TLS context. Without either
@@ -382,18 +383,22 @@ class ApiServer:
         """The next request head, or None when the client went away or stayed idle/slow too long (a 408 or
         431 Status is sent where the client may still read it)."""
         lim = self.limits
+        loop = asyncio.get_running_loop()
+        started = False
         try:
-            if first:
-                async with asyncio.timeout(lim.header_timeout):
-                    return await reader.readuntil(b"\r\n\r\n")
-            async with asyncio.timeout(lim.idle_timeout):
+            deadline = loop.time() + lim.header_timeout
+            async with asyncio.timeout(lim.header_timeout if first else lim.idle_timeout):
                 byte = await reader.readexactly(1)
-            async with asyncio.timeout(lim.header_timeout):
+            started = True
+            async with asyncio.timeout_at(deadline if first else loop.time() + lim.header_timeout):
                 return byte + await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:
             return None
         except TimeoutError:
-            return None  # slow or idle: dropped without a word (Go's ReadHeaderTimeout/IdleTimeout do the same)
+            if not started:
+                return None  # nothing asked: an idle connection is closed without a word, as Go's IdleTimeout does
+            raise _Refuse(408, "Timeout", f"the request head did not arrive within {lim.header_timeout:g}s",
+                          close=True) from None
         except asyncio.LimitOverrunError:
             raise _Refuse(431, "RequestHeaderFieldsTooLarge",
                           f"the request head is larger than the limit of {lim.max_header_bytes} bytes", close=True) from None

@@ -325,6 +325,7 @@ def test_a_half_sent_head_is_dropped_after_the_header_timeout(tmp_path: Path) ->
             for c in conns:
                 c.send(f"GET /version HTTP/1.1\r\nHost: {c.host}\r\nX-Slow: ".encode())
             for c in conns:
+                assert_status(c.response(), 408, "Timeout")
                 assert c.closed_by_server()
         finally:
             for c in conns:
@@ -333,6 +334,9 @@ def test_a_half_sent_head_is_dropped_after_the_header_timeout(tmp_path: Path) ->
             c.request("GET", "/version")
             assert c.response()[0] == 200
             c.send(b"GET /version HTTP/1.1\r\n")
+            assert_status(c.response(), 408, "Timeout")
+            assert c.closed_by_server()
+        with Conn(srv) as c:  # a connection that never says a word is just closed
             assert c.closed_by_server()
 
 
