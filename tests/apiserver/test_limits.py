@@ -565,3 +565,34 @@ def test_requests_in_flight_limit_answers_429(tmp_path: Path) -> None:
             locker.close()
         assert held.response()[0] == 201
         held.close()
+
+
+_PIECES = [b"GET", b"POST", b" ", b"/version", b"/api/v1/namespaces/default/services", b"?watch=1", b"HTTP/1.1",
+           b"HTTP/1.0", b"\r\n", b"\n", b"\r", b":", b"Host", b"Content-Length", b"Transfer-Encoding", b"chunked",
+           b"Content-Type", b"application/json", b"Origin", b"127.0.0.1", b"-1", b"0", b"ffffffff", b"{}", b"\x00",
+           b"\xff", b"\t", b",", b"Expect", b"100-continue", b"Connection", b"close"]
+
+
+def test_random_heads_get_a_status_or_a_close_never_a_500_or_a_hang(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    with serving(tmp_path, limits=Limits(header_timeout=0.5, body_timeout=0.5)) as srv:
+        @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(st.lists(st.sampled_from(_PIECES) | st.binary(max_size=8), max_size=40))
+        def run(pieces: list[bytes]) -> None:
+            with Conn(srv, timeout=10) as c:
+                c.send(b"".join(pieces) + b"\r\n\r\n")
+                try:
+                    c.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                try:
+                    code, _, body = c.response()
+                except ConnectionError:
+                    return  # closed without an answer: an incomplete request from a client that left
+                assert code < 500, body
+                if code >= 400:
+                    assert isinstance(body, dict) and body["kind"] == "Status", body
+
+        run()
+        assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []  # no transport bug logged
