@@ -28,9 +28,10 @@ import os
 import secrets
 import socket
 import ssl
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from kubesvc.errors import ClientError
 
@@ -197,7 +198,7 @@ _server_names = server_names  # the name an earlier caller used
 
 
 def _ensure_locked(pki: Pki, names: list[str], note: Note) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca = _load_pair(pki.ca_cert, pki.ca_key)
     why = _ca_problem(ca, now)
     if why:
@@ -209,7 +210,7 @@ def _ensure_locked(pki: Pki, names: list[str], note: Note) -> None:
         _write(pki.ca_cert, _cert_pem(ca[0]))
         for name in ("apiserver", "admin"):  # signed by the old CA: reissue without a second message
             (pki.dir / f"{name}.crt").unlink(missing_ok=True)
-    assert ca is not None
+    assert isinstance(ca, tuple)
     ca_cert, ca_key = ca
     server = _load_pair(pki.server_cert, pki.server_key)
     why = _leaf_problem(server, ca_cert, now) or _san_problem(server, names)
@@ -375,7 +376,7 @@ def _make_ca() -> tuple[Any, Any]:
 
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"kubesvc-ca@{int(dt.datetime.now().timestamp())}")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=CA_DAYS))
@@ -396,7 +397,7 @@ def _make_leaf(ca_cert: Any, ca_key: Any, key: Any, cn: str, *, server: bool, na
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
     if not server:
         attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, ADMIN_GROUP))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     b = (x509.CertificateBuilder().subject_name(x509.Name(attrs)).issuer_name(ca_cert.subject)
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
          .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=LEAF_DAYS))

@@ -11,9 +11,9 @@ Import with ``from tests.apiserver.fixtures import *  # noqa: F403`` (tests/conf
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import http.client
 import re
 import shutil
 import socket
@@ -21,9 +21,10 @@ import ssl
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest

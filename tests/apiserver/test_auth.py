@@ -182,7 +182,7 @@ def _expired_copy(cert_pem: bytes, key_pem: bytes, issuer_key_pem: bytes | None 
 
     cert = x509.load_pem_x509_certificate(cert_pem)
     signer = serialization.load_pem_private_key(issuer_key_pem or key_pem, password=None)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     b = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer).public_key(cert.public_key())
          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=30))
          .not_valid_after(now - dt.timedelta(days=1)))
@@ -233,7 +233,7 @@ def test_up_writes_a_kubeconfig_kubectl_uses(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         kc = Path(store + ".d") / "kubeconfig"
         assert f"\nkubeconfig: {kc} (kubectl --kubeconfig {kc} get svc, or export KUBECONFIG={kc})\n" in r.stdout
-        assert f"url=https://127.0.0.1:" in r.stdout and f"kubeconfig={kc}" in r.stdout
+        assert "url=https://127.0.0.1:" in r.stdout and f"kubeconfig={kc}" in r.stdout
         assert _mode(kc) == 0o600
         if KUBECTL is not None:
             k = subprocess.run([KUBECTL, "--kubeconfig", str(kc), "--cache-dir", str(tmp_path / "cache"), "get", "ns",

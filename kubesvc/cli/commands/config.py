@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,7 +28,7 @@ DEFAULT_SERVER = "https://127.0.0.1:6443"
 app = typer.Typer(help="Print kubeconfig files for `kubesvc apiserver`.", no_args_is_help=True)
 
 
-def kubeconfig_text(store_path: str, server: str, token: Optional[str] = None, name: str = "kubesvc",
+def kubeconfig_text(store_path: str, server: str, token: str | None = None, name: str = "kubesvc",
                     namespace: str = "default", output: str = "yaml") -> str:
     """The kubeconfig for ``server`` with this store's credentials, as YAML or JSON text."""
     from kubesvc.api import manifests
@@ -51,11 +51,11 @@ def _narrow_stdout() -> None:
 
 @app.command("view")
 def view(
-    server: Annotated[Optional[str], Opt("--server", help=f"URL of the API server (default: the one `kubesvc up` runs for this store, else {DEFAULT_SERVER}).")] = None,
-    token_file: Annotated[Optional[str], Opt("--token-file", help="Put the token from this file in the user entry instead of the client certificate.")] = None,
+    server: Annotated[str | None, Opt("--server", help=f"URL of the API server (default: the one `kubesvc up` runs for this store, else {DEFAULT_SERVER}).")] = None,
+    token_file: Annotated[str | None, Opt("--token-file", help="Put the token from this file in the user entry instead of the client certificate.")] = None,
     name: Annotated[str, Opt("--name", help="Name of the cluster, user and context entries.")] = "kubesvc",
     output: Annotated[str, Opt("--output", "-o", help="yaml (default) or json.")] = "yaml",
-    write_kubeconfig: Annotated[Optional[str], Opt("--write-kubeconfig", help="Write the kubeconfig to this file (mode 0600) instead of printing it.")] = None,
+    write_kubeconfig: Annotated[str | None, Opt("--write-kubeconfig", help="Write the kubeconfig to this file (mode 0600) instead of printing it.")] = None,
     namespace: NamespaceOpt = None,
     store: common.StoreOpt = None,
 ) -> None:
@@ -63,7 +63,8 @@ def view(
 
     Use it as `kubesvc config view --write-kubeconfig kubeconfig; kubectl --kubeconfig kubeconfig get svc`.
     """
-    from kubesvc.cli.commands.apiserver import read_token, write_kubeconfig as write_file
+    from kubesvc.cli.commands.apiserver import read_token
+    from kubesvc.cli.commands.apiserver import write_kubeconfig as write_file
 
     path = common.store_path(store)
     if server is None:
