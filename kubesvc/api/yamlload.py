@@ -223,13 +223,25 @@ def _copy(v: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------- events
 
+_UNLOADED: Any = object()
+CParser: Any = _UNLOADED  # libyaml's parser class (None without ruamel.yaml.clib), imported on first use
+
+
+def libyaml() -> bool:
+    """Whether manifests are parsed by libyaml's C parser."""
+    global CParser
+    if CParser is _UNLOADED:
+        try:
+            from ruamel.yaml.cyaml import CParser as parser  # ruamel.yaml.clib, or ruamel.yaml.clibz
+        except ImportError:
+            parser = None
+        CParser = parser
+    return CParser is not None
+
+
 def _event_source(text: str) -> Callable[[], Any]:
     """The parser's next-event function: libyaml's when installed, else ruamel's pure one."""
-    try:
-        from ruamel.yaml.cyaml import CParser  # ruamel.yaml.clib or ruamel.yaml.clibz
-    except ImportError:
-        CParser = None
-    if CParser is not None:
+    if libyaml():
         return CParser(text).get_event  # type: ignore[no-any-return]
     from ruamel.yaml import YAML
 
