@@ -6,6 +6,7 @@ import re
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import UsageError as _USAGE_ERROR  # click's, as vendored by Typer
 from typer.core import TyperGroup
 
 from kubesvc.cli.common import Context, set_global
@@ -13,9 +14,6 @@ from kubesvc.cli.common import Context, set_global
 HELP = """kubesvc: Kubernetes Services on one machine, no cluster.
 
 The same manifests and kubectl habits: create, apply, get, describe, delete, expose, label, annotate."""
-
-
-_USAGE_ERROR = typer.BadParameter.__mro__[1]  # click's UsageError, as vendored by Typer
 
 
 class FunnelGroup(TyperGroup):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import typing
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -137,7 +137,7 @@ def test_namespace_on_the_other_verbs_in_a_subprocess(seeded: tuple[str, str], w
     _other_verbs(seeded, [], run)
 
 
-def _other_verbs(seeded: tuple[str, str], f: list[str], run: "typing.Callable[..., tuple[int, str, str]]") -> None:
+def _other_verbs(seeded: tuple[str, str], f: list[str], run: typing.Callable[..., tuple[int, str, str]]) -> None:
     store, svc = seeded
     assert run(store, "describe", "svc", "web", *f)[1].split()[:4] == ["Name:", "web", "Namespace:", "kube-system"]
     assert run(store, "delete", "svc", "web", *f, "--dry-run=server") == (0, 'service "web" deleted (server dry run)\n', "")
@@ -209,7 +209,9 @@ def test_boolean_flags_take_go_booleans(seeded: tuple[str, str]) -> None:
     assert both(store, "get", "svc", "-A=true", "-o=name") == (0, "service/web\n", "")
     assert both(store, "get", "svc", "--all-namespaces=false", "-o=name") == (0, "", "No resources found in default namespace.\n")
     assert both(store, "get", "svc", "-Ao", "name") == (0, "service/web\n", "")  # shorthands combine, as in pflag
-    assert both(store, "get", "svc", "-A=maybe") == (1, "", 'Error: invalid argument "maybe" for "-A, --all-namespaces" flag: strconv.ParseBool: parsing "maybe": invalid syntax\nSee \'kubesvc get --help\' for usage.\n')
+    assert both(store, "get", "svc", "-A=maybe") == (1, "", 'Error: invalid argument "maybe" for "-A, --all-namespaces" flag: '
+                                                     'strconv.ParseBool: parsing "maybe": invalid syntax\n'
+                                                     "See 'kubesvc get --help' for usage.\n")
 
 
 def test_double_dash_ends_the_flags(seeded: tuple[str, str]) -> None:
@@ -237,7 +239,8 @@ def test_flag_errors_as_kubectl_words_them(tmp_path: Path) -> None:
     assert both(store, "get", "svc", "-n") == (1, "", "Error: flag needs an argument: 'n' in -n" + see)
     assert both(store, "get", "svc", "--namespace") == (1, "", "Error: flag needs an argument: --namespace" + see)
     assert both(store, "describe", "svc", "-o", "yaml") == (1, "", "Error: unknown shorthand flag: 'o' in -o\nSee 'kubesvc describe --help' for usage.\n")
-    assert both(store, "create", "service", "clusterip", "x", "--foo") == (1, "", "Error: unknown flag: --foo\nSee 'kubesvc create service clusterip --help' for usage.\n")
+    assert both(store, "create", "service", "clusterip", "x", "--foo") == (
+        1, "", "Error: unknown flag: --foo\nSee 'kubesvc create service clusterip --help' for usage.\n")
     assert both(store, "gett", "svc") == (1, "", 'Error: unknown command "gett" for "kubesvc"\n\nDid you mean this?\n\tget\n\n')
     assert not os.path.exists(store)
 
