@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kubesvc.api import yamlload
-from kubesvc.api.yamlload import MAX_DEPTH, MAX_NODES
 from kubesvc.errors import ClientError
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
@@ -135,6 +133,8 @@ def _flatten(doc: dict[str, Any], source: str) -> list[dict[str, Any]]:
 
 def _check_shape(doc: Any, source: str) -> None:
     """Bound depth and value count of a JSON document (YAML is bounded while it is composed, in yamlload)."""
+    from kubesvc.api.yamlload import MAX_DEPTH, MAX_NODES
+
     count = 0
     stack: list[tuple[Any, int]] = [(doc, 1)]
     while stack:
@@ -153,6 +153,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def _load_all(text: str, source: str) -> list[Any]:
+    from kubesvc.api import yamlload  # imported on first read: `get` and CLI start-up never pay for it
+
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
@@ -169,7 +171,9 @@ def _load_all(text: str, source: str) -> list[Any]:
 
 
 def _json_float(text: str) -> int | float:
-    return yamlload.json_number(float(text))
+    from kubesvc.api.yamlload import json_number
+
+    return json_number(float(text))
 
 
 # ---------------------------------------------------------------------------------------- dumping

@@ -53,6 +53,12 @@ def test_hostile_input_is_one_clear_line(ks, store_path, name):
     assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_alias_bomb_is_refused_in_kubectls_words(ks):
+    """Refused while composing, before any alias expands (tests/api/test_manifests.py bounds its memory)."""
+    r = ks("create", "-f", "-", input=CASES["alias-bomb"])
+    assert (r.code, r.err) == (1, "error: error parsing STDIN: error converting YAML to JSON: yaml: document contains excessive aliasing\n")
+
+
 def test_huge_input_is_refused(ks, tmp_path):
     big = tmp_path / "big.yaml"
     with open(big, "wb") as fh:
