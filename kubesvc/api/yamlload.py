@@ -22,7 +22,8 @@ Rules kept here:
 - libyaml's C parser (``ruamel.yaml.clib``/``clibz``, through ``ruamel.yaml.cyaml``) when installed, else ruamel's
   pure parser: the same events, the same results. Its problem texts are go-yaml's (go-yaml is a port of libyaml).
 
-Errors are ``YAMLLoadError`` with the text kubectl prints after ``error parsing <source>: ``.
+Errors are ``YAMLLoadError`` with the text kubectl prints after ``error parsing <source>: `` (our own words
+for the depth and value bounds, which kubectl does not have). docs/concepts/validation.md#reading-manifests.
 """
 
 from __future__ import annotations
