@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubesvc.api.kinds import BY_KIND, KINDS, Kind
-from kubesvc.errors import BadRequest, Forbidden, Invalid, NotFound
+from kubesvc.api.kinds import BY_KIND, Kind
+from kubesvc.errors import BadRequest, Invalid, NotFound
 
 if TYPE_CHECKING:
     from kubesvc.config import Settings
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 
 # The write pipeline's modules (schema, defaults, validation, allocation, controllers) are imported on
 # first write: `get` never pays for them (CLI start-up is a feature).
-
-PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
-
 
 @dataclass
 class Result:
@@ -212,12 +209,13 @@ class Registry:
         return result
 
     # ------------------------------------------------------------------------------ pipeline steps
+    # Each step asks the kind's strategy (kubesvc.registry.kinds): no per-kind branch lives here.
 
     def _create(self, txn: Txn, obj: dict[str, Any]) -> dict[str, Any]:
-        from kubesvc.api import defaults, strategy, validation
-        from kubesvc.registry import services
+        from kubesvc.registry import kinds
 
         k = BY_KIND[obj["kind"]]
+        st = kinds.for_kind(k.kind)
         meta = obj.setdefault("metadata", {})
         if k.namespaced:
             ns = meta.setdefault("namespace", "default")
@@ -225,191 +223,54 @@ class Registry:
                 raise NotFound("namespaces", ns)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
-        user_status = copy.deepcopy(obj.get("status")) if k.kind == "Pod" else None
-        strategy.prepare_for_create(obj)
-        defaults.apply_defaults(obj)
-        errs = validation.validate(obj)
-        if not errs and k.kind == "Service":
-            errs = strategy.ip_family_errors(obj)
+        saved = st.user_status(obj)
+        st.prepare_for_create(txn, obj)
+        st.default(obj)
+        errs = st.validate(obj)
         if errs:
             raise Invalid(k.kind, meta.get("name", ""), errs)
-        if k.kind == "Service":
-            services.allocate(txn, obj, self.settings)
-        elif k.kind == "Pod":
-            _pod_status(obj, user_status)
-            services.allocate_pod_ip(txn, obj, self.settings)
+        st.restore_status(obj, None, saved)
+        st.allocate(txn, obj, self.settings, None)
         stored = txn.create(obj)
         self._after_write(txn, k, None, stored)
         return stored
 
     def _update(self, txn: Txn, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-        from kubesvc.api import defaults, strategy, validation
-        from kubesvc.registry import services
+        from kubesvc.registry import kinds
 
         k = BY_KIND[new["kind"]]
+        st = kinds.for_kind(k.kind)
         if k.namespaced:
             new["metadata"].setdefault("namespace", old["metadata"].get("namespace", "default"))
-        user_status = copy.deepcopy(new.get("status")) if k.kind == "Pod" else None
-        strategy.prepare_for_update(new, old)
-        defaults.apply_defaults(new, old)
-        errs = validation.validate_update(new, old)
-        if not errs and k.kind == "Service":
-            errs = strategy.ip_family_errors(new)
+        saved = st.user_status(new)
+        st.prepare_for_update(txn, new, old)
+        st.default(new, old)
+        errs = st.validate_update(new, old)
         if errs:
             raise Invalid(k.kind, new["metadata"].get("name", ""), errs)
-        if k.kind == "Service":
-            services.allocate(txn, new, self.settings)
-        elif k.kind == "Pod":
-            if user_status is not None:
-                new["status"] = {**(old.get("status") or {}), **user_status}
-            services.allocate_pod_ip(txn, new, self.settings)
+        st.restore_status(new, old, saved)
+        st.allocate(txn, new, self.settings, old)
         stored = txn.update(new, check_version=True)
         self._after_write(txn, k, old, stored)
         return stored
 
     def _delete(self, txn: Txn, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        from kubesvc.registry import services
+        from kubesvc.registry import kinds
 
         k = BY_KIND[kind]
-        if kind == "Namespace":
-            if txn.get("Namespace", "", name) is None:
-                raise NotFound("namespaces", name)
-            if name in PROTECTED_NAMESPACES:
-                raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
-            for other in KINDS:
-                if other.namespaced:
-                    for obj in txn.list(other.kind, name):
-                        self._delete(txn, other.kind, name, obj["metadata"]["name"])
-        old = txn.delete(kind, namespace if k.namespaced else "", name)
-        _delete_dependents(self, txn, old)  # ownerReferences cascade (end of module)
-        if kind in ("Service", "Pod"):
-            services.release(txn, old)
+        st = kinds.for_kind(kind)
+        ns = namespace if k.namespaced else ""
+        current = txn.get(kind, ns, name)
+        if current is None:
+            raise NotFound(k.resource, name)
+        st.before_delete(self, txn, current)
+        old = txn.delete(kind, ns, name)
+        st.after_delete(self, txn, old)
         self._after_write(txn, k, old, None)
         return old
 
     def _after_write(self, txn: Txn, k: Kind, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-        """Controllers that run inside the write (the endpoints controller)."""
-        from kubesvc.controllers import endpoints
+        """The kind's hooks that run inside the write (the endpoints controller, LB events...)."""
+        from kubesvc.registry import kinds
 
-        if k.kind == "Service":
-            if new is None:
-                assert old is not None
-                endpoints.on_service_deleted(txn, old)
-            else:
-                if old is not None and endpoints.is_managed(old) and not endpoints.is_managed(new):
-                    endpoints.on_service_deleted(txn, old)
-                endpoints.sync(txn, new)
-                _lb_event(txn, old, new)
-        elif k.kind == "Pod":
-            endpoints.on_pod_changed(txn, old, new)
-
-
-def _pod_status(pod: dict[str, Any], user_status: dict[str, Any] | None) -> None:
-    """kubesvc has no kubelet for registered pods: keep what the manifest says, fill the rest as Running."""
-    status = dict(user_status or {})
-    if not user_status and _runs_locally(pod):
-        status["phase"] = "Pending"  # the node agent (kubesvc kubelet) runs it and owns its status
-    status.setdefault("phase", "Running")
-    if status["phase"] == "Running" and not any(c.get("type") == "Ready" for c in status.get("conditions") or []):
-        status.setdefault("conditions", []).append({"type": "Ready", "status": "True"})
-    status.setdefault("hostIP", "127.0.0.1")
-    ready = status["phase"] == "Running" and all(
-        c.get("status") == "True" for c in status.get("conditions") or [] if c.get("type") == "Ready"
-    )
-    if "containerStatuses" not in status:
-        status["containerStatuses"] = [
-            {"name": c.get("name", ""), "image": c.get("image", ""), "imageID": "", "ready": ready,
-             "restartCount": 0, "started": status["phase"] == "Running",
-             "state": {"running": {}} if status["phase"] == "Running"
-             else {"waiting": {"reason": "ContainerCreating" if _runs_locally(pod) else "Registered"}}}
-            for c in (pod.get("spec") or {}).get("containers") or []
-        ]
-    pod["status"] = status
-
-
-
-
-# ------------------------------------------------------------------------------------------ events
-
-LB_COMPONENT = "kubesvc-lb-controller"
-
-
-def _lb_ips(svc: dict[str, Any] | None) -> list[str]:
-    if svc is None or (svc.get("spec") or {}).get("type") != "LoadBalancer":
-        return []
-    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    return [i.get("ip") or i.get("hostname", "") for i in ingress]
-
-
-def _record_event(txn: Txn, obj: dict[str, Any], type_: str, reason: str, message: str, component: str) -> None:
-    """An Event about obj, written in the same transaction (what `describe` shows under Events)."""
-    from kubesvc.store.db import now_rfc3339
-
-    meta = obj["metadata"]
-    stamp = now_rfc3339()
-    suffix = "".join(random.choices("0123456789abcdef", k=16))
-    txn.create({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta.get("namespace", "default")},
-        "involvedObject": {"apiVersion": obj.get("apiVersion", "v1"), "kind": obj["kind"], "name": meta["name"],
-                           "namespace": meta.get("namespace", "default"), "uid": meta.get("uid", ""),
-                           "resourceVersion": meta.get("resourceVersion", "")},
-        "reason": reason,
-        "message": message,
-        "source": {"component": component},
-        "reportingComponent": component,
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-        "type": type_,
-    })
-
-
-def _lb_event(txn: Txn, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-    """Like MetalLB: IPAllocated when the address changes, AllocationFailed when none could be given."""
-    if (new.get("spec") or {}).get("type") != "LoadBalancer":
-        return
-    before, after = _lb_ips(old), _lb_ips(new)
-    if after and after != before:
-        _record_event(txn, new, "Normal", "IPAllocated", f"Assigned IP {json.dumps(after)}", LB_COMPONENT)
-    elif not after and (old is None or before or new["spec"].get("loadBalancerIP") != (old.get("spec") or {}).get("loadBalancerIP")):
-        want = new["spec"].get("loadBalancerIP")
-        why = (f"requested IP {want} is not in the pool or is already in use" if want else "no available IPs")
-        _record_event(txn, new, "Warning", "AllocationFailed",
-                      f'Failed to allocate IP for "{new["metadata"].get("namespace", "default")}/{new["metadata"]["name"]}": {why}',
-                      LB_COMPONENT)
-
-
-
-# ---------------------------------------------------------------------------------------------------
-# Status subresource, pod binding and cascading delete (workloads helper: kubelet and controllers).
-# Kept apart from the pipeline above: status writes skip spec validation (the apiserver's status
-# strategy), and dependents named by ownerReferences go with their owner in the same transaction.
-
-
-OWNER_KINDS = ("Deployment", "ReplicaSet", "ReplicationController")
-DEPENDENT_KINDS = ("ReplicaSet", "Pod")
-
-
-def _delete_dependents(registry: Registry, txn: Txn, owner: dict[str, Any]) -> None:
-    """Foreground-free cascade (kubectl's default, background): dependents whose ownerReferences
-    name the deleted owner's uid are deleted in the same transaction, recursively."""
-    if owner.get("kind") not in OWNER_KINDS:
-        return
-    uid = owner["metadata"].get("uid")
-    ns = owner["metadata"].get("namespace", "default")
-    if not uid:
-        return
-    for kind in DEPENDENT_KINDS:
-        for obj in txn.list(kind, ns):
-            owned = any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
-            if owned and txn.get(kind, ns, obj["metadata"]["name"]) is not None:  # not gone in a nested cascade
-                registry._delete(txn, kind, ns, obj["metadata"]["name"])
-
-
-
-
-def _runs_locally(pod: dict[str, Any]) -> bool:
-    """Pods with a command are run by `kubesvc kubelet` (kubesvc.dataplane.kubelet.spec.runs_locally)."""
-    return any(c.get("command") or c.get("args") for c in (pod.get("spec") or {}).get("containers") or [])
+        kinds.for_kind(k.kind).after_write(self, txn, old, new)
