@@ -168,14 +168,14 @@ def _route(req: Request, ctx: Context) -> Response:
     raise not_found_path()
 
 
-def _openapi(rest: list[str]) -> Response:
-    if rest == ["v3"]:
-        return json_response(200, discovery.openapi_root())
-    if len(rest) >= 2 and rest[0] == "v3":
-        doc = discovery.openapi_document("/".join(rest[1:]))
-        if doc is not None:
-            return Response(200, doc, headers=[("Cache-Control", "public, immutable")])
-    raise not_found_path()  # /openapi/v2 is protobuf: kubectl falls back to compiled-in types on 404
+def _openapi(req: Request, rest: list[str]) -> Response:
+    from kubesvc.apiserver import openapi  # built from schemas/ on first use, then cached
+
+    found = openapi.answer(rest, req.headers.get("accept", ""), req.headers.get("if-none-match", ""), req.param("hash"))
+    if found is None:
+        raise not_found_path()
+    code, body, content_type, headers = found
+    return Response(code, body, content_type, headers)
 
 
 def _group_version(req: Request, ctx: Context, gv: str, rest: list[str]) -> Response:
@@ -315,12 +315,23 @@ def _options(req: Request) -> tuple[bool, str]:
     return bool(dry), _VALIDATION[fv]
 
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
 def decode_body(req: Request, yaml_ok: bool = False) -> Any:
     ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype and ctype not in ("application/json", "*/*", *patchlib.PATCH_TYPES, "application/yaml"):
-        raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml')
+    if ctype and ctype not in ("application/json", "*/*", *patchlib.PATCH_TYPES, "application/yaml", PROTOBUF):
+        raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: "
+                       f"application/json, application/yaml, {PROTOBUF}")
     if len(req.body) > MAX_BODY:
         raise ApiError(413, "RequestEntityTooLarge", "the request body is too large")
+    if ctype == PROTOBUF:  # decoded to the dict the JSON of the same object gives
+        from kubesvc.apiserver import protobuf  # its tables load on the first protobuf body
+
+        try:
+            return protobuf.decode(req.body)
+        except protobuf.ProtobufError as e:
+            raise bad_request(f"the request body is not valid protobuf: {e}") from None
     if not req.body.strip():
         raise bad_request("the request body is empty: a JSON object is required")
     from kubesvc.api import untrusted

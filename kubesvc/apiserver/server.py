@@ -96,7 +96,7 @@ _HEX = re.compile(rb"^[0-9A-Fa-f]{1,15}$")
 _DIGITS = re.compile(r"^[0-9]{1,18}$")
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\[\]:/@\s]+)(:[0-9]{1,5})?$")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
-_MEDIA_TYPES = ("application/json", "application/yaml", *patchlib.PATCH_TYPES)
+_MEDIA_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf", *patchlib.PATCH_TYPES)
 _LINGER_BYTES = 256 * 1024
 _LINGER_SECONDS = 1.0
 
