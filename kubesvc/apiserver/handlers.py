@@ -84,7 +84,8 @@ class Response:
 def json_response(code: int, obj: Any, warnings: list[str] | None = None) -> Response:
     resp = Response(code, json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
     for w in warnings or ():
-        resp.headers.append(("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'))
+        # a quoted-string of ASCII only: control bytes or CR/LF from a field name must never reach the head
+        resp.headers.append(("Warning", "299 - " + json.dumps(w, ensure_ascii=True)))
     return resp
 
 

@@ -79,7 +79,7 @@ class Registry:
             if validate == "strict":
                 raise BadRequest(schema.bad_request_message(obj, report) or "unknown fields")
             if validate == "warn":
-                warnings = [f'unknown field "{p}"' for p in report.unknown]
+                warnings = schema.unknown_field_warnings(report)
             obj = schema.drop_unknown(obj)
         return schema.zero_nulls(obj), warnings
 

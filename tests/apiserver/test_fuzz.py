@@ -198,3 +198,25 @@ def test_fuzz_ingresses(api: Api, ns: str) -> None:
 def test_fuzz_configmaps_and_endpoints(api: Api, ns: str) -> None:
     _fuzz_kind(api, ns, "configmaps")
     _fuzz_kind(api, ns, "endpoints")
+
+
+def test_unknown_field_names_cannot_split_the_response(api: Api, ns: str) -> None:
+    """A field name with CR/LF or non-ASCII goes into the Warning header escaped: one header line, framing intact."""
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "split"},
+           "data": {"a": "b"}, "\r\nX-Injected: 1\r\n\r\n": 1, "é𝕜\x00": 2}
+    conn = api.http_connection(timeout=10)
+    try:
+        for _ in range(2):  # the second request proves the connection's framing survived the first
+            conn.request("POST", f"/api/v1/namespaces/{ns}/configmaps?dryRun=All", body=json.dumps(obj).encode(),
+                         headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            body = json.loads(r.read())
+            assert r.status == 201, body
+            assert r.getheader("X-Injected") is None
+            warnings = r.headers.get_all("Warning") or []
+            assert len(warnings) == 2, warnings
+            for w in warnings:
+                assert w.isascii() and not any(ord(c) < 0x20 for c in w), w
+            assert '\\\\r\\\\nX-Injected: 1' in warnings[0], warnings
+    finally:
+        conn.close()
