@@ -145,14 +145,14 @@ def _route(req: Request, ctx: Context) -> Response:
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     if not segs or segs == [""]:
         return json_response(200, {"paths": ["/api", "/api/v1", "/apis", *[f"/apis/{gv}" for gv in discovery.group_versions() if "/" in gv],
-                                             "/openapi/v3", "/healthz", "/livez", "/readyz", "/version"]})
+                                             "/openapi/v2", "/openapi/v3", "/healthz", "/livez", "/readyz", "/version"]})
     head = segs[0]
     if head in ("healthz", "livez", "readyz") and len(segs) == 1:
         return Response(200, b"ok", "text/plain; charset=utf-8")
     if head == "version" and len(segs) == 1:
         return json_response(200, discovery.SERVER_VERSION)
     if head == "openapi":
-        return _openapi(segs[1:])
+        return _openapi(req, segs[1:])
     if head == "api":
         if len(segs) == 1:
             return json_response(200, discovery.api_versions(ctx.server_address))
