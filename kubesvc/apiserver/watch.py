@@ -30,7 +30,7 @@ from typing import Any, Awaitable, Callable
 from kubesvc.apiserver import views
 from kubesvc.apiserver.discovery import Resource
 from kubesvc.apiserver.handlers import Context, Request, Response, bad_request, now, request_filter, snapshot
-from kubesvc.apiserver.status import status
+from kubesvc.apiserver.status import from_error, status
 from kubesvc.store.db import Change, Gone, Store
 
 log = logging.getLogger("kubesvc.apiserver")
@@ -79,6 +79,8 @@ class Hub:
         self.ring: list[Change] = []
         self.watchers: set[WatchStream] = set()
         self.closed = False
+        self.generation = 0  # bumped when following the store failed: the watches of before end with an ERROR
+        self.error: BaseException | None = None
         self.probes = 0  # data_version probes (one per poll interval while any watch is open)
         self.fetches = 0  # change-log reads, by the hub or by watches behind the ring
         self.wakeups = 0  # watch wake-ups after new changes
@@ -130,14 +132,18 @@ class Hub:
                 if dv != seen:
                     seen = dv
                     await self._fetch()
-        except Exception:  # noqa: BLE001 - the watches end (they see closed) rather than hang
+        except Exception as e:  # noqa: BLE001 - the watches end with an ERROR event; the next watch starts afresh
             log.exception("watch hub failed")
-            self.closed = True
+            self.error = e
+            self.generation += 1
             self._wake_all()
+            if self._store is not None:
+                self._store.close()
+                self._store = None
         finally:
-            self._ready.set()
-            if not self.closed and not self.watchers:
-                self._ready.clear()
+            self._ready.set()  # releases the watches waiting in attach ...
+            if not self.closed:
+                self._ready.clear()  # ... while a later attach waits for the next start
             if self.closed and self._store is not None:
                 self._store.close()
                 self._store = None
@@ -213,25 +219,34 @@ class WatchStream:
             await send(line)
         self.initial = []
         k = self.res.kind
+        generation = hub.generation
         await hub.attach(self)
+
+        def failed() -> bool:
+            return hub.generation != generation
+
         try:
             if self.future is not None:
                 limit = min(time.monotonic() + BLOCK_TIMEOUT, self.deadline)
                 while hub.rev < self.future:
                     left = limit - time.monotonic()
-                    if gone.is_set() or hub.closed:
-                        return
+                    if gone.is_set() or hub.closed or failed():
+                        break
                     if left <= 0:
                         await send(_line({"type": "ERROR", "object": too_large(self.future, hub.rev)}))
                         return
                     await self._sleep(left)
             last_bookmark = time.monotonic()
-            while not gone.is_set() and not hub.closed:
+            while not gone.is_set() and not hub.closed and not failed():
                 if self.cur < hub.base:
                     try:
                         new_cur, batch = await hub.read_log(self.cur)
                     except Gone as e:
                         await send(_expired(e.message))
+                        return
+                    except Exception as e:  # noqa: BLE001 - a store that cannot be read: the stream says so and ends
+                        log.warning("watch could not read the change log: %s", e)
+                        await send(_line({"type": "ERROR", "object": from_error(e)}))
                         return
                 else:
                     batch, new_cur = hub.since(self.cur), max(self.cur, hub.rev)
@@ -251,6 +266,8 @@ class WatchStream:
                 if self.bookmarks:
                     wait = min(wait, last_bookmark + self.bookmark_interval - t)
                 await self._sleep(wait)
+            if failed() and not gone.is_set() and not hub.closed:
+                await send(_line({"type": "ERROR", "object": from_error(hub.error or RuntimeError("the watch failed"))}))
         finally:
             hub.detach(self)
 

@@ -596,3 +596,41 @@ def test_random_heads_get_a_status_or_a_close_never_a_500_or_a_hang(tmp_path: Pa
 
         run()
         assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []  # no transport bug logged
+
+
+def test_a_store_failure_ends_watches_with_an_error_event_and_the_next_watch_works(tmp_path: Path) -> None:
+    from kubesvc.errors import StoreUnavailable
+
+    with serving(tmp_path) as srv:
+        w = _open_watch(srv, SVC + "?watch=true&timeoutSeconds=60")
+        try:
+            hub = srv.hub
+            assert _eventually(lambda: len(hub.watchers) == 1 and hub.probes > 0)  # attached, and the hub follows
+            broken = hub._fetch_sync
+
+            def fail() -> Any:
+                raise StoreUnavailable("cannot read the store: disk I/O error")
+
+            hub._fetch_sync = fail  # the next read of the change log fails
+            with Conn(srv) as c:
+                c.request("POST", SVC, svc_body("trigger"), JSON_CT)
+                assert c.response()[0] == 201
+            event = json.loads(w.chunk() or b"null")
+            assert event["type"] == "ERROR"
+            assert (event["object"]["kind"], event["object"]["code"], event["object"]["reason"]) == (
+                "Status", 503, "ServiceUnavailable")
+            assert w.chunk() is None
+            hub._fetch_sync = broken
+        finally:
+            w.close()
+        w = _open_watch(srv, SVC + "?watch=true&timeoutSeconds=60")  # the hub starts afresh for the next watch
+        try:
+            with Conn(srv) as c:
+                c.request("POST", SVC, svc_body("after"), JSON_CT)
+                assert c.response()[0] == 201
+            events = []
+            while not events or events[-1]["object"]["metadata"]["name"] != "after":
+                events.append(json.loads(w.chunk() or b"null"))
+            assert [e["type"] for e in events][-1] == "ADDED"
+        finally:
+            w.close()
