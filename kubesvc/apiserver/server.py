@@ -9,8 +9,8 @@ Rules kept here (docs/concepts/apiserver.md, "Limits and request rules"):
   Transfer-Encoding), ``Host`` (only the served address, loopback literals, localhost and ``hosts``),
   ``Origin`` (only those same local names), authentication (a verified TLS client certificate or the
   bearer token), the Content-Type of POST/PUT/PATCH bodies (one of the API's types; absent means JSON only
-  for a request with a credential), the body limit, then the in-flight and watch limits. A refusal with a body still pending closes the connection (after a short, bounded discard so
-  the client can read the answer).
+  for a request with a credential), the body limit, then the in-flight and watch limits. A refusal with a
+  body still pending closes the connection (after a short, bounded discard so the client can read the answer).
 - Bodies are read only up to ``max_body_bytes`` whatever the transfer coding: chunk sizes are strict hex,
   their running sum is checked before each chunk is read.
 - Timeouts: a head must arrive within ``header_timeout`` of its first byte (of the connection, for the
@@ -33,14 +33,16 @@ import re
 import socket
 import ssl
 import threading
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
-from kubesvc.apiserver import handlers, patch as patchlib
+from kubesvc.apiserver import handlers
+from kubesvc.apiserver import patch as patchlib
 from kubesvc.apiserver.status import HTTP_REASON, from_error, status
 from kubesvc.errors import ClientError
 from kubesvc.registry.generic import Registry
@@ -195,10 +197,7 @@ class ApiServer:
         self.counters = _Counters()
         Store.open(store_path).close()  # create the schema once, before threads race for it
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            self._sock = socket.create_server((host, port), family=family, backlog=1024)
-        except OSError:
-            raise
+        self._sock = socket.create_server((host, port), family=family, backlog=1024)
         self._sock.setblocking(False)
         bound_host, bound_port = self._sock.getsockname()[:2]
         self.address = f"[{bound_host}]:{bound_port}" if ":" in str(bound_host) else f"{bound_host}:{bound_port}"
@@ -208,6 +207,7 @@ class ApiServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self._started: threading.Event | None = None
         self._finished = threading.Event()
         self._local = threading.local()
         self._stores: list[Store] = []
@@ -230,13 +230,12 @@ class ApiServer:
             self._close_stores()
             self._finished.set()
 
-    def start(self) -> "ApiServer":
+    def start(self) -> ApiServer:
         """Serve on a background thread; returns once the loop accepts connections."""
-        started = threading.Event()
-        self._started = started
+        self._started = threading.Event()
         self._thread = threading.Thread(target=self.serve_forever, name="apiserver-loop", daemon=True)
         self._thread.start()
-        started.wait(10)
+        self._started.wait(10)
         return self
 
     def stop(self) -> None:
@@ -281,9 +280,8 @@ class ApiServer:
         if self.ssl_context is not None:
             kwargs.update(ssl=self.ssl_context, ssl_handshake_timeout=self.limits.header_timeout)
         server = await asyncio.start_server(client, sock=self._sock, limit=self.limits.max_header_bytes, **kwargs)
-        started = getattr(self, "_started", None)
-        if started is not None:
-            started.set()
+        if self._started is not None:
+            self._started.set()
         try:
             await self._stopping.wait()
         finally:
@@ -649,7 +647,7 @@ class ApiServer:
         chunked = head.version == "HTTP/1.1"
         close = close or not chunked
         writer.write(self._head_bytes(resp.code, resp.content_type, resp.headers, close, None, chunked))
-        stream = resp.stream
+        stream: Any = resp.stream  # a watch.WatchStream
         gone = asyncio.Event()
         got_data = False
 

@@ -25,7 +25,8 @@ import bisect
 import json
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from kubesvc.apiserver import views
 from kubesvc.apiserver.discovery import Resource
@@ -88,13 +89,13 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
-    async def attach(self, w: "WatchStream") -> None:
+    async def attach(self, w: WatchStream) -> None:
         self.watchers.add(w)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
         await self._ready.wait()
 
-    def detach(self, w: "WatchStream") -> None:
+    def detach(self, w: WatchStream) -> None:
         self.watchers.discard(w)
 
     def close(self) -> None:

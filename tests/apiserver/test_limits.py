@@ -12,9 +12,10 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ class Conn:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> "Conn":
+    def __enter__(self) -> Conn:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -574,7 +575,8 @@ _PIECES = [b"GET", b"POST", b" ", b"/version", b"/api/v1/namespaces/default/serv
 
 
 def test_random_heads_get_a_status_or_a_close_never_a_500_or_a_hang(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 
     with serving(tmp_path, limits=Limits(header_timeout=0.5, body_timeout=0.5)) as srv:
         @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))

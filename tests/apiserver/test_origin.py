@@ -125,13 +125,14 @@ def test_sec_fetch_site_cross_site_is_refused(tmp_path: Path) -> None:
 
 def _pki(tmp: Path) -> dict[str, Path]:
     """A CA, a serving certificate for 127.0.0.1, a client certificate it signed, and one from another CA."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    import ipaddress
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     def name(cn: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
