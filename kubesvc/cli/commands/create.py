@@ -210,3 +210,140 @@ def create_configmap(
 
 
 app.command("cm", hidden=True)(create_configmap)
+
+
+# ------------------------------------------------------------- deployment, job, cronjob, ingress, serviceaccount
+
+CommandArg = Annotated[list[str] | None, typer.Argument(help="After --: the command (and its args) of the container.",
+                                                        show_default=False)]
+
+
+def _create_typed(obj: dict, word: str, namespace: str | None, output: str | None, dry_run: str,
+                  store: str | None) -> None:
+    """A generator's object, printed (--dry-run=client) or created; a server-side failure reads as kubectl's
+    ``failed to create <word>: <status message>``."""
+    from kubesvc.errors import KubesvcError
+
+    try:
+        _store_generated(obj, namespace, output, dry_run, store)
+    except Invalid as e:
+        raise ClientError(f"failed to create {word}: {e.status_message()}") from None
+    except ClientError:
+        raise
+    except KubesvcError as e:
+        if e.code in (0, 500, 503):
+            raise
+        raise ClientError(f"failed to create {word}: {e.message}") from None
+
+
+@app.command("deployment")
+def create_deployment(
+    name: str,
+    command: CommandArg = None,
+    image: Annotated[list[str] | None, typer.Option("--image", help="Image names to run. A deployment can have multiple images set for multi-container pod.")] = None,
+    port: Annotated[int, typer.Option("--port", help="The containerPort that this deployment exposes.")] = -1,
+    replicas: Annotated[int, typer.Option("--replicas", "-r", help="Number of replicas to create. Default is 1.")] = 1,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a deployment with the specified name: kubesvc create deployment NAME --image=image -- [COMMAND] [args...]."""
+    from kubesvc.api import expose as exposelib
+    from kubesvc.api import generators
+
+    common.check_output(output)
+    images = [i for value in (image or []) for i in exposelib.split_string_slice(value)]
+    obj = generators.deployment(name, images, port=port, replicas=replicas, command=command)
+    _create_typed(obj, "deployment", namespace, output, dry_run, store)
+
+
+app.command("deploy", hidden=True)(create_deployment)
+
+
+@app.command("job")
+def create_job(
+    name: str,
+    command: CommandArg = None,
+    image: Annotated[str | None, typer.Option("--image", help="Image name to run.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="The name of the resource to create a Job from (only cronjob is supported).")] = None,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a job with the specified name: kubesvc create job NAME --image=image [--from=cronjob/name] -- [COMMAND] [args...]."""
+    from kubesvc.api import generators
+
+    common.check_output(output)
+    if bool(image) == bool(from_):
+        raise ClientError("either --image or --from must be specified")
+    if command and from_:
+        raise ClientError("cannot specify --from and command")
+    if from_:
+        from kubesvc.api.kinds import resolve
+
+        word, sep, source = from_.partition("/")
+        if not sep or not source:
+            raise ClientError(f"unknown object type (expected TYPE/NAME): {from_}")  # pragma: no cover - kubectl's
+        kind = resolve(word)
+        ns, _ = common.namespace(namespace)
+        live = common.read_object(common.read_registry(store), kind.kind, ns, source)
+        if kind.kind != "CronJob":
+            raise ClientError(f"from must be an existing cronjob: {kind.kind}")
+        obj = generators.job_from_cronjob(name, live)
+    else:
+        obj = generators.job(name, image or "", command)
+    _create_typed(obj, "job", namespace, output, dry_run, store)
+
+
+@app.command("cronjob")
+def create_cronjob(
+    name: str,
+    command: CommandArg = None,
+    image: Annotated[str | None, typer.Option("--image", help="Image name to run.")] = None,
+    schedule: Annotated[str | None, typer.Option("--schedule", help="A schedule in the Cron format the job should be run with.")] = None,
+    restart: Annotated[str, typer.Option("--restart", help="job's restart policy. supported values: OnFailure, Never")] = "",
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a cronjob with the specified name: kubesvc create cronjob NAME --image=image --schedule='0/5 * * * ?' -- [COMMAND] [args...]."""
+    from kubesvc.api import generators
+
+    common.check_output(output)
+    if not image:
+        raise ClientError('required flag(s) "image" not set')
+    if not schedule:
+        raise ClientError('required flag(s) "schedule" not set')
+    _create_typed(generators.cronjob(name, image, schedule, restart, command), "cronjob", namespace, output, dry_run, store)
+
+
+app.command("cj", hidden=True)(create_cronjob)
+
+
+@app.command("ingress")
+def create_ingress(
+    name: str,
+    rule: Annotated[list[str] | None, typer.Option("--rule", help="Rule in format host/path=service:port[,tls=secretname]. Paths ending in '*' are pathType=Prefix.")] = None,
+    default_backend: Annotated[str, typer.Option("--default-backend", help="Default service for backend, in format of svcname:port")] = "",
+    class_: Annotated[str, typer.Option("--class", help="Ingress Class to be used")] = "",
+    annotation: Annotated[list[str] | None, typer.Option("--annotation", help="Annotation to insert in the ingress object, in the format annotation=value")] = None,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create an ingress with the specified name: kubesvc create ingress NAME --rule=host/path=service:port[,tls[=secret]]."""
+    from kubesvc.api import generators
+
+    common.check_output(output)
+    obj = generators.ingress(name, rule or [], default_backend, class_, annotation or [])
+    _create_typed(obj, "ingress", namespace, output, dry_run, store)
+
+
+app.command("ing", hidden=True)(create_ingress)
+
+
+@app.command("serviceaccount")
+def create_serviceaccount(
+    name: str,
+    namespace: NamespaceOpt = None, output: OutputOpt = None, dry_run: DryRunOpt = "none", store: StoreOpt = None,
+) -> None:
+    """Create a service account with the specified name."""
+    from kubesvc.api import generators
+
+    common.check_output(output)
+    _create_typed(generators.serviceaccount(name), "serviceaccount", namespace, output, dry_run, store)
+
+
+app.command("sa", hidden=True)(create_serviceaccount)
