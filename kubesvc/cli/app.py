@@ -96,6 +96,8 @@ COMMANDS: dict[str, str] = {
     "rollout": "workloads:rollout",  # workloads helper (sub-app: status, restart, undo)
     "logs": "workloads:logs",  # workloads helper
     "ingress": "ingress:ingress",  # ingress helper
+    "run": "run:run",  # verbs helper (issue 14)
+    "explain": "explain:explain",  # openapi helper
 }
 _GLOBAL_OPTS_WITH_VALUE = {"--store", "--namespace", "-n"}
 
