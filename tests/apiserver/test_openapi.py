@@ -96,6 +96,29 @@ def test_explain_through_openapi_v2_protobuf(api: Api) -> None:
     assert "   targetPort\t<string>" in r.out
 
 
+@needs_kubectl
+@pytest.mark.parametrize("args", [
+    ("service.spec.ports",), ("svc", "--api-version=v1"), ("deployment.spec.template", "--recursive"),
+    ("deployments.apps.spec",), ("pods.spec.containers.resources",), ("ing",), ("svc.spec.nope",),
+    ("svc", "--api-version=apps/v1"), ("svc", "--api-version=foo/v9"), ("nosuchthing",),
+])
+def test_kubesvc_explain_prints_what_kubectl_prints(api: Api, args: tuple[str, ...]) -> None:
+    k = api.kubectl("explain", *args)
+    s = api.ks("explain", *args)
+    assert (s.code, s.out, s.err) == (k.code, k.out, k.err)
+
+
+def test_kubesvc_explain_without_a_store(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from kubesvc.cli.app import build_app
+
+    r = CliRunner().invoke(build_app(), ["--store", str(tmp_path / "none.db"), "explain", "svc.spec.ports"])
+    assert r.exit_code == 0, r.output
+    assert fields(r.output)[3] == "  port <integer> -required-"
+    assert not (tmp_path / "none.db").exists()
+
+
 # ------------------------------------------------------------------------------------------ kubectl validation and apply
 
 
