@@ -7,7 +7,8 @@ Modes (TCP):
 - ``count``: read until EOF, then answer ``<name>:<bytes>\\n`` and close (half-close tests, round robin).
 - ``http``: answer any request with ``200`` and body ``<name>\\n`` (one request per connection).
 - ``name``: send ``<name>\\n`` at once, then echo; keeps the connection open (identity of held conns).
-UDP answers ``<name>:<datagram>``.
+- ``peer``: like ``http``, but the body is the client address the backend sees, ``<ip>\\n`` (source IP tests).
+UDP answers ``<name>:<datagram>`` (mode ``peer``: the client address it sees, ``<ip>``).
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ class _Tcp(asyncio.Protocol):
             self.t.write(data)
         elif mode == "count":
             self.n += len(data)
-        elif mode == "http":
+        elif mode in ("http", "peer"):
             self.buf += data
             if b"\r\n\r\n" in self.buf:
-                body = f"{self.srv.name}\n".encode()
+                body = f"{self.t.get_extra_info('peername')[0] if mode == 'peer' else self.srv.name}\n".encode()
                 self.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
                 self.t.close()
 
@@ -69,7 +70,10 @@ class _Udp(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.srv.accepted += 1
-        self.t.sendto(f"{self.srv.name}:".encode() + data, addr)
+        if self.srv.mode == "peer":
+            self.t.sendto(addr[0].encode(), addr)
+        else:
+            self.t.sendto(f"{self.srv.name}:".encode() + data, addr)
 
 
 class Backend:

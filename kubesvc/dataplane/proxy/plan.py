@@ -142,11 +142,19 @@ def build(
     return plan
 
 
-def diff(running: Iterable[ListenerKey], plan: Plan) -> tuple[list[ListenerKey], list[ListenerKey]]:
-    """(to open, to close): listeners are keyed by address only, so a service port that moves onto an
-    address another one held keeps the socket and is simply re-targeted by the caller."""
+def serving(plan: Plan) -> dict[ListenerKey, SPN]:
+    """The listeners to keep open: those of service ports with at least one ready endpoint. A service port
+    without one has no socket, so the kernel refuses its connections (TCP RST: ECONNREFUSED) and answers its
+    datagrams with ICMP port unreachable, as kube-proxy's REJECT rule does."""
+    return {k: spn for k, spn in plan.listeners.items() if plan.ports[spn].endpoints}
+
+
+def diff(running: Iterable[ListenerKey], plan: Plan, want: Iterable[ListenerKey] | None = None) -> tuple[list[ListenerKey], list[ListenerKey]]:
+    """(to open, to close) of ``want`` (default: every listener of the plan): listeners are keyed by address
+    only, so a service port that moves onto an address another one held keeps the socket and is simply
+    re-targeted by the caller."""
     have = set(running)
-    want = plan.listeners.keys()
+    want = set(plan.listeners.keys() if want is None else want)
     return sorted(k for k in want if k not in have), sorted(k for k in have if k not in want)
 
 

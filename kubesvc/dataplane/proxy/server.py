@@ -218,10 +218,11 @@ class ProxyServer:
             if (problem_spn, msg) not in known:
                 log.warning("service port not served", extra={"kv": {"service": planning.spn_text(problem_spn), "error": msg}})
         self.plan = plan
-        to_open, to_close = planning.diff(self.listeners.keys(), plan)
+        serving = planning.serving(plan)  # no ready endpoint: no socket, so the kernel refuses (REJECT)
+        to_open, to_close = planning.diff(self.listeners.keys(), plan, serving)
         for key in to_close:
             self.listeners.pop(key).close()
-        for key in [k for k in self.failed if k not in plan.listeners]:
+        for key in [k for k in self.failed if k not in serving]:
             del self.failed[key]
         for key, listener in self.listeners.items():
             listener.state = self.states[plan.listeners[key]]
@@ -350,7 +351,10 @@ class ProxyServer:
         ports = []
         for spn, sp in self.plan.ports.items():
             addrs = [f"{ip}:{port}/{sp.protocol} ({kind})" for ip, port, kind in sp.addresses if (sp.protocol, ip, port) in self.listeners]
-            ports.append({"service": planning.spn_text(spn), "addresses": addrs, "endpoints": len(sp.endpoints)})
+            entry: dict[str, Any] = {"service": planning.spn_text(spn), "addresses": addrs, "endpoints": len(sp.endpoints)}
+            if not sp.endpoints:
+                entry["rejecting"] = [f"{ip}:{port}/{sp.protocol} ({kind})" for ip, port, kind in sp.addresses]
+            ports.append(entry)
         errors = [{"service": planning.spn_text(self.plan.listeners[k]), "error": e} for k, (e, _) in sorted(self.failed.items()) if k in self.plan.listeners]
         errors += [{"service": planning.spn_text(spn), "error": msg} for spn, msg in self.plan.problems]
         return {"component": "proxy", "pid": os.getpid(), "revision": self.revision, **self.bound,

@@ -1,7 +1,13 @@
 """TCP forwarding: one listening socket per (ip, port), a protocol pair per connection.
 
 Rules kept here (spec dataplane.md §1.6, §1.7):
-- No ready endpoint: the accepted connection is reset at once (SO_LINGER 0), like kube-proxy's REJECT.
+- No ready endpoint: the service port's listening sockets are closed (server.py), so a connect is refused
+  (ECONNREFUSED) like kube-proxy's REJECT rule. A connection accepted in the instant before the close, or
+  whose endpoints all failed, is reset (SO_LINGER 0).
+- Source address: the dial to the endpoint is bound to the client's address when the client is on this
+  machine (``source_for``): the endpoint sees the client's IP, as behind kube-proxy's DNAT. ``(ip, 0)``: the
+  kernel picks the port. Otherwise (a remote or namespaced client the host cannot bind, or an endpoint a
+  loopback source cannot reach) the kernel picks the node's address, which is kube-proxy's masquerade.
 - Dial: up to 4 attempts with 250 ms / 500 ms / 1 s / 2 s timeouts, each on the balancer's next pick
   (affinity bypassed and the client re-pinned after a failure). The dial starts from the accepted
   protocol's ``connection_made``: ``loop.create_connection`` runs as a bare task (no coroutine of ours),
@@ -80,6 +86,49 @@ def steer_by_client_ip(sock: socket.socket, workers: int, on: bool) -> None:
     buf = ctypes.create_string_buffer(insns)
     fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
     sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, fprog)
+
+
+_local: dict[str, bool] = {}
+
+
+def _is_local(ip: str) -> bool:
+    """Can this process bind ``ip``? (127/8 always can on Linux; others asked once and remembered.)"""
+    ok = _local.get(ip)
+    if ok is None:
+        if len(_local) > 4096:
+            _local.clear()
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.bind((ip, 0))
+            ok = True
+        except OSError:
+            ok = False
+        _local[ip] = ok
+    return ok
+
+
+def source_for(client_ip: str, endpoint_ip: str) -> tuple[str, int] | None:
+    """The local address to dial ``endpoint_ip`` from so that it sees ``client_ip``; None: let the kernel pick.
+
+    - 127.0.0.1 (or ``::1``) to a loopback endpoint: the kernel picks it anyway (no extra bind).
+    - Another 127/8 client to a loopback endpoint: bind it (every 127/8 address is local on Linux).
+    - A non-loopback client address that is local (a client on this machine, or in this namespace) to a
+      loopback or local endpoint: bind it.
+    - Anything else (a remote client, an endpoint on another host): the kernel's choice, the node's address.
+    """
+    if not client_ip or client_ip == endpoint_ip:
+        return None
+    ep_loop = endpoint_ip.startswith("127.")
+    if client_ip.startswith("127."):
+        if client_ip == "127.0.0.1" or not ep_loop:
+            return None
+        return (client_ip, 0)
+    if ":" in client_ip:
+        return None  # IPv6: one loopback address, and pod clients are not on this host
+    if _is_local(client_ip) and (ep_loop or _is_local(endpoint_ip)):
+        return (client_ip, 0)
+    return None
 
 
 class Pair:
@@ -245,6 +294,7 @@ class ClientSide(_Side):
     pending: list[bytes] | None = None  # what arrived before the backend answered (one chunk, then paused)
     pending_eof = False
     attempt = 0
+    peer_ip: str | None = None
 
     def __init__(self, listener: TcpListener) -> None:
         self.pair = Pair(listener.state)
@@ -271,7 +321,7 @@ class ClientSide(_Side):
         state = pair.state
         m = state.metrics
         m.total += 1
-        if not state.balancer.endpoints:
+        if not state.balancer.endpoints:  # accepted in the instant before the listener closed
             m.rejected += 1
             pair.done = True
             reset(t)
@@ -282,8 +332,11 @@ class ClientSide(_Side):
         self.dial()  # no task of ours: the connect starts now, reading starts when we return
 
     def client_ip(self) -> str:
-        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
-        return peer[0] if peer else ""
+        ip = self.peer_ip
+        if ip is None:
+            peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+            ip = self.peer_ip = peer[0] if peer else ""
+        return ip
 
     def dial(self) -> None:
         pair = self.pair
@@ -296,7 +349,7 @@ class ClientSide(_Side):
         if attempt < len(DIAL_TIMEOUTS):
             try:
                 # The client's address is read only when affinity needs it (a getpeername per connection).
-                ep = balancer.next(self.client_ip() if balancer.affinity else "", reset=attempt > 0)
+                ep = balancer.next(self.client_ip(), reset=attempt > 0)
             except NoEndpoints:
                 pass
         if ep is None:
@@ -308,8 +361,14 @@ class ClientSide(_Side):
         backend = BackendSide(pair, self, ep)
         listener = self.listener
         loop = listener.loop
-        # One native connect (numeric address: no resolver); the transport sets TCP_NODELAY itself.
-        task = backend.task = loop.create_task(loop.create_connection(backend.factory, ep[0], ep[1]))
+        # One native connect (numeric address: no resolver), from the client's address when it is on this
+        # machine (one bind more); the transport sets TCP_NODELAY itself.
+        src = source_for(self.client_ip(), ep[0])
+        if src is None:
+            task = loop.create_task(loop.create_connection(backend.factory, ep[0], ep[1]))
+        else:
+            task = loop.create_task(loop.create_connection(backend.factory, ep[0], ep[1], local_addr=src))
+        backend.task = task
         backend.timer = loop.call_later(DIAL_TIMEOUTS[attempt], backend.expire)
         task.add_done_callback(backend.dialled)
         listener.tasks.add(task)

@@ -10,8 +10,12 @@ Rules kept here (spec dataplane.md §1.8):
 - The table is bounded (``MAX_FLOWS`` per listener): when full, idle flows are swept and, if it is still
   full, the datagram is dropped and counted.
 - Datagrams up to 64 KiB pass whole (userspace kube-proxy truncated at 4 KiB).
-- No ready endpoint: the datagram is dropped and counted as rejected. A backend answering with ICMP
-  port-unreachable ends its flow.
+- No ready endpoint: the service port's sockets are closed (server.py), so nothing is bound at the address
+  and the kernel answers ICMP port unreachable (a connected client's recv fails with ECONNREFUSED), like
+  kube-proxy's REJECT rule. A datagram that still arrives (in the instant before the close) is dropped and
+  counted as rejected. A backend answering with ICMP port-unreachable ends its flow.
+- Source address: a flow's socket is bound to the client's address when the client is on this machine
+  (``tcp.source_for``), so the endpoint sees the client's IP.
 - Worker processes: the service socket is shared with SO_REUSEPORT; the kernel keeps a client's datagrams
   on one process (4-tuple hash, or the client-address program for ClientIP affinity), whose flow table
   holds that client.
@@ -26,7 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.dataplane.proxy.balancer import NoEndpoints
-from kubesvc.dataplane.proxy.tcp import steer_by_client_ip
+from kubesvc.dataplane.proxy.tcp import source_for, steer_by_client_ip
 from kubesvc.dataplane.runtime import bind_socket
 
 if TYPE_CHECKING:
@@ -117,6 +121,9 @@ class UdpListener(asyncio.DatagramProtocol):
         sock = socket.socket(socket.AF_INET6 if ":" in ep[0] else socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         try:
+            src = source_for(addr[0], ep[0])
+            if src is not None:
+                sock.bind(src)
             sock.connect(ep)
         except OSError:
             sock.close()
