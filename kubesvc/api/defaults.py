@@ -25,6 +25,17 @@ strategy's ``NormalizeClusterIPs`` and ``initIPFamilyFields`` in ``service/stora
   progressDeadlineSeconds 600. Secret: type Opaque. Namespace: spec.finalizers [kubernetes],
   status.phase Active, label kubernetes.io/metadata.name=<name>. IngressClass: parameters scope
   Cluster when parameters are given.
+- StatefulSet: podManagementPolicy OrderedReady, updateStrategy RollingUpdate with partition 0,
+  PVC retention Retain/Retain, replicas 1, revisionHistoryLimit 10. DaemonSet: RollingUpdate with
+  maxUnavailable 1 / maxSurge 0, revisionHistoryLimit 10. Job: completions and parallelism 1 (when
+  both are absent), backoffLimit 6, completionMode NonIndexed, suspend false, manualSelector false,
+  podReplacementPolicy TerminatingOrFailed, metadata.labels from the template. CronJob:
+  concurrencyPolicy Allow, suspend false, history limits 3 and 1 (its job template gets pod defaults
+  only). PriorityClass: preemptionPolicy PreemptLowerPriority. HPA (v2): minReplicas 1, CPU 80 %
+  when no metric, behavior rules filled when a behavior is given. LimitRange Container items:
+  default from max, defaultRequest from default then min. Node: allocatable from capacity.
+  RoleBinding/ClusterRoleBinding: roleRef and User/Group subjects in rbac.authorization.k8s.io.
+  EndpointSlice ports: protocol TCP. PDB, ResourceQuota, ServiceAccount, Role: none.
 """
 
 from __future__ import annotations
@@ -268,3 +279,204 @@ _BY_KIND: dict[str, Callable[[Obj, Obj | None], None]] = {
     "Namespace": _namespace,
     "IngressClass": _ingress_class,
 }
+
+
+# --- kinds served since issue 13 (pkg/apis/{apps,batch,core,rbac,scheduling,autoscaling,discovery}/v1*/defaults.go) ---
+
+
+def _stateful_set(sts: Obj, old: Obj | None) -> None:
+    """SetDefaults_StatefulSet (StatefulSetAutoDeletePVC on, MaxUnavailableStatefulSet off, as in 1.32)."""
+    spec = sts.setdefault("spec", {})
+    if not spec.get("podManagementPolicy"):
+        spec["podManagementPolicy"] = "OrderedReady"
+    strategy = spec.get("updateStrategy")
+    if not isinstance(strategy, dict):
+        strategy = spec["updateStrategy"] = {}
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.get("rollingUpdate")
+        if not isinstance(rolling, dict):
+            rolling = strategy["rollingUpdate"] = {}
+        if rolling.get("partition") is None:
+            rolling["partition"] = 0
+    retention = spec.get("persistentVolumeClaimRetentionPolicy")
+    if not isinstance(retention, dict):
+        retention = spec["persistentVolumeClaimRetentionPolicy"] = {}
+    retention.setdefault("whenDeleted", "Retain")
+    retention.setdefault("whenScaled", "Retain")
+    if spec.get("replicas") is None:
+        spec["replicas"] = 1
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    _template_spec(spec)
+
+
+def _daemon_set(ds: Obj, old: Obj | None) -> None:
+    """SetDefaults_DaemonSet: RollingUpdate with maxUnavailable 1 and maxSurge 0, revisionHistoryLimit 10."""
+    spec = ds.setdefault("spec", {})
+    strategy = spec.get("updateStrategy")
+    if not isinstance(strategy, dict):
+        strategy = spec["updateStrategy"] = {}
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.get("rollingUpdate")
+        if not isinstance(rolling, dict):
+            rolling = strategy["rollingUpdate"] = {}
+        if rolling.get("maxUnavailable") is None:
+            rolling["maxUnavailable"] = 1
+        if rolling.get("maxSurge") is None:
+            rolling["maxSurge"] = 0
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    _template_spec(spec)
+
+
+def set_defaults_job_spec(spec: Obj, job_object: bool) -> None:
+    """SetDefaults_Job's spec part; the JobTemplate of a CronJob only gets its pod template's defaults."""
+    if job_object:
+        if spec.get("completions") is None and spec.get("parallelism") is None:
+            spec["completions"] = 1
+            spec["parallelism"] = 1
+        if spec.get("parallelism") is None:
+            spec["parallelism"] = 1
+        if spec.get("backoffLimit") is None:
+            spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
+        if spec.get("completionMode") is None:
+            spec["completionMode"] = "NonIndexed"
+        if spec.get("suspend") is None:
+            spec["suspend"] = False
+        if spec.get("podReplacementPolicy") is None:
+            spec["podReplacementPolicy"] = "Failed" if spec.get("podFailurePolicy") is not None else "TerminatingOrFailed"
+        if spec.get("manualSelector") is None:
+            spec["manualSelector"] = False
+    _template_spec(spec)
+
+
+def _job(job: Obj, old: Obj | None) -> None:
+    spec = job.setdefault("spec", {})
+    set_defaults_job_spec(spec, job_object=True)
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+    meta = job.setdefault("metadata", {})
+    if labels and not meta.get("labels"):
+        meta["labels"] = dict(labels)
+
+
+def _cron_job(cj: Obj, old: Obj | None) -> None:
+    """SetDefaults_CronJob: concurrencyPolicy Allow, suspend false, history limits 3 and 1."""
+    spec = cj.setdefault("spec", {})
+    if not spec.get("concurrencyPolicy"):
+        spec["concurrencyPolicy"] = "Allow"
+    if spec.get("suspend") is None:
+        spec["suspend"] = False
+    if spec.get("successfulJobsHistoryLimit") is None:
+        spec["successfulJobsHistoryLimit"] = 3
+    if spec.get("failedJobsHistoryLimit") is None:
+        spec["failedJobsHistoryLimit"] = 1
+    template = spec.get("jobTemplate")
+    if isinstance(template, dict):
+        set_defaults_job_spec(template.setdefault("spec", {}), job_object=False)
+
+
+def _pod_template(pt: Obj, old: Obj | None) -> None:
+    template = pt.get("template")
+    if isinstance(template, dict):
+        set_defaults_pod_spec(template.setdefault("spec", {}))
+
+
+def _node(node: Obj, old: Obj | None) -> None:
+    """SetDefaults_NodeStatus: allocatable is the capacity when absent."""
+    status = node.get("status")
+    if isinstance(status, dict) and status.get("allocatable") is None and status.get("capacity") is not None:
+        status["allocatable"] = dict(status["capacity"])
+
+
+def _limit_range(lr: Obj, old: Obj | None) -> None:
+    """SetDefaults_LimitRangeItem: a Container item's default is its max, its defaultRequest the default, else min."""
+    for item in (lr.get("spec") or {}).get("limits") or []:
+        if not isinstance(item, dict) or item.get("type") != "Container":
+            continue
+        default = item.get("default") or {}
+        for key, value in (item.get("max") or {}).items():
+            default.setdefault(key, value)
+        request = item.get("defaultRequest") or {}
+        for key, value in default.items():
+            request.setdefault(key, value)
+        for key, value in (item.get("min") or {}).items():
+            request.setdefault(key, value)
+        if default:
+            item["default"] = default
+        if request:
+            item["defaultRequest"] = request
+
+
+def _priority_class(pc: Obj, old: Obj | None) -> None:
+    if pc.get("preemptionPolicy") is None:
+        pc["preemptionPolicy"] = "PreemptLowerPriority"
+
+
+HPA_SCALE_UP = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
+                             {"type": "Percent", "value": 100, "periodSeconds": 15}]}
+HPA_SCALE_DOWN = {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
+                  "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
+
+
+def _hpa(hpa: Obj, old: Obj | None) -> None:
+    """autoscaling/v2 SetDefaults_HorizontalPodAutoscaler: minReplicas 1, 80 % CPU when no metric, and
+    a given behavior's missing parts from the default scale-up and scale-down rules."""
+    spec = hpa.setdefault("spec", {})
+    if spec.get("minReplicas") is None:
+        spec["minReplicas"] = 1
+    if not spec.get("metrics"):
+        spec["metrics"] = [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):
+        for key, rules in (("scaleUp", HPA_SCALE_UP), ("scaleDown", HPA_SCALE_DOWN)):
+            given = behavior.get(key)
+            if not isinstance(given, dict):
+                given = behavior[key] = {}
+            for field, value in rules.items():
+                if given.get(field) is None:
+                    given[field] = [dict(p) for p in value] if isinstance(value, list) else value
+
+
+def _binding(binding: Obj, old: Obj | None) -> None:
+    """rbac/v1 SetDefaults_RoleBinding/ClusterRoleBinding and SetDefaults_Subject."""
+    ref = binding.get("roleRef")
+    if isinstance(ref, dict) and not ref.get("apiGroup"):
+        ref["apiGroup"] = "rbac.authorization.k8s.io"
+    for subject in binding.get("subjects") or []:
+        if isinstance(subject, dict) and not subject.get("apiGroup"):
+            if subject.get("kind") in ("User", "Group"):
+                subject["apiGroup"] = "rbac.authorization.k8s.io"
+            elif subject.get("kind") == "ServiceAccount":
+                subject["apiGroup"] = ""
+
+
+def _endpoint_slice(es: Obj, old: Obj | None) -> None:
+    """SetDefaults_EndpointPort: protocol TCP, name ""."""
+    for port in es.get("ports") or []:
+        if isinstance(port, dict):
+            if not port.get("protocol"):
+                port["protocol"] = "TCP"
+            if port.get("name") is None:
+                port["name"] = ""
+
+
+_BY_KIND.update({
+    "StatefulSet": _stateful_set,
+    "DaemonSet": _daemon_set,
+    "Job": _job,
+    "CronJob": _cron_job,
+    "PodTemplate": _pod_template,
+    "Node": _node,
+    "LimitRange": _limit_range,
+    "PriorityClass": _priority_class,
+    "HorizontalPodAutoscaler": _hpa,
+    "RoleBinding": _binding,
+    "ClusterRoleBinding": _binding,
+    "EndpointSlice": _endpoint_slice,
+})

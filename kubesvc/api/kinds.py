@@ -50,12 +50,32 @@ KINDS: tuple[Kind, ...] = (
     Kind("ReplicaSet", "apps", "v1", "replicasets", "replicaset", ("rs",)),
     Kind("Ingress", "networking.k8s.io", "v1", "ingresses", "ingress", ("ing",)),
     Kind("IngressClass", "networking.k8s.io", "v1", "ingressclasses", "ingressclass", (), namespaced=False),
+    Kind("Node", "", "v1", "nodes", "node", ("no",), namespaced=False),
+    Kind("ServiceAccount", "", "v1", "serviceaccounts", "serviceaccount", ("sa",)),
+    Kind("ResourceQuota", "", "v1", "resourcequotas", "resourcequota", ("quota",)),
+    Kind("LimitRange", "", "v1", "limitranges", "limitrange", ("limits",)),
+    Kind("PodTemplate", "", "v1", "podtemplates", "podtemplate", ()),
+    Kind("StatefulSet", "apps", "v1", "statefulsets", "statefulset", ("sts",)),
+    Kind("DaemonSet", "apps", "v1", "daemonsets", "daemonset", ("ds",)),
+    Kind("Job", "batch", "v1", "jobs", "job", ()),
+    Kind("CronJob", "batch", "v1", "cronjobs", "cronjob", ("cj",)),
+    Kind("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", ("pdb",)),
+    Kind("PriorityClass", "scheduling.k8s.io", "v1", "priorityclasses", "priorityclass", ("pc",), namespaced=False),
+    Kind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", ("hpa",)),
+    Kind("Role", "rbac.authorization.k8s.io", "v1", "roles", "role", ()),
+    Kind("RoleBinding", "rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", ()),
+    Kind("ClusterRole", "rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", (), namespaced=False),
+    Kind("ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", (),
+         namespaced=False),
+    Kind("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", "endpointslice", ()),
 )
 
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
 
-# `kubectl get all` order (pods, services, deployments, replicasets; rc where kubesvc has them).
-ALL_CATEGORY: tuple[str, ...] = ("Pod", "Service", "ReplicationController", "Deployment", "ReplicaSet")
+# `kubectl get all` order (pods, services, deployments, replicasets; rc where kubesvc has them), then the
+# other kinds upstream puts in the ``all`` category, in discovery order.
+ALL_CATEGORY: tuple[str, ...] = ("Pod", "Service", "ReplicationController", "DaemonSet", "Deployment", "ReplicaSet",
+                                 "StatefulSet", "HorizontalPodAutoscaler", "CronJob", "Job")
 
 
 def _names(k: Kind) -> list[str]:

@@ -11,8 +11,10 @@ Rules kept here:
 - Create: server-owned metadata is dropped (uid, resourceVersion, creationTimestamp,
   deletionTimestamp, deletionGracePeriodSeconds, generation, managedFields: the store sets them);
   ``generation: 1`` for the kinds whose upstream strategy sets it (Deployment, ReplicaSet,
-  ReplicationController, Ingress, IngressClass; Services, Pods and Namespaces carry none in
-  1.32). Status is reset for Services and Ingresses (``{loadBalancer: {}}``), controllers and
+  ReplicationController, Ingress, IngressClass, StatefulSet, DaemonSet, Job, CronJob, PDB, HPA;
+  Services, Pods and Namespaces carry none in 1.32). Status starts as the status strategy's zero
+  (the replica counts kubectl's columns read; a Node keeps the status it is created with and its
+  old one on update, as nodeStrategy does). Status is reset for Services and Ingresses (``{loadBalancer: {}}``), controllers and
   Namespaces (``{}``); Pod status is kept (kubesvc lets a manifest carry ``status.podIP``).
   Services get ``clusterIPs = [clusterIP]`` when only the singular field is given.
 - Update: uid (when omitted), creationTimestamp, deletionTimestamp and
@@ -38,7 +40,9 @@ from kubesvc.api.field import FieldError
 
 Obj = dict[str, Any]
 
-GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "ReplicationController", "Ingress", "IngressClass"})
+GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "ReplicationController", "Ingress", "IngressClass",
+                              "StatefulSet", "DaemonSet", "Job", "CronJob", "PodDisruptionBudget",
+                              "HorizontalPodAutoscaler"})
 CREATE_STATUS: dict[str, Obj] = {
     "Service": {"loadBalancer": {}},
     "Ingress": {"loadBalancer": {}},
@@ -46,8 +50,15 @@ CREATE_STATUS: dict[str, Obj] = {
     "ReplicaSet": {},
     "ReplicationController": {},
     "Namespace": {},
+    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0},
+    "Job": {},
+    "CronJob": {},
+    "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0},
+    "HorizontalPodAutoscaler": {"currentReplicas": 0, "desiredReplicas": 0},
+    "ResourceQuota": {},
 }
-STATUS_KINDS = frozenset(CREATE_STATUS) | {"Pod"}
+STATUS_KINDS = frozenset(CREATE_STATUS) | {"Pod", "Node"}
 SERVER_OWNED_META = (
     "uid",
     "resourceVersion",

@@ -619,3 +619,264 @@ _ROWS: dict[str, Callable[[dict[str, Any], datetime], list[str]]] = {
 def row(obj: dict[str, Any], now: datetime) -> list[str]:
     """Every cell (wide ones included) of ``obj``'s row, in ``columns(obj['kind'])`` order."""
     return _ROWS.get(str(obj.get("kind", "")), _row_default)(obj, now)
+
+
+# ------------------------------------------------------------------------ kinds served since issue 13
+# Columns and cells from printers.go (printNode, printStatefulSet, printDaemonSet, printJob, printCronJob,
+# printPodDisruptionBudget, printResourceQuota, printLimitRange, printPriorityClass,
+# printHorizontalPodAutoscaler, printRole(Binding), printServiceAccount, printPodTemplate, printEndpointSlice).
+
+_COLUMNS.update({
+    "Node": _cols("Name", "Status", "Roles", "Age", "Version",
+                  wide=("Internal-IP", "External-IP", "OS-Image", "Kernel-Version", "Container-Runtime")),
+    "ServiceAccount": _cols("Name", "Secrets", "Age"),
+    "ResourceQuota": _cols("Name", "Request", "Limit", "Age"),
+    "LimitRange": _cols("Name", "Created At"),
+    "PodTemplate": _cols("Name", "Containers", "Images", "Pod Labels"),
+    "StatefulSet": _cols("Name", "Ready", "Age", wide=("Containers", "Images")),
+    "DaemonSet": _cols("Name", "Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector", "Age",
+                       wide=("Containers", "Images", "Selector")),
+    "Job": _cols("Name", "Status", "Completions", "Duration", "Age", wide=("Containers", "Images", "Selector")),
+    "CronJob": _cols("Name", "Schedule", "Timezone", "Suspend", "Active", "Last Schedule", "Age",
+                     wide=("Containers", "Images", "Selector")),
+    "PodDisruptionBudget": _cols("Name", "Min Available", "Max Unavailable", "Allowed Disruptions", "Age"),
+    "PriorityClass": _cols("Name", "Value", "Global-Default", "Age", "PreemptionPolicy"),
+    "HorizontalPodAutoscaler": _cols("Name", "Reference", "Targets", "MinPods", "MaxPods", "Replicas", "Age"),
+    "Role": _cols("Name", "Created At"),
+    "ClusterRole": _cols("Name", "Created At"),
+    "RoleBinding": _cols("Name", "Role", "Age", wide=("Users", "Groups", "ServiceAccounts")),
+    "ClusterRoleBinding": _cols("Name", "Role", "Age", wide=("Users", "Groups", "ServiceAccounts")),
+    "EndpointSlice": _cols("Name", "AddressType", "Ports", "Endpoints", "Age"),
+})
+
+
+def _age(obj: dict[str, Any], now: datetime) -> str:
+    return age(_d(obj, "metadata", "creationTimestamp"), now)
+
+
+def _created_at(obj: dict[str, Any]) -> str:
+    parsed = parse_time(_d(obj, "metadata", "creationTimestamp"))
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else "0001-01-01T00:00:00Z"
+
+
+def _bool_ptr(value: Any) -> str:
+    if value is None:
+        return "<unset>"
+    return "True" if value else "False"
+
+
+def node_status(node: dict[str, Any]) -> str:
+    """printNode's STATUS: Ready/NotReady/Unknown, then SchedulingDisabled when cordoned."""
+    conditions = {c.get("type"): c.get("status") for c in _list(_d(node, "status", "conditions")) if isinstance(c, dict)}
+    ready = conditions.get("Ready")
+    parts = ["Ready" if ready == "True" else "NotReady" if ready is not None else "Unknown"]
+    if _d(node, "spec", "unschedulable"):
+        parts.append("SchedulingDisabled")
+    return ",".join(parts)
+
+
+def node_roles(node: dict[str, Any]) -> str:
+    roles = set()
+    for key, value in (_d(node, "metadata", "labels") or {}).items():
+        if key.startswith("node-role.kubernetes.io/") and key != "node-role.kubernetes.io/":
+            roles.add(key.split("/", 1)[1])
+        elif key == "kubernetes.io/role" and value:
+            roles.add(str(value))
+    return ",".join(sorted(roles)) or "<none>"
+
+
+def _node_address(node: dict[str, Any], kind: str) -> str:
+    for a in _list(_d(node, "status", "addresses")):
+        if isinstance(a, dict) and a.get("type") == kind:
+            return str(a.get("address", ""))
+    return "<none>"
+
+
+def _row_node(obj: dict[str, Any], now: datetime) -> list[str]:
+    info = _d(obj, "status", "nodeInfo") or {}
+    os_image = str(info.get("osImage") or "<unknown>")
+    kernel = str(info.get("kernelVersion") or "<unknown>")
+    runtime = str(info.get("containerRuntimeVersion") or "<unknown>")
+    return [_name(obj), node_status(obj), node_roles(obj), _age(obj, now), str(info.get("kubeletVersion", "")),
+            _node_address(obj, "InternalIP"), _node_address(obj, "ExternalIP"), os_image, kernel, runtime]
+
+
+def _row_service_account(obj: dict[str, Any], now: datetime) -> list[str]:
+    return [_name(obj), str(len(_list(obj.get("secrets")))), _age(obj, now)]
+
+
+def _row_resource_quota(obj: dict[str, Any], now: datetime) -> list[str]:
+    hard = _d(obj, "status", "hard") or {}
+    used = _d(obj, "status", "used") or {}
+    request, limit = [], []
+    for res in sorted(hard):
+        cell = f"{res}: {used.get(res, '0')}/{hard[res]}"
+        (limit if res.split(".")[0] == "limits" and "." in res else request).append(cell)
+    return [_name(obj), ", ".join(request), ", ".join(limit), _age(obj, now)]
+
+
+def _row_created_at(obj: dict[str, Any], now: datetime) -> list[str]:
+    return [_name(obj), _created_at(obj)]
+
+
+def _row_pod_template(obj: dict[str, Any], now: datetime) -> list[str]:
+    names, images = _containers_images(_d(obj, "template", "spec"))
+    return [_name(obj), names, images, format_labels(_d(obj, "template", "metadata", "labels"))]
+
+
+def _row_stateful_set(obj: dict[str, Any], now: datetime) -> list[str]:
+    spec = obj.get("spec") or {}
+    names, images = _containers_images(_d(spec, "template", "spec"))
+    ready = _int(_d(obj, "status", "readyReplicas"))
+    return [_name(obj), f"{ready}/{_replicas(spec)}", _age(obj, now), names, images]
+
+
+def _row_daemon_set(obj: dict[str, Any], now: datetime) -> list[str]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    names, images = _containers_images(_d(spec, "template", "spec"))
+    counts = [str(_int(status.get(k))) for k in ("desiredNumberScheduled", "currentNumberScheduled", "numberReady",
+                                                 "updatedNumberScheduled", "numberAvailable")]
+    return [_name(obj), *counts, format_labels(_d(spec, "template", "spec", "nodeSelector")), _age(obj, now),
+            names, images, format_label_selector(spec.get("selector"))]
+
+
+def job_status(job: dict[str, Any]) -> str:
+    true = {c.get("type") for c in _list(_d(job, "status", "conditions")) if isinstance(c, dict) and c.get("status") == "True"}
+    if "Complete" in true:
+        return "Complete"
+    if "Failed" in true:
+        return "Failed"
+    if _d(job, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    if "SuccessCriteriaMet" in true:
+        return "SuccessCriteriaMet"
+    if "Suspended" in true:
+        return "Suspended"
+    if "FailureTarget" in true:
+        return "FailureTarget"
+    return "Running"
+
+
+def _row_job(obj: dict[str, Any], now: datetime) -> list[str]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    succeeded = _int(status.get("succeeded"))
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{_int(spec['completions'])}"
+    elif _int(spec.get("parallelism")) > 1:
+        completions = f"{succeeded}/1 of {_int(spec['parallelism'])}"
+    else:
+        completions = f"{succeeded}/1"
+    start, done = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    duration = ""
+    if start is not None:
+        end = done or (now if now.tzinfo else now.replace(tzinfo=UTC))
+        duration = human_duration((end - start).total_seconds())
+    names, images = _containers_images(_d(spec, "template", "spec"))
+    return [_name(obj), job_status(obj), completions, duration, _age(obj, now), names, images,
+            format_label_selector(spec.get("selector"))]
+
+
+def _row_cron_job(obj: dict[str, Any], now: datetime) -> list[str]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    last = age(status.get("lastScheduleTime"), now) if status.get("lastScheduleTime") else "<none>"
+    names, images = _containers_images(_d(spec, "jobTemplate", "spec", "template", "spec"))
+    return [_name(obj), str(spec.get("schedule", "")), str(spec.get("timeZone") or "<none>"),
+            _bool_ptr(spec.get("suspend")), str(len(_list(status.get("active")))), last, _age(obj, now),
+            names, images, format_label_selector(_d(spec, "jobTemplate", "spec", "selector"))]
+
+
+def _row_pdb(obj: dict[str, Any], now: datetime) -> list[str]:
+    spec = obj.get("spec") or {}
+    low, high = spec.get("minAvailable"), spec.get("maxUnavailable")
+    return [_name(obj), "N/A" if low is None else str(low), "N/A" if high is None else str(high),
+            str(_int(_d(obj, "status", "disruptionsAllowed"))), _age(obj, now)]
+
+
+def _row_priority_class(obj: dict[str, Any], now: datetime) -> list[str]:
+    return [_name(obj), str(_int(obj.get("value"))), "true" if obj.get("globalDefault") else "false", _age(obj, now),
+            str(obj.get("preemptionPolicy") or "")]
+
+
+def _hpa_metrics(hpa: dict[str, Any]) -> str:
+    specs = [m for m in _list(_d(hpa, "spec", "metrics")) if isinstance(m, dict)]
+    if not specs:
+        return "<none>"
+    current = [m for m in _list(_d(hpa, "status", "currentMetrics")) if isinstance(m, dict)]
+    cells = []
+    for i, metric in enumerate(specs):
+        kind = str(metric.get("type", ""))
+        src = metric.get(kind[:1].lower() + kind[1:]) or {}
+        target = src.get("target") or {}
+        now_src = (current[i].get(kind[:1].lower() + kind[1:]) or {}) if i < len(current) else {}
+        now_val = now_src.get("current") or {}
+        if target.get("averageUtilization") is not None:
+            have = f"{now_val['averageUtilization']}%" if now_val.get("averageUtilization") is not None else "<unknown>"
+            want = f"{target['averageUtilization']}%"
+        else:
+            key = "averageValue" if target.get("averageValue") is not None else "value"
+            have = str(now_val.get(key)) if now_val.get(key) is not None else "<unknown>"
+            want = str(target.get(key, "<unset>"))
+        prefix = f"{src['name']}: " if kind in ("Resource", "ContainerResource") and src.get("name") else ""
+        cells.append(f"{prefix}{have}/{want}")
+    if len(cells) > 2:
+        return ", ".join(cells[:2]) + f" + {len(cells) - 2} more..."
+    return ", ".join(cells)
+
+
+def _row_hpa(obj: dict[str, Any], now: datetime) -> list[str]:
+    spec = obj.get("spec") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    low = spec.get("minReplicas")
+    return [_name(obj), f"{ref.get('kind', '')}/{ref.get('name', '')}", _hpa_metrics(obj),
+            "<unset>" if low is None else str(low), str(_int(spec.get("maxReplicas"))),
+            str(_int(_d(obj, "status", "currentReplicas"))), _age(obj, now)]
+
+
+def _row_binding(obj: dict[str, Any], now: datetime) -> list[str]:
+    ref = obj.get("roleRef") or {}
+    users, groups, sas = [], [], []
+    for s in _list(obj.get("subjects")):
+        if not isinstance(s, dict):
+            continue
+        if s.get("kind") == "User":
+            users.append(str(s.get("name", "")))
+        elif s.get("kind") == "Group":
+            groups.append(str(s.get("name", "")))
+        elif s.get("kind") == "ServiceAccount":
+            sas.append(f"{s.get('namespace', '')}:{s.get('name', '')}")
+    return [_name(obj), f"{ref.get('kind', '')}/{ref.get('name', '')}", _age(obj, now),
+            ", ".join(users), ", ".join(groups), ", ".join(sas)]
+
+
+def _row_endpoint_slice(obj: dict[str, Any], now: datetime) -> list[str]:
+    ports = [str(p.get("port")) if p.get("port") is not None else "" for p in _list(obj.get("ports")) if isinstance(p, dict)]
+    addresses = [str(a) for ep in _list(obj.get("endpoints")) if isinstance(ep, dict) for a in _list(ep.get("addresses"))]
+    endpoints = "<unset>"
+    if addresses:
+        endpoints = ",".join(addresses[:3]) + (f" + {len(addresses) - 3} more..." if len(addresses) > 3 else "")
+    return [_name(obj), str(obj.get("addressType", "")), ",".join(ports) if ports else "<unset>", endpoints,
+            _age(obj, now)]
+
+
+_ROWS.update({
+    "Node": _row_node,
+    "ServiceAccount": _row_service_account,
+    "ResourceQuota": _row_resource_quota,
+    "LimitRange": _row_created_at,
+    "PodTemplate": _row_pod_template,
+    "StatefulSet": _row_stateful_set,
+    "DaemonSet": _row_daemon_set,
+    "Job": _row_job,
+    "CronJob": _row_cron_job,
+    "PodDisruptionBudget": _row_pdb,
+    "PriorityClass": _row_priority_class,
+    "HorizontalPodAutoscaler": _row_hpa,
+    "Role": _row_created_at,
+    "ClusterRole": _row_created_at,
+    "RoleBinding": _row_binding,
+    "ClusterRoleBinding": _row_binding,
+    "EndpointSlice": _row_endpoint_slice,
+})

@@ -10,7 +10,9 @@ Rules kept here:
   them after validation. Callers pass objects that went through ``strategy.prepare_for_*`` and
   ``defaults.apply_defaults`` first.
 The per-kind rules live in ``validation_meta``, ``validation_service``, ``validation_workloads``,
-``validation_networking`` and ``validation_config``.
+``validation_networking``, ``validation_config``, ``validation_apps`` (StatefulSet, DaemonSet,
+PodTemplate), ``validation_batch``, ``validation_cluster`` (Node, ServiceAccount, quotas, PDB,
+PriorityClass, HPA, EndpointSlice) and ``validation_rbac``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kubesvc.api import validation_apps as apps
+from kubesvc.api import validation_batch as batch
+from kubesvc.api import validation_cluster as cluster
+from kubesvc.api import validation_rbac as rbac
 from kubesvc.api.field import FieldError
 from kubesvc.api.validation_config import (
     validate_config_map,
@@ -64,6 +70,23 @@ _CREATE: dict[str, Callable[[Obj], list[FieldError]]] = {
     "Secret": validate_secret,
     "Namespace": validate_namespace,
     "Event": validate_event,
+    "StatefulSet": apps.validate_stateful_set,
+    "DaemonSet": apps.validate_daemon_set,
+    "PodTemplate": apps.validate_pod_template,
+    "Job": batch.validate_job,
+    "CronJob": batch.validate_cron_job,
+    "Node": cluster.validate_node,
+    "ServiceAccount": cluster.validate_service_account,
+    "ResourceQuota": cluster.validate_resource_quota,
+    "LimitRange": cluster.validate_limit_range,
+    "PodDisruptionBudget": cluster.validate_pdb,
+    "PriorityClass": cluster.validate_priority_class,
+    "HorizontalPodAutoscaler": cluster.validate_hpa,
+    "EndpointSlice": cluster.validate_endpoint_slice,
+    "Role": rbac.validate_role,
+    "ClusterRole": rbac.validate_role,
+    "RoleBinding": rbac.validate_binding,
+    "ClusterRoleBinding": rbac.validate_binding,
 }
 
 
@@ -88,6 +111,23 @@ _UPDATE: dict[str, Callable[[Obj, Obj], list[FieldError]]] = {
     "Secret": validate_config_update,
     "Namespace": validate_namespace_update,
     "Event": _event_update,
+    "StatefulSet": apps.validate_stateful_set_update,
+    "DaemonSet": apps.validate_daemon_set_update,
+    "PodTemplate": apps.validate_pod_template_update,
+    "Job": batch.validate_job_update,
+    "CronJob": batch.validate_cron_job_update,
+    "Node": cluster.validate_node_update,
+    "ServiceAccount": cluster.validate_service_account_update,
+    "ResourceQuota": cluster.validate_resource_quota_update,
+    "LimitRange": cluster.validate_limit_range_update,
+    "PodDisruptionBudget": cluster.validate_pdb_update,
+    "PriorityClass": cluster.validate_priority_class_update,
+    "HorizontalPodAutoscaler": cluster.validate_hpa_update,
+    "EndpointSlice": cluster.validate_endpoint_slice_update,
+    "Role": rbac.validate_role_update,
+    "ClusterRole": rbac.validate_role_update,
+    "RoleBinding": rbac.validate_binding_update,
+    "ClusterRoleBinding": rbac.validate_binding_update,
 }
 
 

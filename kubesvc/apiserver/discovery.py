@@ -5,8 +5,10 @@ Rules kept here:
 - gitVersion is pinned to v1.32.x: the GKE kubectl dispatcher picks the kubectl minor from it.
 - Discovery is the legacy JSON form only: every kubectl 1.27-1.33 understands it, whatever it accepts.
 - Every stored kind is served with its short names; kinds in the ``all`` category carry it.
-- ``endpointslices`` (discovery.k8s.io/v1) are read-only views of Endpoints, so that ``kubectl
-  describe svc`` (which reads slices) shows the same Endpoints line as ``kubesvc describe``.
+- ``endpointslices`` (discovery.k8s.io/v1) are stored like any kind, and their lists also show
+  read-only mirrors of the Endpoints (``mirrored``), so that ``kubectl describe svc`` (which reads
+  slices) shows the same Endpoints line as ``kubesvc describe``.
+- Every kind is listed with its group's version only (HorizontalPodAutoscaler: autoscaling/v2).
 - The OpenAPI v3 documents hold only the PATCH operations with their GVK and the ``fieldValidation``
   parameter; the ``hash`` changes when the documents change (kubectl caches them for 6 h).
 """
@@ -29,19 +31,18 @@ SERVER_VERSION = {
 WRITE_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 READ_VERBS = ["get", "list"]
 
-# Read-only kinds derived from stored ones (not in the store, never written through the API).
-ENDPOINT_SLICE = Kind("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", "endpointslice", ())
 
 
 @dataclass(frozen=True)
 class Resource:
     kind: Kind
     verbs: tuple[str, ...]
-    derived: bool = False
+    derived: bool = False  # computed from another kind, never written through the API
+    mirrored: str = ""  # stored, and lists also show read-only objects derived from this kind
 
 
-RESOURCES: tuple[Resource, ...] = tuple(Resource(k, tuple(WRITE_VERBS)) for k in KINDS) + (
-    Resource(ENDPOINT_SLICE, tuple(READ_VERBS), derived=True),
+RESOURCES: tuple[Resource, ...] = tuple(
+    Resource(k, tuple(WRITE_VERBS), mirrored="Endpoints" if k.kind == "EndpointSlice" else "") for k in KINDS
 )
 
 

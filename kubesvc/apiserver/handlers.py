@@ -28,13 +28,15 @@ import base64
 import copy
 import json
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from kubesvc.api.kinds import Kind
-from kubesvc.apiserver import discovery, patch as patchlib, views
+from kubesvc.apiserver import discovery, views
+from kubesvc.apiserver import patch as patchlib
 from kubesvc.apiserver.discovery import Resource
 from kubesvc.apiserver.selection import Filter, parse_fields, parse_labels
 from kubesvc.apiserver.status import ApiError, bad_request, not_found_path, status, success
@@ -55,7 +57,7 @@ class Request:
     body: bytes = b""
 
     @classmethod
-    def build(cls, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> "Request":
+    def build(cls, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Request:
         path, _, qs = target.partition("?")
         return cls(method, path, parse_qs(qs, keep_blank_values=True), {k.lower(): v for k, v in headers.items()}, body)
 
@@ -100,7 +102,7 @@ class Context:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------------------------- routing
@@ -248,16 +250,21 @@ def _resource(req: Request, ctx: Context, res: Resource, namespace: str | None, 
 def snapshot(ctx: Context, res: Resource, flt: Filter) -> tuple[int, list[dict[str, Any]]]:
     """A consistent (revision, matching objects) pair; derived kinds are computed from their source."""
     source = "Endpoints" if res.derived else res.kind.kind
-    rev, by_kind = ctx.registry.store.list_with_revision((source,))
+    sources = (source, res.mirrored) if res.mirrored else (source,)
+    rev, by_kind = ctx.registry.store.list_with_revision(sources)
     objs = by_kind[source]
     if res.derived:
         objs = [s for ep in objs for s in views.endpoint_slices(ep)]
+    if res.mirrored:  # EndpointSlices: stored ones, then the read-only mirrors of Endpoints
+        objs = objs + [s for ep in by_kind[res.mirrored] for s in views.endpoint_slices(ep)]
     return rev, [o for o in objs if flt.matches(o)]
 
 
 def _get(ctx: Context, res: Resource, ns: str, name: str) -> dict[str, Any]:
     if not res.derived:
-        return ctx.registry.get(res.kind.kind, ns, name)
+        found = ctx.registry.store.get(res.kind.kind, ns if res.kind.namespaced else "", name)
+        if found is not None or not res.mirrored:
+            return found if found is not None else ctx.registry.get(res.kind.kind, ns, name)
     for ep in ctx.registry.store.list("Endpoints", ns):
         for sl in views.endpoint_slices(ep):
             if sl["metadata"]["name"] == name:

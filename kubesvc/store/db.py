@@ -191,6 +191,12 @@ class Store:
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
                 if txn.get("Namespace", "", ns) is None:
                     txn.create(_namespace(ns))
+            from kubesvc.api import machine  # the Node that is this machine, default ServiceAccounts
+
+            for obj in machine.seed_objects(now_rfc3339()):
+                meta = obj["metadata"]
+                if txn.get(obj["kind"], meta.get("namespace", ""), meta["name"]) is None:
+                    txn.create(obj)
             db.table("meta").insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, replace=True)
             self.conn.execute("COMMIT")
         except BaseException:
@@ -390,7 +396,7 @@ class Txn:
         if kind == "Event":
             self._expire_events()
         rev = self._next_revision()
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # a registry strategy may fix it first (Job selectors)
         meta["resourceVersion"] = str(rev)
         meta["creationTimestamp"] = now_rfc3339()
         body = _dumps(obj)

@@ -19,7 +19,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.api.field import FieldError
-from kubesvc.api.kinds import BY_KIND, KINDS
+from kubesvc.api.kinds import KINDS
 from kubesvc.errors import Forbidden, NotFound
 from kubesvc.registry.kinds import Strategy
 
@@ -122,8 +122,10 @@ def pod_status(pod: Obj, user_status: Obj | None) -> None:
 
 
 def runs_locally(pod: Obj) -> bool:
-    """Pods with a command are run by `kubesvc kubelet` (kubesvc.dataplane.kubelet.spec.runs_locally)."""
-    return any(c.get("command") or c.get("args") for c in (pod.get("spec") or {}).get("containers") or [])
+    """Pods `kubesvc kubelet` runs (a command, controller-owned, or native images: kubesvc.api.images)."""
+    from kubesvc.api import images
+
+    return images.kubelet_runs(pod)
 
 
 class NamespaceStrategy(Strategy):
@@ -139,15 +141,33 @@ class NamespaceStrategy(Strategy):
                     registry._delete(txn, other.kind, name, item["metadata"]["name"])
 
     def after_write(self, registry: Registry, txn: Txn, old: Obj | None, new: Obj | None) -> None:
-        if old is None and new is not None and "ServiceAccount" in BY_KIND:
+        if old is None and new is not None:
             ensure_default_service_account(txn, new["metadata"]["name"])
 
 
 def ensure_default_service_account(txn: Txn, namespace: str) -> None:
     """The serviceaccounts controller's ``default`` ServiceAccount of a namespace (no token Secret: 1.24+)."""
+    from kubesvc.api import machine
+
     if txn.get("ServiceAccount", namespace, "default") is None:
-        txn.create({"apiVersion": "v1", "kind": "ServiceAccount",
-                    "metadata": {"name": "default", "namespace": namespace}})
+        txn.create(machine.default_service_account(namespace))
+
+
+class ResourceQuotaStrategy(Strategy):
+    """No quota controller runs: status.hard mirrors spec.hard (what the controller writes first); usage is
+    not counted and nothing is enforced."""
+
+    kinds = ("ResourceQuota",)
+
+    def default(self, obj: Obj, old: Obj | None = None) -> None:
+        super().default(obj, old)
+        hard = (obj.get("spec") or {}).get("hard")
+        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        if hard:
+            status["hard"] = dict(hard)
+        else:
+            status.pop("hard", None)
+        obj["status"] = status
 
 
 class PodOwnerStrategy(Strategy):
@@ -210,4 +230,4 @@ def _lb_event(txn: Txn, old: Obj | None, new: Obj) -> None:
                      LB_COMPONENT)
 
 
-STRATEGIES = (ServiceStrategy, PodStrategy, NamespaceStrategy, PodOwnerStrategy)
+STRATEGIES = (ServiceStrategy, PodStrategy, NamespaceStrategy, ResourceQuotaStrategy, PodOwnerStrategy)
