@@ -207,22 +207,46 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-# What -o takes, per verb: kubectl's printers less the Go templates (go-template*, template*) and the file
-# forms (*-file, jsonpath-as-json), which kubesvc does not have; errors list only these.
-OBJECT_FORMATS = ("json", "jsonpath", "name", "yaml")  # create, apply, expose, label, annotate, scale
-GET_FORMATS = ("custom-columns", "json", "jsonpath", "name", "wide", "yaml")
+# What -o takes, per verb: kubectl's printers (go-template is kubesvc.api.gotemplate's subset of Go's).
+OBJECT_FORMATS = ("go-template", "go-template-file", "json", "jsonpath", "jsonpath-as-json", "jsonpath-file", "name",
+                  "template", "templatefile", "yaml")  # create, apply, expose, label, annotate, scale, patch
+GET_FORMATS = ("custom-columns", "custom-columns-file", "go-template", "go-template-file", "json", "jsonpath",
+               "jsonpath-as-json", "jsonpath-file", "name", "template", "templatefile", "wide", "yaml")
 _TEMPLATED = {"jsonpath": "template format specified but no template given",
-              "custom-columns": "custom-columns format specified but no custom columns given"}
+              "jsonpath-as-json": "template format specified but no template given",
+              "jsonpath-file": "template format specified but no template given",
+              "go-template": "template format specified but no template given",
+              "go-template-file": "template format specified but no template given",
+              "template": "template format specified but no template given",
+              "templatefile": "template format specified but no template given",
+              "custom-columns": "custom-columns format specified but no custom columns given",
+              "custom-columns-file": "custom-columns format specified but no custom columns given"}
 
 
 def check_output(output: Optional[str], allowed: tuple[str, ...] = OBJECT_FORMATS) -> str:
     """The -o value, checked against ``allowed`` before anything is read or written (kubectl's
-    ``PrintFlags.ToPrinter`` runs in Complete: `create -f x -o wide` writes nothing)."""
+    ``PrintFlags.ToPrinter`` runs in Complete: `create -f x -o wide` writes nothing). The file forms
+    (``go-template-file=``, ``jsonpath-file=``, ``custom-columns-file=``) are read here and returned as
+    the inline form."""
     o = output or ""
     base, eq, arg = o.partition("=")
     if base in _TEMPLATED and base in allowed:
         if not arg:
             raise ClientError(_TEMPLATED[base])
+        if base in ("go-template-file", "templatefile", "jsonpath-file", "custom-columns-file"):
+            try:
+                with open(arg, encoding="utf-8") as f:
+                    text = f.read()
+            except OSError as e:
+                flag = "custom-columns-file" if base == "custom-columns-file" else "--template"
+                raise ClientError(f"error reading {flag} {arg}, open {arg}: {(e.strerror or str(e)).lower()}") from None
+            if base == "custom-columns-file":
+                from kubesvc.cli.printers import custom_columns_from_file
+
+                return "custom-columns=" + custom_columns_from_file(text)
+            return ("jsonpath=" if base == "jsonpath-file" else "go-template=") + text
+        if base == "template":
+            return "go-template=" + arg
         return o
     if not o or (o in allowed and o not in _TEMPLATED):
         return o
@@ -231,11 +255,17 @@ def check_output(output: Optional[str], allowed: tuple[str, ...] = OBJECT_FORMAT
     )
 
 
-def print_objects(objs: list[dict[str, Any]], output: str, single: bool, typed: bool = False) -> None:
-    """-o json|yaml|name|jsonpath=|custom-columns= for any command that prints objects. ``typed``:
-    a generated object (dry-run generators), printed in field order as kubectl prints typed objects."""
+def print_objects(objs: list[dict[str, Any]], output: str, single: bool, typed: bool = False,
+                  show_managed_fields: bool = False) -> None:
+    """-o json|yaml|name|jsonpath=|jsonpath-as-json=|go-template=|custom-columns= for any command that prints
+    objects (the -file forms arrive inline from ``check_output``). ``typed``: a generated object (dry-run
+    generators), printed in field order as kubectl prints typed objects. ``metadata.managedFields`` is
+    left out unless ``show_managed_fields``, as kubectl does."""
     from kubesvc.cli import printers
 
+    if not show_managed_fields:
+        objs = [printers.strip_managed_fields(o) for o in objs]
+    data = objs[0] if single and len(objs) == 1 else _as_list(objs)
     if output == "json":
         out(printers.render_json(objs, single, sort_keys=not typed))
     elif output == "yaml":
@@ -243,8 +273,11 @@ def print_objects(objs: list[dict[str, Any]], output: str, single: bool, typed: 
     elif output == "name":
         out(printers.render_name(objs))
     elif output.startswith("jsonpath="):
-        data = objs[0] if single and len(objs) == 1 else _as_list(objs)
         out(printers.render_jsonpath(output[len("jsonpath=") :], data))
+    elif output.startswith("jsonpath-as-json="):
+        out(printers.render_jsonpath_as_json(output[len("jsonpath-as-json=") :], data))
+    elif output.startswith("go-template="):
+        out(printers.render_go_template(output[len("go-template=") :], data))
     elif output.startswith("custom-columns="):
         out(printers.render_custom_columns(output[len("custom-columns=") :], objs))
     else:

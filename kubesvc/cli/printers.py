@@ -268,3 +268,63 @@ def render_custom_columns(spec: str, objs: Iterable[dict[str, Any]], no_headers:
                 cells.append(",".join(go_sprint(v) for v in values))
         lines.append("\t".join(cells))
     return tabwrite("".join(line + "\n" for line in lines))
+
+
+# ------------------------------------------------------------------------- go-template, *-file, managed fields
+
+
+def render_go_template(template: str, data: Any) -> str:
+    """``-o go-template=<template>`` (``kubesvc.api.gotemplate``'s subset of Go's text/template)."""
+    from kubesvc.api.gotemplate import Template, TemplateError, to_go_values
+
+    try:
+        parsed = Template(template)
+    except TemplateError as exc:
+        raise ClientError(f"error parsing template {template}, template: output:1: {exc}") from None
+    try:
+        return parsed.execute(to_go_values(data))
+    except TemplateError as exc:
+        raise ClientError(f'error executing template "{template}": template: output: executing "output": {exc}') from None
+
+
+def render_jsonpath_as_json(template: str, data: Any) -> str:
+    """``-o jsonpath-as-json=<template>``: each part's results as an indented JSON array (Go's
+    ``json.MarshalIndent`` with four spaces), one array per part, as kubectl prints them."""
+    import json
+
+    path = compile_jsonpath(template, True)
+    try:
+        groups = path.find_results(data)
+    except JSONPathError as exc:
+        raise ClientError(f'error executing jsonpath "{template}": Error executing template: {exc}. '
+                          f"Printing more information for debugging the template:\n\ttemplate was:\n\t\t{template}\n") from None
+    out = []
+    for g in groups:
+        text = json.dumps(g, indent=4, sort_keys=True, ensure_ascii=False)
+        out.append(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n")
+    return "".join(out)
+
+
+def custom_columns_from_file(text: str) -> str:
+    """A ``custom-columns-file``: a line of headers and a line of field specs, whitespace-separated,
+    turned into the ``-o custom-columns=`` spec."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) != 2:
+        raise ClientError(f"unexpected custom-columns-file format: expected 2 lines (headers and field specifications), got {len(lines)}")
+    headers, specs = lines[0].split(), lines[1].split()
+    if len(headers) != len(specs):
+        raise ClientError(f"number of headers ({len(headers)}) and field specifications ({len(specs)}) don't match")
+    return ",".join(f"{h}:{s}" for h, s in zip(headers, specs, strict=True))
+
+
+def strip_managed_fields(obj: Any) -> Any:
+    """kubectl drops ``metadata.managedFields`` from what it prints unless ``--show-managed-fields``
+    (in objects and in a List's items); the object given is left as it was."""
+    if not isinstance(obj, dict):
+        return obj
+    if isinstance(obj.get("items"), list):
+        obj = {**obj, "items": [strip_managed_fields(i) for i in obj["items"]]}
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj

@@ -66,6 +66,9 @@ def get(
     watch_only: Annotated[bool, typer.Option("--watch-only", help="Watch for changes without listing first.")] = False,
     ignore_not_found: Annotated[bool, typer.Option("--ignore-not-found", help="Treat 'not found' as success.")] = False,
     request_timeout: Annotated[str, typer.Option("--request-timeout", help="Stop watching after this long (e.g. 5s); 0 = forever.")] = "0",
+    sort_by: Annotated[str | None, typer.Option("--sort-by", help="Sort list types using this field specification (a JSONPath expression, e.g. '{.metadata.name}').")] = None,
+    field_selector: Annotated[str | None, typer.Option("--field-selector", help="Selector (field query) to filter on, supports '=', '==', and '!=' (e.g. --field-selector key1=value1,key2=value2).")] = None,
+    show_managed_fields: Annotated[bool, typer.Option("--show-managed-fields", help="Keep the managedFields when printing objects in JSON or YAML format.")] = False,
     store: StoreOpt = None,
 ) -> None:
     """Display one or many resources."""
@@ -78,6 +81,8 @@ def get(
     sel = selectors.parse(selector) if selector else None
     if sel is not None and any(names for _, names in targets):
         raise ClientError("selectors and the all flag cannot be used when passing resource/name arguments")
+    sorter = _sorter(sort_by) if sort_by else None
+    fields = {kind: _field_terms(field_selector, kind, selector) for kind, _ in targets} if field_selector else {}
     reg = common.registry(store)
     start_rev = reg.store.revision()
     groups: list[tuple[str, list[dict[str, Any]]]] = []
@@ -95,13 +100,24 @@ def get(
                         failures.append(Failure(e))
         else:
             objs = reg.list(kind, scope, sel)
+        if fields.get(kind):
+            objs = [o for o in objs if _fields_match(o, fields[kind])]
+        if sorter is not None:
+            objs = sorter(objs)
         groups.append((kind, objs))
     single = len(targets) == 1 and targets[0][1] is not None and len(targets[0][1]) == 1
     show_kind = len(targets) > 1
     objs_all = [o for _, objs in groups for o in objs]
+    per_object = (watch or watch_only) and out_fmt not in ("", "wide")  # -w -o json: one object per event
     if not watch_only:
-        _print(groups, objs_all, out_fmt, single, show_kind, all_namespaces, show_labels, label_columns or [],
-               no_headers)
+        if per_object:
+            for kind, objs in groups:
+                for o in objs:
+                    _print([(kind, [o])], [o], out_fmt, True, show_kind, all_namespaces, show_labels, label_columns or [],
+                           True, show_managed_fields)
+        else:
+            _print(groups, objs_all, out_fmt, single, show_kind, all_namespaces, show_labels, label_columns or [],
+                   no_headers, show_managed_fields)
         if not objs_all and not failures and not out_fmt.startswith(("json", "yaml")) and not ignore_not_found:
             cluster = all(not BY_KIND[k].namespaced for k, _ in targets)
             where = "" if (all_namespaces or cluster) else f" in {ns} namespace."
@@ -110,14 +126,14 @@ def get(
         common.print_failures(failures)
     if watch or watch_only:
         _watch(reg, start_rev, targets, None if all_namespaces else ns, sel, out_fmt, show_kind, all_namespaces,
-               show_labels, label_columns or [], common.parse_timeout(request_timeout))
+               show_labels, label_columns or [], common.parse_timeout(request_timeout), fields, show_managed_fields)
     if failures:
         raise Exit(1)
 
 
 def _print(groups: list[tuple[str, list[dict[str, Any]]]], objs_all: list[dict[str, Any]], out_fmt: str,
            single: bool, show_kind: bool, all_namespaces: bool, show_labels: bool, label_columns: list[str],
-           no_headers: bool) -> None:
+           no_headers: bool, show_managed_fields: bool = False) -> None:
     from kubesvc.cli import printers
 
     if out_fmt in ("", "wide"):
@@ -128,17 +144,18 @@ def _print(groups: list[tuple[str, list[dict[str, Any]]]], objs_all: list[dict[s
             no_headers=no_headers, show_kind=show_kind,
         )
         common.out(text)
-    elif out_fmt in ("json", "yaml") or out_fmt.startswith(("jsonpath=", "custom-columns=")):
-        if out_fmt.startswith("custom-columns=") and not objs_all:
-            return
-        common.print_objects(objs_all, out_fmt, single and len(objs_all) == 1)
+    elif out_fmt.startswith("custom-columns="):
+        if objs_all:
+            common.out(printers.render_custom_columns(out_fmt[len("custom-columns="):], objs_all, no_headers=no_headers))
+    elif out_fmt in ("json", "yaml") or out_fmt.startswith(("jsonpath=", "jsonpath-as-json=", "go-template=")):
+        common.print_objects(objs_all, out_fmt, single and len(objs_all) == 1, show_managed_fields=show_managed_fields)
     else:
-        common.print_objects(objs_all, out_fmt, single)
+        common.print_objects(objs_all, out_fmt, single, show_managed_fields=show_managed_fields)
 
 
 def _watch(reg: Any, since: int, targets: list[tuple[str, list[str] | None]], ns: str | None, sel: Any,
            out_fmt: str, show_kind: bool, all_namespaces: bool, show_labels: bool, label_columns: list[str],
-           timeout: float) -> None:
+           timeout: float, fields: dict[str, Any] | None = None, show_managed_fields: bool = False) -> None:
     from kubesvc.api.kinds import BY_KIND
 
     wanted = {k: names for k, names in targets}
@@ -158,7 +175,74 @@ def _watch(reg: Any, since: int, targets: list[tuple[str, list[str] | None]], ns
                 continue
             if sel is not None and not sel.matches(ch.object["metadata"].get("labels") or {}):
                 continue
+            if fields and fields.get(ch.kind) and not _fields_match(ch.object, fields[ch.kind]):
+                continue
             _print([(ch.kind, [ch.object])], [ch.object], out_fmt, True, show_kind, all_namespaces, show_labels,
-                   label_columns, True)
+                   label_columns, True, show_managed_fields)
             sys.stdout.flush()
         since = rev
+
+
+def _field_terms(text: str, kind: str, label_selector: str | None) -> list[Any]:
+    """``--field-selector`` terms for ``kind``: the fields the apiserver supports for it (every kind:
+    metadata.name and metadata.namespace; pods: status.phase, spec.nodeName...; secrets and events: type...),
+    else the apiserver's BadRequest as kubectl prints it."""
+    from kubesvc.api.kinds import BY_KIND
+    from kubesvc.apiserver.selection import parse_fields
+    from kubesvc.apiserver.status import ApiError
+    from kubesvc.errors import BadRequest
+
+    try:
+        return parse_fields(text, kind)
+    except ApiError as e:
+        k = BY_KIND[kind]
+        group, _, version = k.api_version.rpartition("/")
+        raise BadRequest(f'Unable to find "{group}/{version}, Resource={k.resource}" that match label selector '
+                         f'"{label_selector or ""}", field selector "{text}": {e.message}') from None
+
+
+def _fields_match(obj: dict[str, Any], terms: list[Any]) -> bool:
+    from kubesvc.apiserver.selection import field_value
+
+    return all((field_value(obj, t.field) == t.value) != t.negate for t in terms)
+
+
+def _natural_key(text: str) -> list[Any]:
+    import re
+
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text) if p]
+
+
+def _sorter(spec: str) -> Any:
+    """``--sort-by``: kubectl's relaxed JSONPath; numbers compare as numbers, strings in natural order
+    (``s9`` before ``s10``), objects without the field first; no object having it is kubectl's error."""
+    from kubesvc.cli import printers
+
+    expr = printers._relaxed(spec)
+    path = printers.compile_jsonpath(expr, allow_missing_keys=True)
+
+    def key(obj: dict[str, Any]) -> Any:
+        try:
+            groups = path.find_results(obj)
+        except Exception:
+            return (0, 0, [])
+        values = [v for g in groups for v in g]
+        if not values:
+            return (0, 0, [])
+        v = values[0]
+        if isinstance(v, bool):
+            return (1, int(v), [])
+        if isinstance(v, (int, float)):
+            return (1, v, [])
+        if isinstance(v, str):
+            return (2, 0, _natural_key(v))
+        return (3, 0, [str(v)])
+
+    def sort(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        keys = [key(o) for o in objs]
+        if objs and all(k[0] == 0 for k in keys):
+            raise ClientError(f'couldn\'t find any field with path "{expr}" in the list of objects')
+        order = sorted(range(len(objs)), key=lambda i: keys[i])
+        return [objs[i] for i in order]
+
+    return sort
