@@ -97,6 +97,7 @@ COMMANDS: dict[str, str] = {
     "logs": "workloads:logs",  # workloads helper
     "ingress": "ingress:ingress",  # ingress helper
     "run": "run:run",  # verbs helper (issue 14)
+    "set": "set:app",  # verbs helper (issue 14)
     "explain": "explain:explain",  # openapi helper
 }
 _GLOBAL_OPTS_WITH_VALUE = {"--store", "--namespace", "-n"}
