@@ -51,6 +51,9 @@ from kubesvc.store.db import Store
 log = logging.getLogger("kubesvc.apiserver")
 
 
+_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one client may hold or send. The defaults are documented in docs/concepts/apiserver.md with the
@@ -602,7 +605,8 @@ class ApiServer:
                     length: int | None, chunked: bool) -> bytes:
         lines = [f"HTTP/1.1 {code} {_REASON.get(code, 'Unknown')}", f"Content-Type: {content_type}",
                  "Cache-Control: no-cache, private", f"Date: {formatdate(usegmt=True)}"]
-        lines += [f"{k}: {v}" for k, v in headers]
+        # no header value may end the line early, whatever a handler put in it (response splitting)
+        lines += [f"{k}: {_CTL.sub(' ', v)}" for k, v in headers]
         if length is not None:
             lines.append(f"Content-Length: {length}")
         if chunked:
