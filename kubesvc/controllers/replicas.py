@@ -221,12 +221,16 @@ def new_replica_set(deploy: Obj, revision: int) -> Obj:
     dmeta = deploy["metadata"]
     desired = int(spec.get("replicas", 1))
     surge, _ = resolve_fenceposts(deploy)
+    annotations = {DESIRED: str(desired), MAX_REPLICAS: str(desired + surge), REVISION: str(revision)}
+    cause = (dmeta.get("annotations") or {}).get("kubernetes.io/change-cause")
+    if cause is not None:  # upstream copies the Deployment's annotations; `rollout history` reads this one
+        annotations["kubernetes.io/change-cause"] = cause
     return {
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
         "metadata": {
             "name": f"{dmeta['name']}-{h}", "namespace": dmeta.get("namespace", "default"),
             "labels": dict(tmeta["labels"]),
-            "annotations": {DESIRED: str(desired), MAX_REPLICAS: str(desired + surge), REVISION: str(revision)},
+            "annotations": annotations,
             "ownerReferences": [owner_reference(deploy)],
         },
         "spec": {"replicas": 0, "minReadySeconds": int(spec.get("minReadySeconds") or 0),

@@ -175,3 +175,112 @@ def logs(
                 sys.stdout.flush()
         except KeyboardInterrupt:
             pass
+
+
+# ------------------------------------------------------------------------ rollout history|pause|resume
+
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+
+
+def _history(reg: object, ns: str, name: str) -> dict[int, dict]:
+    """revision -> ReplicaSet owned by the Deployment (kubectl's DeploymentHistoryViewer)."""
+    from kubesvc.controllers import replicas as rp
+
+    deploy = reg.get("Deployment", ns, name)  # type: ignore[attr-defined]
+    out: dict[int, dict] = {}
+    for rs in reg.list("ReplicaSet", ns):  # type: ignore[attr-defined]
+        if rp.owned(rs, deploy):
+            rev = rp.revision_of(rs)
+            out.setdefault(rev, rs)
+    return out
+
+
+def history_text(ref: str, history: dict[int, dict], revision: int) -> str:
+    """``rollout history``'s text: the REVISION/CHANGE-CAUSE table, or one revision's pod template."""
+    import copy
+
+    from kubesvc.cli.describe import _Writer
+    from kubesvc.cli.describe_workloads import _pod_template
+    from kubesvc.cli.printers import tabwrite
+
+    if revision > 0:
+        rs = history.get(revision)
+        if rs is None:
+            raise ClientError("unable to find the specified revision")
+        template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+        cause = (rs["metadata"].get("annotations") or {}).get(CHANGE_CAUSE)
+        if cause is not None:
+            template.setdefault("metadata", {}).setdefault("annotations", {})[CHANGE_CAUSE] = cause
+        w = _Writer()
+        _pod_template(w, template)
+        return f"{ref} with revision #{revision}\n" + "".join(w.parts) + "\n"
+    if not history:
+        return f"{ref} \nNo rollout history found.\n"
+    rows = "REVISION\tCHANGE-CAUSE\n" + "".join(
+        f"{rev}\t{(rs['metadata'].get('annotations') or {}).get(CHANGE_CAUSE) or '<none>'}\n"
+        for rev, rs in sorted(history.items()))
+    return f"{ref} \n" + tabwrite(rows, minwidth=0, padding=2) + "\n"
+
+
+@rollout.command("history")
+def rollout_history(
+    target: Annotated[list[str], Arg(help="deployment/NAME or deployment NAME.")],
+    revision: Annotated[int, Opt("--revision", help="See the details, including podTemplate of the revision specified")] = 0,
+    output: common.OutputOpt = None,
+    namespace: NamespaceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """View previous rollout revisions and configurations."""
+    kind, name = _target(target, "rollout history")
+    out_fmt = common.check_output(output)
+    if kind != "Deployment":
+        raise ClientError(f'error retrieving history for "{kind}", no visitor method exists for {{ {kind}}}')
+    ns, _ = common.namespace(namespace)
+    history = _history(common.registry(store), ns, name)
+    if out_fmt:
+        if revision > 0:
+            if revision not in history:
+                raise ClientError("unable to find the specified revision")
+            common.print_objects([history[revision]], out_fmt, True)
+        else:
+            common.print_objects([rs for _, rs in sorted(history.items())], out_fmt, False)
+        return
+    common.out(history_text(f"deployment.apps/{name}", history, revision))
+
+
+def _pause(target: list[str], namespace: str | None, store: str | None, verb: str, paused: bool) -> None:
+    name = _deployment(target, verb)
+    ns, _ = common.namespace(namespace)
+    reg = common.registry(store)
+    obj = reg.get("Deployment", ns, name)
+    if bool((obj.get("spec") or {}).get("paused")) == paused:
+        raise ClientError(f'deployments.apps "{name}" is {"already paused" if paused else "not paused"}')
+
+    def fn(o: dict) -> None:
+        if paused:
+            o.setdefault("spec", {})["paused"] = True
+        else:
+            o.setdefault("spec", {}).pop("paused", None)
+
+    reg.mutate("Deployment", ns, name, fn)
+    common.out(f"deployment.apps/{name} {'paused' if paused else 'resumed'}\n")
+
+
+@rollout.command("pause")
+def rollout_pause(
+    target: Annotated[list[str], Arg(help="deployment/NAME or deployment NAME.")],
+    namespace: NamespaceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Mark the provided resource as paused: changes to its template start no rollout until it is resumed."""
+    _pause(target, namespace, store, "pause", True)
+
+
+@rollout.command("resume")
+def rollout_resume(
+    target: Annotated[list[str], Arg(help="deployment/NAME or deployment NAME.")],
+    namespace: NamespaceOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Resume a paused resource."""
+    _pause(target, namespace, store, "resume", False)
