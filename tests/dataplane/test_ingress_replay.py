@@ -29,7 +29,8 @@ class OneWriteBackend:
     """Answers every request on a kept-alive connection with HEAD + an 8-byte body naming the path, in one write
     (``/split...``: the head, then the body 50 ms later). Records each request head it received."""
 
-    def __init__(self) -> None:
+    def __init__(self, head: bytes = HEAD) -> None:
+        self.head = head
         self.srv = socket.create_server(("127.0.0.1", 0))
         self.port = self.srv.getsockname()[1]
         self.heads: list[bytes] = []
@@ -61,13 +62,13 @@ class OneWriteBackend:
                 method, path = head.split(b" ", 2)[:2]
                 body = path.ljust(8, b".")[:8]
                 if method == b"HEAD":
-                    c.sendall(HEAD)
+                    c.sendall(self.head)
                 elif path.startswith(b"/split"):
-                    c.sendall(HEAD)
+                    c.sendall(self.head)
                     time.sleep(0.05)
                     c.sendall(body)
                 else:
-                    c.sendall(HEAD + body)
+                    c.sendall(self.head + body)
         except OSError:
             pass
 
@@ -197,3 +198,27 @@ def test_a_replayed_request_follows_rule_changes(bed: tuple[Bed, OneWriteBackend
             assert d, got
             got += d
     assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_answers_without_a_server_header_get_one_parsed_and_replayed(shared_bed: Bed) -> None:
+    """ingress-controller-conformance features/default_backend.feature: "the response headers must contain" ``Server``
+    (ingress-nginx always answers with ``Server: nginx``). A backend's own ``Server`` stays (the tests above:
+    ``Server: t``); without one the router adds ``Server: kubesvc-ingress``, on the parsed path, the replayed one
+    (head cache) and its own answers."""
+    be = OneWriteBackend(HEAD.replace(b"Server: t\r\n", b""))
+    try:
+        shared_bed.service("no-server", [("127.0.0.1", be.port)])
+        shared_bed.ingress("no-server", [("no-server.test", [("/", "Prefix", "no-server")])])
+        shared_bed.sync()
+        want = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: kubesvc-ingress\r\nContent-Length: 8\r\n"
+                b"\r\n/ns.....")
+        with socket.create_connection(("127.0.0.1", shared_bed.http_port), timeout=5) as s:
+            for _ in range(3):  # parsed, then replayed from the head cache
+                assert exchange(s, b"GET /ns HTTP/1.1\r\nHost: no-server.test\r\n\r\n", len(want)) == want
+            for _ in range(2):  # the body in a later segment: the parser path, same bytes
+                want = want.replace(b"/ns.....", b"/split..")
+                assert exchange(s, b"GET /split HTTP/1.1\r\nHost: no-server.test\r\n\r\n", len(want)) == want
+        status, headers, _ = shared_bed.request("GET", "/", host="nobody.no-server.test")
+        assert status == 404 and headers["server"] == "kubesvc-ingress"
+    finally:
+        be.stop()

@@ -1,7 +1,8 @@
 """Answers the router makes itself (404, 502, 503, 504, 308, 4xx) and the access-log line.
 
 Rules kept here:
-- Bodies are nginx's small HTML pages with ``kubesvc`` as the server line; ``Content-Type: text/html``.
+- Bodies are nginx's small HTML pages with ``kubesvc`` as the server line; ``Content-Type: text/html``; the head
+  says ``Server: kubesvc-ingress`` (as ingress-nginx's own pages say ``Server: nginx``; see upstream.py).
 - 308 carries ``Location``; answers that end the connection say ``Connection: close``.
 - Access log: nginx's ``combined`` format followed by ingress-nginx's upstream fields:
   ``addr - - [time] "request" status bytes "referer" "user-agent" request_length request_time
@@ -41,7 +42,7 @@ def body_length(status: int) -> int:
 
 def render(status: int, keep_alive: bool, location: bytes = b"", hsts: bool = False) -> bytes:
     if location:
-        head = b"HTTP/1.1 %d %s\r\nLocation: %s\r\n" % (status, _reason(status).encode(), location)
+        head = b"HTTP/1.1 %d %s\r\nServer: kubesvc-ingress\r\nLocation: %s\r\n" % (status, _reason(status).encode(), location)
         b = body(status)
         return head + b"Content-Type: text/html\r\nContent-Length: %d\r\n%s%s\r\n%s" % (
             len(b), b"Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n" if hsts else b"",
@@ -50,7 +51,7 @@ def render(status: int, keep_alive: bool, location: bytes = b"", hsts: bool = Fa
     r = _CACHE.get(key)
     if r is None:
         b = body(status)
-        r = (b"HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n" % (status, _reason(status).encode(), len(b))
+        r = (b"HTTP/1.1 %d %s\r\nServer: kubesvc-ingress\r\nContent-Type: text/html\r\nContent-Length: %d\r\n" % (status, _reason(status).encode(), len(b))
              + (b"Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n" if hsts else b"")
              + (b"" if keep_alive else b"Connection: close\r\n") + b"\r\n" + b)
         _CACHE[key] = r

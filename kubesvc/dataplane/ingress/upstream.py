@@ -13,6 +13,10 @@ Rules kept here (dataplane spec §3.4):
 - A response head seen before (exact bytes, arriving with its whole body in one chunk) skips the parser: see
   ``Pool.response_heads``. Only plain answers qualify: 2xx-5xx but 204/304, Content-Length framed, kept alive, no
   hop-by-hop header but Connection: keep-alive and Keep-Alive.
+- ``Server``: an answer whose head has none gets ``Server: kubesvc-ingress`` (``SERVER_LINE``), as ingress-nginx's
+  answers always carry ``Server: nginx`` and the ingress conformance features require a ``Server`` header; a
+  backend's own ``Server`` is passed unchanged (Envoy's APPEND_IF_ABSENT; nginx would replace it). The line is
+  part of the head a replay writes, so the head caches stay exact.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def reason_phrase(status: int) -> bytes:
 
 # The status line is the router's own (as nginx writes its own for known codes): no on_status callback.
 STATUS_LINES = {int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode()) for s in HTTPStatus}
+
+SERVER_LINE = b"Server: kubesvc-ingress\r\n"
 
 # response heads that may be replayed keep only these framing headers (the router writes its own)
 REPLAYABLE = frozenset({b"content-length", b"connection", b"keep-alive"})
@@ -127,7 +133,7 @@ class Upstream:
 
 class UpstreamConn(asyncio.Protocol):
     __slots__ = ("pool", "addr", "transport", "parser", "owner", "deadline", "closed", "hout", "special",
-                 "idle_since", "tunnel", "paused", "got_data", "in_message", "learned", "learning")
+                 "idle_since", "tunnel", "paused", "got_data", "in_message", "learned", "learning", "has_server")
 
     def __init__(self, pool: Pool, addr: Endpoint) -> None:
         self.pool = pool
@@ -146,6 +152,7 @@ class UpstreamConn(asyncio.Protocol):
         self.in_message = False
         self.learned: tuple[Any, ...] | None = None
         self.learning = False
+        self.has_server = False
 
     # -- asyncio
     def connection_made(self, transport: Any) -> None:
@@ -221,6 +228,7 @@ class UpstreamConn(asyncio.Protocol):
         self.in_message = True
         self.hout = []
         self.special = {}
+        self.has_server = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         ln = name.lower()
@@ -228,8 +236,12 @@ class UpstreamConn(asyncio.Protocol):
             self.special[ln] = value
         else:
             self.hout += (name, b": ", value, b"\r\n")
+            if ln == b"server":
+                self.has_server = True
 
     def on_headers_complete(self) -> None:
+        if not self.has_server:
+            self.hout.append(SERVER_LINE)
         if self.learning:
             self.learn()
         if self.owner is not None:
