@@ -708,7 +708,8 @@ def _row_service_account(obj: dict[str, Any], now: datetime) -> list[str]:
 def _row_resource_quota(obj: dict[str, Any], now: datetime) -> list[str]:
     hard = _d(obj, "status", "hard") or {}
     used = _d(obj, "status", "used") or {}
-    request, limit = [], []
+    request: list[str] = []
+    limit: list[str] = []
     for res in sorted(hard):
         cell = f"{res}: {used.get(res, '0')}/{hard[res]}"
         (limit if res.split(".")[0] == "limits" and "." in res else request).append(cell)

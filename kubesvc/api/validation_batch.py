@@ -35,7 +35,7 @@ Obj = dict[str, Any]
 CRONJOB_NAME_MAX = 52
 DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _FIELDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
-_NAMES = ({}, {}, {}, {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
+_NAMES: tuple[dict[str, int], ...] = ({}, {}, {}, {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
           {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())})
 
 

@@ -162,7 +162,8 @@ class ResourceQuotaStrategy(Strategy):
     def default(self, obj: Obj, old: Obj | None = None) -> None:
         super().default(obj, old)
         hard = (obj.get("spec") or {}).get("hard")
-        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        current = obj.get("status")
+        status: Obj = current if isinstance(current, dict) else {}
         if hard:
             status["hard"] = dict(hard)
         else:
