@@ -99,6 +99,9 @@ COMMANDS: dict[str, str] = {
     "run": "run:run",  # verbs helper (issue 14)
     "set": "set:app",  # verbs helper (issue 14)
     "explain": "explain:explain",  # openapi helper
+    "patch": "patch:patch",  # verbs helper (issue 14)
+    "api-resources": "api_resources:api_resources",  # verbs helper (issue 14)
+    "api-versions": "api_resources:api_versions",  # verbs helper (issue 14)
 }
 _GLOBAL_OPTS_WITH_VALUE = {"--store", "--namespace", "-n"}
 
