@@ -11,6 +11,16 @@ Rules kept here:
   holds two descriptors.
 - A bind failure is told by its errno (uvloop hides it in ``__cause__``), with the sysctl that decides which
   ports need root (``net.ipv4.ip_unprivileged_port_start``).
+- Supervision: every long-running task of a component runs under ``supervise`` (a step repeated every
+  ``interval``): an exception is logged at error level with its cause, the task is retried with back-off
+  (``BACKOFF_FIRST`` doubling to ``BACKOFF_MAX``), and the component's ``Health`` names it with the reason until a
+  step succeeds again (logged as recovered); ``/healthz`` answers 503 with those reasons meanwhile. Nothing dies
+  quietly: a bug, a locked or vanished store, a read-only run directory or a full disk are all a log line and a 503.
+- ``StoreFollower`` is the one store-following loop of proxy, DNS, ingress and kubelet: it probes SQLite's
+  ``data_version`` every ``interval`` on the event loop (a few microseconds) and awaits the component's ``sync``
+  when another connection committed (or every ``period``); a failed sync is retried (the change is not lost).
+- ``WorkerProcesses`` is the one supervisor of worker processes (``--workers N`` of proxy and ingress): start and
+  wait for each ready line, restart the dead with back-off (logged with the exit code or signal), stop them all.
 - A component started by ``kubesvc up`` gets the store's identity (device and inode) in ``KUBESVC_STORE_GUARD``;
   its ``StoreGuard`` thread stops it (SIGTERM to itself) once the file at the store's path is deleted or replaced,
   so nothing serves a store that is gone.
@@ -143,6 +153,98 @@ def bind_socket(ip: str, port: int, kind: int, reuse_port: bool) -> socket.socke
         sock.close()
         raise
     return sock
+
+
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 5.0
+
+
+def describe(e: BaseException) -> str:
+    """``OSError: [Errno 30] Read-only file system: '/x'``: the cause of a failure, one line."""
+    text = str(e) or repr(e)
+    return f"{type(e).__name__}: {text}".replace("\n", " ")
+
+
+class Health:
+    """What ``/healthz`` says: the supervised tasks failing now, each with its reason."""
+
+    def __init__(self) -> None:
+        self.failing: dict[str, str] = {}
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing
+
+    def fail(self, task: str, reason: str) -> None:
+        self.failing[task] = reason
+
+    def recover(self, task: str) -> None:
+        self.failing.pop(task, None)
+
+    def reasons(self) -> list[str]:
+        return [f"{task}: {why}" for task, why in sorted(self.failing.items())]
+
+
+async def supervise(task: str, step: Callable[[], Awaitable[Any]], interval: float, health: Health,
+                    logger: logging.Logger | None = None) -> None:
+    """Run ``step()`` every ``interval`` seconds until cancelled. A failure is logged with its cause, marks
+    ``task`` failing in ``health`` and is retried after a back-off that doubles up to ``BACKOFF_MAX``; the first
+    success after a failure is logged and clears it."""
+    lg = logger or log
+    backoff = 0.0
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            backoff = min(BACKOFF_MAX, backoff * 2) if backoff else BACKOFF_FIRST
+            why = describe(e)
+            if health.failing.get(task) != why:
+                lg.error(f"{task} failed; retrying", extra={"kv": {"task": task, "error": why, "retryIn": f"{backoff:g}s"}},
+                         exc_info=not isinstance(e, OSError))
+            health.fail(task, why)
+            await asyncio.sleep(backoff)
+            continue
+        if backoff:
+            backoff = 0.0
+            lg.info(f"{task} recovered", extra={"kv": {"task": task}})
+            health.recover(task)
+        await asyncio.sleep(interval)
+
+
+class StoreFollower:
+    """The store follower every component shares: ``sync(store)`` is awaited once the store's ``data_version``
+    moved (another connection committed), or every ``period`` seconds when set. Run with ``run()`` (supervised as
+    task ``store``): a failure is logged, retried with back-off and shown by ``health``; the change that failed to
+    sync is synced again on the retry."""
+
+    def __init__(self, path: str, interval: float, sync: Callable[[Any], Awaitable[Any]], health: Health, *,
+                 period: float | None = None, logger: logging.Logger | None = None, task: str = "store") -> None:
+        self.path, self.interval, self.sync, self.health = path, interval, sync, health
+        self.period, self.logger, self.task = period, logger, task
+        self.store: Any = None
+        self.seen = -1  # the first step always syncs: a commit just after the start-up snapshot is not missed
+        self.last = 0.0
+
+    async def step(self) -> None:
+        if self.store is None:
+            from kubesvc.store.db import Store
+
+            self.store = Store(self.path)
+        dv = self.store.data_version()
+        now = time.monotonic()
+        if dv != self.seen or (self.period is not None and now - self.last >= self.period):
+            await self.sync(self.store)
+            self.seen, self.last = dv, now
+
+    async def run(self) -> None:
+        try:
+            await supervise(self.task, self.step, self.interval, self.health, self.logger)
+        finally:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
 
 
 class StoreProbe:
@@ -282,3 +384,115 @@ def start_store_guard_from_env() -> StoreGuard | None:
         return None
     guard.start()
     return guard
+
+
+# ------------------------------------------------------------------------------------- worker processes
+
+
+def die_with_parent(parent: int | None = None) -> bool:
+    """Linux: SIGTERM this process when its parent dies (even by SIGKILL). False when ``parent`` is gone already."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # the caller's getppid() check still notices
+    return parent is None or os.getppid() == parent
+
+
+def exit_text(code: int) -> str:
+    return f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+
+
+class WorkerProcesses:
+    """The worker processes of a primary (``--workers N`` of proxy and ingress): ``argv()`` starts one; each prints
+    a line starting with ``ready_prefix`` once it serves. ``start`` waits for every one (a worker that does not is
+    a one-line start error); ``supervise`` (called every second or so) restarts the dead, logging how each died,
+    with a back-off per slot that doubles up to ``BACKOFF_MAX`` * 6 while a worker keeps dying young."""
+
+    def __init__(self, what: str, argv: Callable[[], list[str]], count: int, ready_prefix: bytes,
+                 start_seconds: float = 60.0, logger: logging.Logger | None = None) -> None:
+        import subprocess
+
+        self.what, self.argv, self.count, self.ready_prefix = what, argv, count, ready_prefix
+        self.start_seconds = start_seconds
+        self.log = logger or log
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}  # slot -> process
+        self.started: dict[int, float] = {}
+        self.restart_at: dict[int, float] = {}
+        self.delay: dict[int, float] = {}
+        self.stopping = False
+
+    def spawn(self, slot: int, wait_ready: bool) -> Any:
+        """A worker; its ready line comes on a pipe when ``wait_ready``, else it goes nowhere (a restart is not
+        awaited, and a closed pipe would break the worker's ready write)."""
+        import subprocess
+
+        out = subprocess.PIPE if wait_ready else subprocess.DEVNULL
+        proc = subprocess.Popen(self.argv(), stdout=out, stdin=subprocess.DEVNULL)
+        self.procs[slot] = proc
+        self.started[slot] = time.monotonic()
+        return proc
+
+    async def start(self) -> None:
+        from kubesvc.errors import ClientError
+
+        procs = [self.spawn(slot, True) for slot in range(1, self.count)]
+        loop = asyncio.get_running_loop()
+        for proc in procs:
+            assert proc.stdout is not None
+            try:
+                line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), self.start_seconds)
+            except TimeoutError:
+                line = b""
+            proc.stdout.close()
+            if not line.startswith(self.ready_prefix):
+                self.stop(0.5)
+                code = proc.poll()
+                raise ClientError(f"{self.what} {proc.pid} failed to start ({exit_text(code) if code is not None else 'no ready line'}; "
+                                  "see the lines above)")
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs.values()]
+
+    def supervise(self) -> None:
+        """Restart workers that exited (from the primary's housekeeping; never blocks)."""
+        if self.stopping:
+            return
+        now = time.monotonic()
+        for slot, proc in list(self.procs.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            due = self.restart_at.get(slot)
+            if due is None:
+                young = now - self.started.get(slot, now) < 10.0
+                delay = min(BACKOFF_MAX * 6, self.delay.get(slot, 0.5) * 2) if young else 1.0
+                self.delay[slot] = delay
+                self.restart_at[slot] = now + delay
+                self.log.error(f"{self.what} exited; restarting", extra={"kv": {"pid": proc.pid, "cause": exit_text(code),
+                                                                                "retryIn": f"{delay:g}s"}})
+                continue
+            if now >= due:
+                del self.restart_at[slot]
+                self.spawn(slot, False)
+
+    def terminate(self) -> None:
+        self.stopping = True
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM every worker, wait up to ``grace`` seconds in all, SIGKILL the rest."""
+        import subprocess
+
+        self.terminate()
+        deadline = time.monotonic() + grace
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self.procs.clear()

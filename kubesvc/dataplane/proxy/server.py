@@ -4,8 +4,12 @@ Rules kept here (STYLE rule 3; spec dataplane.md §1.9):
 - Start-up and every change take one path: snapshot (``list_with_revision``) -> ``plan.build`` -> apply.
   The snapshot and the plan are built on a worker thread with its own store connection, so a big store
   never stalls forwarding; the loop thread only applies the result.
-- The store is followed by polling ``data_version()`` every ``poll_interval`` (10 ms): a change is in force
-  one poll plus one sync later. One sync runs at a time; changes during a sync trigger another.
+- The store is followed by ``runtime.StoreFollower`` (``data_version()`` every ``poll_interval``, 10 ms): a change is
+  in force one poll plus one sync later. One sync runs at a time; changes during a sync trigger another.
+- Supervised (``runtime.supervise``): the store follower, the housekeeping (affinity expiry, bind retries,
+  workers) and the status-file writer are separate tasks; a failure of one is logged with its cause, retried with
+  back-off, and ``/healthz`` answers 503 naming it until it recovers, while the others go on (a read-only run
+  directory stops the status file, never the serving of new Services).
 - Endpoint changes update the balancer in place; listeners open and close only when their address is
   added or removed. Established connections are never cut by a sync.
 - An address that cannot be bound is reported for its service port (log, status file, metrics) and
@@ -15,8 +19,8 @@ Rules kept here (STYLE rule 3; spec dataplane.md §1.9):
   spreads new connections; the ready line waits for every worker. Each process has its own balancers
   (round robin per process; ClientIP affinity kept whole by steering a client IP to one process, see
   tcp.py). Workers leave their counters in a directory every second; the primary's ``/metrics`` adds them.
-  Only the primary serves HTTP and writes the status file. A worker that dies is restarted; workers stop
-  with the primary (SIGTERM, or PR_SET_PDEATHSIG when the primary is killed).
+  Only the primary serves HTTP and writes the status file. A worker that dies is restarted
+  (``runtime.WorkerProcesses``); workers stop with the primary (SIGTERM, or PR_SET_PDEATHSIG when it is killed).
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import json
 import logging
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kubesvc.dataplane import runtime
 from kubesvc.dataplane.proxy import plan as planning
 from kubesvc.dataplane.proxy.balancer import Balancer
 from kubesvc.dataplane.proxy.metrics import (
@@ -52,7 +56,6 @@ log = logging.getLogger("kubesvc.proxy")
 
 RETRY_BIND_SECONDS = 2.0
 WORKER_READY_SECONDS = 60.0
-WORKER_RESTART_SECONDS = 1.0
 STATUS_WRITE_SECONDS = 0.5
 SHUTDOWN_GRACE_SECONDS = 1.0
 
@@ -153,10 +156,9 @@ class ProxyServer:
         self._status_dirty = False
         self._status_written = 0.0
         self._syncing = asyncio.Lock()
-        self.workers: dict[int, subprocess.Popen[bytes]] = {}  # slot -> process (primary only)
+        self.workers: runtime.WorkerProcesses | None = None  # primary only
         self._worker_dir: tempfile.TemporaryDirectory[str] | None = None
-        self._stopping = False
-        self._worker_restart_at = 0.0
+        self.health = runtime.Health()
         self._parent = os.getppid()
         self._stop: asyncio.Event | None = None
 
@@ -259,28 +261,14 @@ class ProxyServer:
         self.listeners[key] = listener
         return True
 
-    async def _follow(self) -> None:
-        from kubesvc.store.db import Store
+    async def _follow(self, store: Any) -> None:
+        """``StoreFollower``'s sync: the store moved; sync when the revision is not the one applied."""
+        if store.revision() != self.revision:
+            await self.sync()
 
-        store = Store(self.store_path)
-        try:
-            seen = -1  # check the revision once at start: a commit after the first snapshot must not be missed
-            next_housekeeping = time.monotonic() + 1.0
-            while True:
-                await asyncio.sleep(self.options.poll_interval)
-                dv = store.data_version()
-                if dv != seen:
-                    seen = dv
-                    if store.revision() != self.revision:
-                        await self.sync()
-                now = time.monotonic()
-                if now >= next_housekeeping:
-                    next_housekeeping = now + 1.0
-                    await self._housekeeping()
-                if self._status_dirty and now - self._status_written >= STATUS_WRITE_SECONDS:
-                    self.write_status()
-        finally:
-            store.close()
+    async def _write_status_if_dirty(self) -> None:
+        if self._status_dirty:
+            self.write_status()
 
     async def _housekeeping(self) -> None:
         for st in self.states.values():
@@ -292,8 +280,8 @@ class ProxyServer:
             if os.getppid() != self._parent and self._stop is not None:  # primary gone (PDEATHSIG is the fast path)
                 self._stop.set()
             self._write_counters()
-        elif self.workers:
-            self._supervise_workers()
+        elif self.workers is not None:
+            self.workers.supervise()
 
     # ------------------------------------------------------------------------------- observability
 
@@ -321,9 +309,9 @@ class ProxyServer:
         if self._worker_dir is None:
             return []
         out = []
-        for proc in self.workers.values():
+        for pid in self.workers.pids() if self.workers is not None else []:
             try:
-                with open(os.path.join(self._worker_dir.name, f"{proc.pid}.json")) as f:
+                with open(os.path.join(self._worker_dir.name, f"{pid}.json")) as f:
                     out += [(tuple(spn), vals) for spn, vals in json.load(f)]
             except (OSError, ValueError):
                 continue
@@ -344,8 +332,11 @@ class ProxyServer:
         fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
         last = datetime.fromtimestamp(self.sync_stats.last_timestamp, UTC).strftime(fmt)
         now = datetime.now(UTC).strftime(fmt)
-        ok = self.sync_stats.syncs > 0
-        return (200 if ok else 503), "application/json", json.dumps({"lastUpdated": last, "currentTime": now, "revision": self.revision}) + "\n"
+        ok = self.sync_stats.syncs > 0 and self.health.ok
+        body: dict[str, Any] = {"lastUpdated": last, "currentTime": now, "revision": self.revision}
+        if not self.health.ok:
+            body["failing"] = self.health.reasons()
+        return (200 if ok else 503), "application/json", json.dumps(body) + "\n"
 
     def status(self) -> dict[str, Any]:
         ports = []
@@ -357,19 +348,30 @@ class ProxyServer:
             ports.append(entry)
         errors = [{"service": planning.spn_text(self.plan.listeners[k]), "error": e} for k, (e, _) in sorted(self.failed.items()) if k in self.plan.listeners]
         errors += [{"service": planning.spn_text(spn), "error": msg} for spn, msg in self.plan.problems]
+        errors += [{"service": "", "error": why} for why in self.health.reasons()]
         return {"component": "proxy", "pid": os.getpid(), "revision": self.revision, **self.bound,
                 "listeners": len(self.listeners), "servicePorts": ports, "errors": errors}
 
     def write_status(self) -> None:
-        self._status_dirty = False
-        self._status_written = time.monotonic()
+        """Write the status file (atomic replace). Raises OSError (read-only directory, full disk): the caller's
+        supervisor logs it and retries; the file stays marked dirty until a write succeeds."""
         path = self.options.status_file
+        self._status_written = time.monotonic()
         if not path:
+            self._status_dirty = False
             return
         tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(self.status(), f, indent=1)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.status(), f, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        self._status_dirty = False
 
     async def _serve_http(self) -> None:
         for name, text, routes in (
@@ -395,70 +397,48 @@ class ProxyServer:
         if not self.is_worker:
             await self._serve_http()
         await self.sync()
-        self.write_status()
+        try:
+            self.write_status()
+        except OSError:
+            pass  # still dirty: the status-file task retries at once, logs the cause and turns /healthz 503
         if self.options.workers > 1 and not self.is_worker:
             await self._start_workers()
         if on_ready is not None:
             extra = {"workers": self.options.workers} if self.options.workers > 1 else {}
             on_ready({**self.bound, "listeners": len(self.listeners), "servicePorts": len(self.plan.ports), "bindErrors": len(self.failed), **extra})
-        follower = asyncio.get_running_loop().create_task(self._follow())
+        loop = asyncio.get_running_loop()
+        follower = runtime.StoreFollower(self.store_path, self.options.poll_interval, self._follow, self.health, logger=log)
+        tasks = [loop.create_task(follower.run(), name="store"),
+                 loop.create_task(runtime.supervise("housekeeping", self._housekeeping, 1.0, self.health, log), name="housekeeping"),
+                 loop.create_task(runtime.supervise("status-file", self._write_status_if_dirty, STATUS_WRITE_SECONDS, self.health, log),
+                                  name="status-file")]
         try:
             await stop.wait()
         finally:
-            follower.cancel()
-            try:
-                await follower
-            except asyncio.CancelledError:
-                pass
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.shutdown()
         return 0
 
     # ------------------------------------------------------------------------------- worker processes
 
-    def _spawn_worker(self, slot: int) -> subprocess.Popen[bytes]:
+    def _worker_argv(self) -> list[str]:
         assert self._worker_dir is not None
         opts = {k: getattr(self.options, k) for k in ProxyOptions.__dataclass_fields__}
         opts.update(healthz_bind_address="", metrics_bind_address="", status_file=None, worker_dir=self._worker_dir.name)
-        argv = [sys.executable, "-c", "from kubesvc.dataplane.proxy.server import worker_main; worker_main()",
+        return [sys.executable, "-c", "from kubesvc.dataplane.proxy.server import worker_main; worker_main()",
                 json.dumps({"store": self.store_path, "options": opts})]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        self.workers[slot] = proc
-        return proc
 
     async def _start_workers(self) -> None:
         self._worker_dir = tempfile.TemporaryDirectory(prefix="kubesvc-proxy-workers-")
-        procs = [self._spawn_worker(slot) for slot in range(1, self.options.workers)]
-        loop = asyncio.get_running_loop()
-        for proc in procs:
-            assert proc.stdout is not None
-            line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), WORKER_READY_SECONDS)
-            if not line.startswith(b"kubesvc proxy-worker ready"):
-                raise OSError(f"proxy worker {proc.pid} failed to start (exit code {proc.poll()})")
-            proc.stdout.close()
-
-    def _supervise_workers(self) -> None:
-        if self._stopping:
-            return
-        for slot, proc in list(self.workers.items()):
-            code = proc.poll()
-            if code is not None and time.monotonic() >= self._worker_restart_at:
-                log.warning("proxy worker exited; restarting", extra={"kv": {"pid": proc.pid, "code": code}})
-                self._worker_restart_at = time.monotonic() + WORKER_RESTART_SECONDS
-                self._spawn_worker(slot).stdout.close()  # type: ignore[union-attr]
+        self.workers = runtime.WorkerProcesses("proxy worker", self._worker_argv, self.options.workers,
+                                               b"kubesvc proxy-worker ready", WORKER_READY_SECONDS, log)
+        await self.workers.start()
 
     def _stop_workers(self) -> None:
-        self._stopping = True
-        for proc in self.workers.values():
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + 5
-        for proc in self.workers.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        self.workers.clear()
+        if self.workers is not None:
+            self.workers.stop(5.0)
         if self._worker_dir is not None:
             self._worker_dir.cleanup()
             self._worker_dir = None
@@ -491,26 +471,13 @@ class ProxyServer:
                 pass
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when its parent (the primary) dies, even by SIGKILL."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # the getppid() check in housekeeping still notices within a second
-
-
 def worker_main() -> None:
     """Entry point of a worker process (started by the primary with its options as JSON in argv[1])."""
-    from kubesvc.dataplane import runtime
-
     args = json.loads(sys.argv[1])
     opts = args["options"]
     opts["nodeport_addresses"] = tuple(opts["nodeport_addresses"])
     options = ProxyOptions(**opts)
-    _die_with_parent()
+    runtime.die_with_parent()
     runtime.setup_logging(options.verbosity)
 
     async def main(stop: asyncio.Event) -> int:
