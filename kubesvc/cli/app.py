@@ -27,6 +27,8 @@ class FunnelGroup(TyperGroup):
             try:
                 args = normalize(self, list(args), "kubesvc")
             except FlagError as e:
+                if ctx.resilient_parsing:  # shell completion: a half-typed line is no error
+                    return super().parse_args(ctx, args)
                 _flag_error(e.message, e.command_path)
         return super().parse_args(ctx, args)
 
@@ -102,6 +104,7 @@ COMMANDS: dict[str, str] = {
     "patch": "patch:patch",  # verbs helper (issue 14)
     "api-resources": "api_resources:api_resources",  # verbs helper (issue 14)
     "api-versions": "api_resources:api_versions",  # verbs helper (issue 14)
+    "completion": "completion:completion",  # verbs helper (issue 14)
 }
 _GLOBAL_OPTS_WITH_VALUE = {"--store", "--namespace", "-n"}
 
