@@ -207,15 +207,9 @@ def _fields_match(obj: dict[str, Any], terms: list[Any]) -> bool:
     return all((field_value(obj, t.field) == t.value) != t.negate for t in terms)
 
 
-def _natural_key(text: str) -> list[Any]:
-    import re
-
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text) if p]
-
-
 def _sorter(spec: str) -> Any:
-    """``--sort-by``: kubectl's relaxed JSONPath; numbers compare as numbers, strings in natural order
-    (``s9`` before ``s10``), objects without the field first; no object having it is kubectl's error."""
+    """``--sort-by``: kubectl's relaxed JSONPath; numbers compare as numbers, strings byte-wise
+    (``s10`` before ``s9``, as kubectl), objects without the field first; no object having it is kubectl's error."""
     from kubesvc.cli import printers
 
     expr = printers._relaxed(spec)
@@ -225,18 +219,18 @@ def _sorter(spec: str) -> Any:
         try:
             groups = path.find_results(obj)
         except Exception:
-            return (0, 0, [])
+            return (0, 0, "")
         values = [v for g in groups for v in g]
         if not values:
-            return (0, 0, [])
+            return (0, 0, "")
         v = values[0]
         if isinstance(v, bool):
-            return (1, int(v), [])
+            return (1, int(v), "")
         if isinstance(v, (int, float)):
-            return (1, v, [])
+            return (1, v, "")
         if isinstance(v, str):
-            return (2, 0, _natural_key(v))
-        return (3, 0, [str(v)])
+            return (2, 0, v)
+        return (3, 0, str(v))
 
     def sort(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         keys = [key(o) for o in objs]
