@@ -5,9 +5,9 @@ Rules kept here:
   created through the Registry when absent; the default certificate Secret is made once (tls.py); then both
   listeners bind (``HOST:PORT``, port 0 picks a free one, empty disables one) and the ready line names the
   addresses actually bound. A port that cannot be bound is one clear line (``ListenError``).
-- The loop probes the store (``data_version``) every ``poll_interval`` seconds and pokes a follower thread,
-  which compares the revision, rebuilds the route table, the backend endpoint lists and the certificates from one snapshot and swaps them
-  in on the loop: requests in flight keep the backend they chose; new ones see the new table.
+- ``runtime.StoreFollower`` probes the store (``data_version``) every ``poll_interval`` seconds on the loop and has
+  the follower (on its own thread) compare the revision and rebuild the route table, the backend endpoint lists
+  and the certificates from one snapshot, then swap them in on the loop: requests in flight keep the backend they chose; new ones see the new table.
 - Status: each owned Ingress gets ``status.loadBalancer.ingress = [{ip: <listen address>}]`` (``127.0.0.1`` for
   a wildcard bind); Ingresses that stop being ours lose that entry; on a clean stop the entries are removed
   (ingress-nginx's ``update-status-on-shutdown``). Writes go through ``Registry.update_status`` (status only; spec and metadata stay).
@@ -24,9 +24,9 @@ import ipaddress
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -151,38 +151,29 @@ def sync_status(store: Store, table: routes.RouteTable, ip: str | None, all_ingr
 _OURS: set[str] = set()  # the status IPs this process wrote (for the removal on stop)
 
 
-class Follower(threading.Thread):
-    """Rebuilds the snapshot when poked. The cheap "did anything commit?" probe (``data_version``) runs on the
-    event loop (``runtime.StoreProbe``): a thread waking every poll interval would take the GIL from the serving loop."""
+class Follower:
+    """Rebuilds the snapshot on its own thread when ``runtime.StoreFollower`` (on the loop) saw a commit: a thread
+    waking every poll interval would take the GIL from the serving loop. A failure propagates to the supervisor
+    (logged with its cause, retried with back-off)."""
 
     def __init__(self, opts: IngressOptions, apply: Callable[[Snapshot], None], revision: int, status_ip: str | None) -> None:
-        super().__init__(name="kubesvc-ingress-follow", daemon=True)
         self.opts, self.apply, self.revision, self.status_ip = opts, apply, revision, status_ip
-        self.stopping = threading.Event()
-        self.poke = threading.Event()
-        self.poke.set()  # the first round always compares revisions: a commit that landed between the start-up
-        # snapshot and the prober's first data_version would otherwise go unnoticed
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="kubesvc-ingress-follow")
+        self.store: Store | None = None
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.poke.set()
+    async def sync(self, _probe: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.sync_now)
 
-    def run(self) -> None:
-        store = Store(self.opts.store_path)
-        try:
-            while True:
-                self.poke.wait()
-                self.poke.clear()
-                if self.stopping.is_set():
-                    return
-                if store.revision() == self.revision:
-                    continue
-                try:
-                    self.step(store)
-                except Exception as e:  # a bug in one sync must not stop following
-                    log.error(f"sync failed: {type(e).__name__}: {e}", exc_info=True)
-        finally:
-            store.close()
+    def sync_now(self) -> None:
+        if self.store is None:
+            self.store = Store(self.opts.store_path)
+        if self.store.revision() != self.revision:
+            self.step(self.store)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        if self.store is not None:
+            self.store.close()
 
     def step(self, store: Store) -> None:
         snap = take_snapshot(store)
@@ -331,20 +322,18 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
             sync_status(store, snap.table, ip, store.list("Ingress"))
         rev = store.revision()
     follower = Follower(opts, apply, snap.revision, ip)
-    follower.start()
-    prober = runtime.StoreProbe(opts.store_path, opts.poll_interval, follower.poke.set, loop)
+    health = runtime.Health()
+    following = loop.create_task(runtime.StoreFollower(opts.store_path, opts.poll_interval, follower.sync, health, logger=log).run())
 
     async def sweep() -> None:
-        while True:
-            await asyncio.sleep(Clock.SLACK)
-            shared.reap()
-            alog.flush()
-            if crew is not None:
-                crew.supervise()
-            elif worker and os.getppid() != opts.worker_of:  # the primary is gone (PDEATHSIG is the fast path)
-                stop.set()
+        shared.reap()
+        alog.flush()
+        if crew is not None:
+            crew.supervise()
+        elif worker and os.getppid() != opts.worker_of:  # the primary is gone (PDEATHSIG is the fast path)
+            stop.set()
 
-    sweeper = loop.create_task(sweep())
+    sweeper = loop.create_task(runtime.supervise("sweep", sweep, Clock.SLACK, health, log))
     gc.collect()
     gc.freeze()  # start-up objects (typer, the store, the first table) never need scanning again
     extra = {"workers": opts.workers} if opts.workers > 1 else {}
@@ -367,9 +356,9 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
         for t in list(shared.tasks):
             t.cancel()
         sweeper.cancel()
-        prober.close()
-        follower.stop()
-        await loop.run_in_executor(None, follower.join, 2.0)
+        following.cancel()
+        await asyncio.gather(sweeper, following, return_exceptions=True)
+        await loop.run_in_executor(None, follower.close)
         if crew is not None:
             await loop.run_in_executor(None, crew.stop, opts.drain_seconds + 2.0)
         if ip:
