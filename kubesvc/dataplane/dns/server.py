@@ -7,8 +7,8 @@ Rules kept here:
 - UDP and TCP listen on the same address and port (port 0: the UDP port picked by the kernel is reused for
   TCP). Binding failures are one clear line (``ListenError``).
 - Only loopback clients (and ``--allow-from`` networks) get answers; others get REFUSED, header only.
-- The loop probes the store (``data_version``) every ``poll_interval`` seconds (``runtime.StoreProbe``) and wakes a
-  follower thread on a change; it compares revisions, builds the record table and the prepared replies from one
+- ``runtime.StoreFollower`` probes the store (``data_version``) every ``poll_interval`` seconds on the loop and, on
+  a change, has the follower (its own thread) compare revisions, builds the record table and the prepared replies from one
   snapshot, and swaps them in on the loop.
 - UDP queries of the common shape from an allowed client are answered inline in ``datagram_received`` from a
   prepared reply (the client check is remembered per address); everything else goes through ``Server.answer``.
@@ -33,7 +33,6 @@ import logging
 import socket
 import struct
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,44 +168,37 @@ def take_snapshot(store: Store, opts: DNSOptions) -> Snapshot:
     return Snapshot(rev, table, fwd, config.resolv_conf_servers(opts.resolv_conf))
 
 
-class Follower(threading.Thread):
-    """Rebuilds the records and their prepared replies when poked (by ``runtime.StoreProbe``, on the loop) and hands
-    them to the loop. Only a change wakes this thread: waking every poll interval would take the GIL from the loop."""
+class Follower:
+    """Rebuilds the records and their prepared replies on its own thread when ``runtime.StoreFollower`` (on the loop)
+    saw a commit, and hands them to the loop: waking a thread every poll interval would take the GIL from the loop.
+    A failure propagates to the supervisor (logged with its cause, retried with back-off)."""
 
     def __init__(self, opts: DNSOptions, handler: Handler, loop: asyncio.AbstractEventLoop, revision: int) -> None:
-        super().__init__(name="kubesvc-dns-follow", daemon=True)
+        from concurrent.futures import ThreadPoolExecutor
+
         self.opts, self.handler, self.loop, self.revision = opts, handler, loop, revision
-        self.stopping = threading.Event()
-        self.poke = threading.Event()
-        self.poke.set()  # the first round compares revisions: a commit between the start-up snapshot and the probe's
-        # first data_version would otherwise go unnoticed
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="kubesvc-dns-follow")
+        self.store: Store | None = None
         self.warnings: tuple[str, ...] = ()
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.poke.set()
+    async def sync(self, _probe: Any) -> None:
+        await self.loop.run_in_executor(self.executor, self.sync_now)
 
-    def run(self) -> None:
-        store = Store(self.opts.store_path)
-        try:
-            while True:
-                self.poke.wait()
-                self.poke.clear()
-                if self.stopping.is_set():
-                    return
-                if store.revision() == self.revision:
-                    continue
-                try:
-                    snap = take_snapshot(store, self.opts)
-                    prepared = prepare_all(snap.table, self.handler.prepared.copy())
-                except Exception as e:  # a bug in one sync must not stop following
-                    log.error(f"sync failed: {type(e).__name__}: {e}", exc_info=True)
-                    continue
-                self.revision = snap.revision
-                self._report(snap.forward.warnings)
-                self.loop.call_soon_threadsafe(self._swap, prepared, snap)
-        finally:
-            store.close()
+    def sync_now(self) -> None:
+        if self.store is None:
+            self.store = Store(self.opts.store_path)
+        if self.store.revision() == self.revision:
+            return
+        snap = take_snapshot(self.store, self.opts)
+        prepared = prepare_all(snap.table, self.handler.prepared.copy())
+        self.revision = snap.revision
+        self._report(snap.forward.warnings)
+        self.loop.call_soon_threadsafe(self._swap, prepared, snap)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        if self.store is not None:
+            self.store.close()
 
     def _swap(self, prepared: dict[bytes, Prepared], snap: Snapshot) -> None:
         h = self.handler
@@ -465,8 +457,8 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
     loop = asyncio.get_running_loop()
     follower = Follower(opts, handler, loop, snap.revision)
     follower._report(snap.forward.warnings)
-    follower.start()
-    probe = runtime.StoreProbe(opts.store_path, opts.poll_interval, follower.poke.set, loop)
+    health = runtime.Health()
+    following = loop.create_task(runtime.StoreFollower(opts.store_path, opts.poll_interval, follower.sync, health, logger=log).run())
     addr = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
     runtime.announce_ready("dns", {"udp": addr, "tcp": addr, "zone": snap.table.zone.to_text(omit_final_dot=True),
                                    "nameserver": cluster_ip, "udp_rcvbuf": rcvbuf})
@@ -482,9 +474,9 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
             task.cancel()
         if server.tasks:
             await asyncio.wait(server.tasks, timeout=1.0)
-        probe.close()
-        follower.stop()
-        follower.join(timeout=2.0)
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+        follower.close()
         await tcp.wait_closed()
     return 0
 
