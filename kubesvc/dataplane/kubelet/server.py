@@ -3,8 +3,9 @@
 Rules kept here:
 - One agent per store: a lock file beside the store (``<store>.d/kubelet.lock``); a second agent
   exits with a one-line error naming the first one's pid.
-- Reconcile from the store, never per event: whenever the store revision moves (polled every 50 ms)
-  and at least every ``sync_period``, sync the pods this node runs, then the replica controllers.
+- Reconcile from the store, never per event: whenever the store moves (``runtime.StoreFollower``, polled every
+  50 ms) and at least every ``sync_period``, sync the pods this node runs, then the replica controllers; a
+  failed pass is logged with its cause and retried with back-off (supervised).
 - Ready line: ``kubesvc kubelet ready node=<name> isolation=<mode> pods=<dir>``, once the first
   sync is done.
 - SIGTERM/SIGINT: stop every pod it runs (SIGTERM, grace period, SIGKILL; statuses written as not
@@ -17,7 +18,6 @@ import asyncio
 import fcntl
 import logging
 import os
-import time
 from typing import IO
 
 from kubesvc.dataplane import runtime
@@ -65,23 +65,25 @@ def run(opts: KubeletOptions) -> int:
 async def _main(stop: asyncio.Event, opts: KubeletOptions) -> int:
     node = Node(opts)
     ctrl = Controllers(node.registry, opts.node_name) if opts.controllers else None
-    last_rev, last_sync = -1, 0.0
-    announced = False
+    health = runtime.Health()
+
+    async def sync(_probe: object) -> None:
+        node.sync_pods()  # a failure goes to the supervisor: logged with its cause, retried with back-off
+        if ctrl is not None:
+            ctrl.sync()
+
     try:
-        while not stop.is_set():
-            rev = node.store.revision()
-            if rev != last_rev or time.monotonic() - last_sync >= opts.sync_period:
-                last_rev, last_sync = rev, time.monotonic()
-                _sync(node, ctrl)
-            if not announced:
-                runtime.announce_ready("kubelet", {"node": opts.node_name, "isolation": opts.isolation,
-                                                   "pods": str(logs.pods_dir(opts.store_path))})
-                log.info("kubelet started", extra={"kv": {"node": opts.node_name, "isolation": opts.isolation}})
-                announced = True
-            try:
-                await asyncio.wait_for(stop.wait(), 0.05)
-            except TimeoutError:
-                pass
+        _sync(node, ctrl)
+        runtime.announce_ready("kubelet", {"node": opts.node_name, "isolation": opts.isolation,
+                                           "pods": str(logs.pods_dir(opts.store_path))})
+        log.info("kubelet started", extra={"kv": {"node": opts.node_name, "isolation": opts.isolation}})
+        follower = runtime.StoreFollower(opts.store_path, 0.05, sync, health, period=opts.sync_period, logger=log)
+        following = asyncio.get_running_loop().create_task(follower.run())
+        try:
+            await stop.wait()
+        finally:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
     finally:
         await node.shutdown()
         log.info("kubelet stopped")
