@@ -48,6 +48,7 @@ class Bed:
         self.share = Path(tempfile.mkdtemp(prefix="kubesvc-bed-"))
         if ROOT_USER:
             os.chown(self.share, POD_UID, POD_UID)
+            searchable(tmp_path)
 
     # -- processes
     def start_kubelet(self, *args: str) -> Proc:
@@ -148,6 +149,15 @@ class Bed:
 
     def wait(self, cond: Callable[[], Any], timeout: float = 15, what: str = "condition") -> Any:
         return wait_for(cond, timeout=timeout, interval=0.05, what=what)
+
+
+def searchable(path: Path) -> None:
+    """Let the pod user reach the store's directory (pods' volumes and runtime files live under it): o+x on
+    it and on pytest's private temp directories above it (search only, not listing)."""
+    for p in [path, *path.parents]:
+        if str(p) in ("/", tempfile.gettempdir()):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o011)
 
 
 def _ours(pid: int, store_path: str) -> bool:

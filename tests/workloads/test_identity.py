@@ -108,10 +108,12 @@ def test_pods_run_as_nobody_by_default_and_as_their_security_context(bed: Bed) -
     assert ids(running_pid(bed, "chosen")) == (1234, 2345, [3456])
     assert ids(running_pid(bed, "own"))[0] == 4321
     assert ids(running_pid(bed, "asroot"))[:2] == (0, 0)
-    # Output may hold secrets: the pods directory is the kubelet's alone.
+    # Output may hold secrets: each container's directory is the kubelet's alone; the pods directory may be
+    # searched (a pod's user reaches its volumes there) but not listed.
     pods = Path(bed.store_path + ".d/pods")
-    assert stat.S_IMODE(pods.stat().st_mode) == 0o700
+    assert stat.S_IMODE(pods.stat().st_mode) == 0o711
     log = next(pods.glob("default_plain_*/main/0.log"))
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
 
 

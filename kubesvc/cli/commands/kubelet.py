@@ -24,6 +24,7 @@ def kubelet(
     controllers: Annotated[bool, Opt("--controllers/--no-controllers", help="Also run the ReplicationController, ReplicaSet and Deployment controllers.")] = True,
     workdir: Annotated[str | None, Opt("--workdir", help="Working directory of containers without workingDir (default: the current one).")] = None,
     run_as_root: Annotated[bool, Opt("--run-as-root", help="When the kubelet runs as root: run containers without securityContext.runAsUser as root (default: as nobody, uid 65534).")] = False,
+    cluster_dns: Annotated[str, Opt("--cluster-dns", help="HOST[:PORT] of the cluster DNS that netns pods reach through 169.254.1.1 (default: the kube-dns Service's cluster IP, port 53).")] = "",
     verbose: Annotated[int, Opt("--verbose", "-v", count=True, help="More logs on stderr.")] = 0,
     store: StoreOpt = None,
 ) -> None:
@@ -36,11 +37,15 @@ def kubelet(
         raise ClientError("invalid back-off: need 0 <= --restart-backoff <= --max-restart-backoff")
     if sync_period <= 0:
         raise ClientError(f"invalid --sync-period {sync_period}: must be > 0")
+    if cluster_dns:
+        host, sep, port = cluster_dns.rpartition(":")
+        if sep and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+            raise ClientError(f'invalid --cluster-dns "{cluster_dns}": want HOST or HOST:PORT')
     opts = node.KubeletOptions(
         store_path=common.store_path(store), node_name=node_name, isolation=isolation, pod_cidr=pod_cidr,
         backoff_base=restart_backoff, backoff_cap=max_restart_backoff, sync_period=sync_period,
         default_workdir=os.path.abspath(workdir or "."), controllers=controllers, verbosity=verbose,
-        run_as_root=run_as_root,
+        run_as_root=run_as_root, cluster_dns=cluster_dns,
     )
     code = server.run(opts)
     if code:

@@ -48,12 +48,14 @@ class Identity:
             return {}
         return {"preexec_fn": functools.partial(_become, self.uid, self.gid, self.groups)}
 
-    def setpriv_argv(self, setpriv: str) -> list[str]:
-        """The same change of user as a command prefix (for ``ip netns exec``, which needs root)."""
+    def setpriv_argv(self, setpriv: str, caps: bool = False) -> list[str]:
+        """The same change of user as a command prefix (for ``ip netns exec``, which needs root); ``caps``
+        keeps CAP_NET_BIND_SERVICE (ambient), which container runtimes grant by default."""
         if not self.switch:
             return []
         groups = ["--groups", ",".join(map(str, self.groups))] if self.groups else ["--clear-groups"]
-        return [setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--"]
+        extra = ["--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"] if caps else []
+        return [setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", *groups, *extra, "--"]
 
 
 def _become(uid: int, gid: int, groups: tuple[int, ...]) -> None:

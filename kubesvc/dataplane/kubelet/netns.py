@@ -8,8 +8,13 @@ Rules kept here (a Calico-style point-to-point plan, no bridge):
 - Programs run through ``ip netns exec`` (which execs in place: the pid is the program's); a container
   of another user gets ``setpriv`` after it (the namespace switch needs root, so the user changes last).
 - A kubelet restarted while pods run keeps the namespace of each pod it adopts (``adopt``).
+- Inside the namespace any port may be bound (``net.ipv4.ip_unprivileged_port_start=0``, as container
+  runtimes set it).
+- Each container runs in a private mount namespace (``ip netns exec`` makes it, slave to the host's) where
+  ``mount_prefix`` bind-mounts its volumes at their mountPath and the pod's resolv.conf (nameserver
+  169.254.1.1, where the agent relays DNS to the cluster DNS: ``dnsrelay``) over /etc/resolv.conf.
 - Teardown deletes the veth and the namespace; the agent tears down every namespace it made on exit.
-Limits: from inside a pod the host's loopback (127.0.0.0/8: cluster IPs, DNS) is not reachable.
+Limits: from inside a pod the host's loopback (127.0.0.0/8: cluster IPs) is not reachable.
 """
 
 from __future__ import annotations
@@ -70,6 +75,9 @@ class PodNetworks:
         _ip("route", "replace", f"{ip}/32", "dev", host)
         _ip("-n", ns, "route", "add", GATEWAY, "dev", "eth0", "scope", "link")
         _ip("-n", ns, "route", "add", "default", "via", GATEWAY, "dev", "eth0")
+        # As container runtimes do: any port may be bound inside the pod's own namespace (nginx on :80 as nobody).
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"],
+                       capture_output=True, check=False)
         return ip
 
     @staticmethod
@@ -99,3 +107,47 @@ class PodNetworks:
     def cleanup_all(self) -> None:
         for uid in list(self.made):
             self.teardown(uid)
+
+
+def mount_prefix(mounts: list[tuple[str, str, bool]], resolv_conf: str | None, scratch: str) -> list[str]:
+    """An argv prefix that, inside the pod's mount namespace (``ip netns exec`` makes one, slave to the
+    host's), bind-mounts each ``(source, mountPath, readOnly)`` and ``resolv_conf`` over /etc/resolv.conf,
+    then execs the rest of the argv (so the pid stays the program's).
+
+    A mountPath that does not exist gets its nearest existing ancestor covered by an overlay whose upper
+    layer is under ``scratch`` (the pod's directory), so the host's filesystem is not changed; only an
+    ancestor of ``/`` itself (e.g. ``/data``) is created on the host, empty.
+    """
+    import shlex
+
+    lines = ["set -e"]
+    overlays: list[str] = []
+    creates: list[tuple[str, bool]] = []
+    for src, target, _ in mounts:
+        is_file = os.path.isfile(src)
+        if os.path.lexists(target):
+            continue
+        anc = os.path.dirname(target.rstrip("/")) or "/"
+        while not os.path.isdir(anc):
+            anc = os.path.dirname(anc) or "/"
+        if anc != "/" and anc not in overlays:
+            overlays.append(anc)
+        creates.append((target, is_file))
+    for i, anc in enumerate(sorted(overlays, key=len)):
+        up, work = f"{scratch}/overlay/{i}/upper", f"{scratch}/overlay/{i}/work"
+        lines.append(f"mkdir -p {shlex.quote(up)} {shlex.quote(work)}")
+        lines.append(f"mount -t overlay overlay -o {shlex.quote(f'lowerdir={anc},upperdir={up},workdir={work}')} "
+                     f"{shlex.quote(anc)}")
+    for target, is_file in creates:
+        if is_file:
+            lines.append(f"mkdir -p {shlex.quote(os.path.dirname(target))} && touch {shlex.quote(target)}")
+        else:
+            lines.append(f"mkdir -p {shlex.quote(target)}")
+    for src, target, ro in mounts:
+        lines.append(f"mount --bind {shlex.quote(src)} {shlex.quote(target)}")
+        if ro:
+            lines.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
+    if resolv_conf:
+        lines.append(f"mount --bind {shlex.quote(resolv_conf)} /etc/resolv.conf")
+    lines.append('exec "$@"')
+    return [shutil.which("sh") or "/bin/sh", "-c", "\n".join(lines), "kubesvc-mounts"]

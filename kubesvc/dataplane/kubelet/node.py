@@ -1,8 +1,8 @@
 """The node agent's shared state: which pods run here, store writes, events, pod networking.
 
 Rules kept here:
-- A Pod is ours when it has a command (``spec.runs_locally``) and ``spec.nodeName`` is empty or our
-  node name; we bind it (``spec.nodeName``) before starting it. Pods already Succeeded/Failed are
+- A Pod is ours when ``spec.claims`` says so (a command, controller-owned, or native images; see
+  there) and ``spec.nodeName`` is empty or our node name; we bind it (``spec.nodeName``) before starting it. Pods already Succeeded/Failed are
   not started again; a pod whose uid changed (deleted and re-created) is stopped and started anew.
 - A pod that disappears from the store is stopped gracefully in the background (it already left
   the Endpoints in the delete transaction) and its log directory is removed afterwards.
@@ -14,8 +14,12 @@ Rules kept here:
 - Nothing orphaned: pod workers adopt the containers a previous kubelet left running (``tracking``);
   after the first sync, recorded containers that no worker claimed (their pod was deleted, finished,
   or moved meanwhile) are stopped, and directories of pods gone from the store are removed.
-- The pods directory (logs, records) is private to the kubelet's user (0700; files 0600): a
-  container's output may hold its secrets. Containers write their logs through the inherited file.
+- The pods directory and each pod's directory may be searched but not listed by others (0711): a pod's
+  user must reach its volumes and runtime files there; each container's directory (logs, records) is
+  private to the kubelet's user (0700; files 0600): a container's output may hold its secrets.
+  Containers write their logs through the inherited file.
+- Pod-visible files live under the pod's directory: ``volumes/<name>`` (``volumes.py``) and ``run/``
+  (resolv.conf, agnhost, generated nginx configuration: ``images.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesvc.dataplane.kubelet import identity, logs, spec, status, tracking
+from kubesvc.dataplane.kubelet import identity, images, logs, spec, status, tracking, volumes
 from kubesvc.dataplane.kubelet.events import Recorder
 from kubesvc.dataplane.kubelet.pod import PodWorker, now_rfc3339
 from kubesvc.errors import KubesvcError, NotFound
@@ -53,6 +57,7 @@ class KubeletOptions:
     controllers: bool = True
     verbosity: int = 0
     run_as_root: bool = False  # when the kubelet is root: containers without runAsUser run as root, not nobody
+    cluster_dns: str = ""  # HOST[:PORT] of the cluster DNS (default: the kube-dns Service's cluster IP, port 53)
 
 
 class Node:
@@ -64,10 +69,11 @@ class Node:
         self.workers: dict[tuple[str, str], PodWorker] = {}
         self.stopping: set[asyncio.Task[None]] = set()
         self.netns: Any = None
+        self.relay: Any = None
         self.swept = False
         pods = logs.pods_dir(opts.store_path)
         pods.mkdir(parents=True, exist_ok=True)
-        os.chmod(pods, 0o700)
+        os.chmod(pods, 0o711)
         if opts.isolation == "netns":
             from kubesvc.dataplane.kubelet import netns
 
@@ -79,7 +85,7 @@ class Node:
         seen: set[tuple[str, str]] = set()
         for pod in self.store.list("Pod"):
             meta, pspec = pod["metadata"], pod.get("spec") or {}
-            if not spec.runs_locally(pod) or pspec.get("nodeName") not in (None, "", self.opts.node_name):
+            if not spec.claims(pod, self.opts.node_name):
                 continue
             key = (meta.get("namespace", "default"), meta["name"])
             worker = self.workers.get(key)
@@ -153,6 +159,8 @@ class Node:
             await asyncio.gather(*list(self.stopping), return_exceptions=True)
         if self.netns is not None:
             self.netns.cleanup_all()
+        if self.relay is not None:
+            self.relay.close()
 
     # ------------------------------------------------------------------ services for pod workers
 
@@ -164,7 +172,100 @@ class Node:
         def lookup(kind: str, ns: str, name: str) -> Obj | None:
             return self.store.get(kind, ns, name)
 
-        return spec.container_env(pod, container, lookup, self.store.list("Service", worker.namespace))
+        return spec.container_env(pod, container, lookup, self.store.list("Service", worker.namespace),
+                                  master=self.store.get("Service", "default", "kubernetes"))
+
+    def lookup(self, kind: str, ns: str, name: str) -> Obj | None:
+        return self.store.get(kind, ns, name)
+
+    def pod_dir(self, worker: PodWorker) -> Path:
+        d = logs.pod_dir(self.opts.store_path, worker.pod)
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, 0o711)
+        return d
+
+    def run_dir(self, worker: PodWorker) -> Path:
+        d = self.pod_dir(worker) / "run"
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o755)
+        return d
+
+    def bind_address(self, worker: PodWorker) -> str:
+        return "0.0.0.0" if self.netns is not None else worker.pod_ip
+
+    def image_context(self, worker: PodWorker, ident: identity.Identity) -> images.Context:
+        run = self.run_dir(worker)
+        low = os.geteuid() == 0 and (self.netns is not None or not ident.switch or self._setpriv() is not None)
+        return images.Context(run_dir=run, reachable=identity.can_search(str(run), ident),
+                              bind_address=self.bind_address(worker), uid=ident.uid, gid=ident.gid, low_ports_ok=low)
+
+    def pod_volumes(self, worker: PodWorker, ident: identity.Identity) -> dict[str, str]:
+        return volumes.materialise(worker.pod, self.lookup, self.pod_dir(worker), ident.uid, ident.gid)
+
+    def resolv_conf(self, worker: PodWorker) -> str | None:
+        """The pod's resolv.conf in netns mode (None: keep the host's), per dnsPolicy and dnsConfig."""
+        pspec = worker.pod.get("spec") or {}
+        policy = pspec.get("dnsPolicy") or "ClusterFirst"
+        if policy == "ClusterFirstWithHostNet":
+            policy = "ClusterFirst"
+        cfg = pspec.get("dnsConfig") or {}
+        zone = self.store.settings().cluster_domain.rstrip(".")
+        servers: list[str] = []
+        search: list[str] = []
+        options: list[str] = []
+        if policy == "ClusterFirst":
+            from kubesvc.dataplane.kubelet.netns import GATEWAY
+
+            servers = [GATEWAY]
+            search = [f"{worker.namespace}.svc.{zone}", f"svc.{zone}", zone]
+            options = ["ndots:5"]
+        elif policy == "Default":
+            if not cfg:
+                return None
+            try:
+                for line in Path("/etc/resolv.conf").read_text().splitlines():
+                    parts = line.split()
+                    if parts and parts[0] == "nameserver":
+                        servers += parts[1:2]
+                    elif parts and parts[0] == "search":
+                        search = parts[1:]
+            except OSError:
+                pass
+        servers += [str(x) for x in cfg.get("nameservers") or [] if str(x) not in servers]
+        search += [str(x) for x in cfg.get("searches") or [] if str(x) not in search]
+        for o in cfg.get("options") or []:
+            name = str(o.get("name", ""))
+            options = [x for x in options if x.split(":")[0] != name]
+            options.append(f"{name}:{o['value']}" if o.get("value") is not None else name)
+        text = "".join(f"nameserver {x}\n" for x in servers[:3])
+        if search:
+            text += "search " + " ".join(search) + "\n"
+        if options:
+            text += "options " + " ".join(options) + "\n"
+        path = self.run_dir(worker) / "resolv.conf"
+        path.write_text(text)
+        os.chmod(path, 0o644)
+        return str(path)
+
+    def cluster_dns(self) -> tuple[str, int]:
+        if self.opts.cluster_dns:
+            host, _, port = self.opts.cluster_dns.rpartition(":")
+            if not host:
+                return self.opts.cluster_dns, 53
+            return host.strip("[]"), int(port)
+        svc = self.store.get("Service", "kube-system", "kube-dns")
+        ip = ((svc or {}).get("spec") or {}).get("clusterIP")
+        if ip and ip != "None":
+            return str(ip), 53
+        from kubesvc.registry.allocators import IPRange
+
+        return IPRange(self.store.settings().service_cluster_ip_range).nth(10), 53
+
+    @staticmethod
+    def _setpriv() -> str | None:
+        import shutil as sh
+
+        return sh.which("setpriv")
 
     def write_status(self, worker: PodWorker) -> None:
         def fn(pod: Obj) -> None:
@@ -193,16 +294,25 @@ class Node:
     def record_path(self, worker: PodWorker, container: str) -> Path:
         return tracking.record_path(logs.pod_dir(self.opts.store_path, worker.pod) / container)
 
-    def wrap_argv(self, worker: PodWorker, ident: identity.Identity) -> list[str]:
-        """The argv prefix of a container's processes: none on loopback; in netns mode ``ip netns exec``
-        (which needs root) and then, for another user, ``setpriv`` to change to it."""
+    def wrap_argv(self, worker: PodWorker, ident: identity.Identity, mounts: list[volumes.Mount] | None = None,
+                  low_ports: bool = False) -> list[str]:
+        """The argv prefix of a container's processes. Loopback: none, or ``setpriv`` granting
+        CAP_NET_BIND_SERVICE for a native web server on a port below 1024. netns: ``ip netns exec`` (which
+        needs root), the mounts (volumes, resolv.conf), then ``setpriv`` to change to another user."""
         if self.netns is None:
+            setpriv = self._setpriv()
+            if low_ports and ident.switch and setpriv and os.geteuid() == 0:
+                return ident.setpriv_argv(setpriv, caps=True)
             return []
-        return list(self.netns.wrap(worker.uid, ident.setpriv_argv(self.netns.setpriv())))
+        from kubesvc.dataplane.kubelet.netns import mount_prefix
 
-    def user_kwargs(self, ident: identity.Identity) -> dict[str, Any]:
-        """How Popen changes to the container's user; none in netns mode (setpriv does, after setns)."""
-        return {} if self.netns is not None else ident.popen_kwargs()
+        binds = [(m.source, m.target, m.read_only) for m in mounts or []]
+        prefix = mount_prefix(binds, self.resolv_conf(worker), str(self.pod_dir(worker)))
+        return list(self.netns.wrap(worker.uid, prefix + ident.setpriv_argv(self.netns.setpriv())))
+
+    def user_kwargs(self, ident: identity.Identity, wrapped: bool = False) -> dict[str, Any]:
+        """How Popen changes to the container's user; none when setpriv does (netns mode, or capabilities)."""
+        return {} if self.netns is not None or wrapped else ident.popen_kwargs()
 
     async def spawn(self, argv: list[str], log_file: Path, *, env: dict[str, str], cwd: str,
                     **kw: Any) -> asyncio.subprocess.Process:
@@ -220,6 +330,15 @@ class Node:
         loopback_ip = (worker.pod.get("status") or {}).get("podIP", "")
         if self.netns is None:
             return str(loopback_ip)
+        if self.relay is None:
+            from kubesvc.dataplane.kubelet.dnsrelay import Relay
+            from kubesvc.dataplane.kubelet.netns import GATEWAY
+
+            self.relay = Relay(GATEWAY, 53, self.cluster_dns)
+            try:
+                await self.relay.start()
+            except OSError as e:
+                log.warning("dns relay not started", extra={"kv": {"error": str(e)}})
         if adopted:
             return str(await asyncio.to_thread(self.netns.adopt, worker.uid, loopback_ip))
         return str(await asyncio.to_thread(self.netns.setup, worker.uid, loopback_ip))

@@ -1,15 +1,18 @@
 """Pure rules for turning a Pod's container spec into a process: argv, environment, working directory.
 
 Rules kept here (Kubernetes pkg/kubelet/kubelet_pods.go makeEnvironmentVariables, third_party expansion):
-- A Pod runs here when one of its containers has ``command`` or ``args``; ``image`` is recorded, never pulled.
-- argv = command + args; a container with args and no command runs the args as the argv.
+- A Pod runs here when ``claims`` says so (a command, controller-owned, or native images); images are
+  never pulled: ``kubelet/images.py`` says how each known image runs, others need a command.
 - Environment, in order (later wins): PATH/LANG from the node agent, HOSTNAME, POD_IP, POD_NAME,
-  POD_NAMESPACE, Service link variables (``<SVC>_SERVICE_HOST``/``_PORT``) unless enableServiceLinks
-  is false, then ``envFrom`` sources, then ``env`` entries in order; each ``env`` value is expanded
+  POD_NAMESPACE, Service variables (envvars.go: ``<SVC>_SERVICE_HOST``, ``_SERVICE_PORT``,
+  ``_SERVICE_PORT_<NAME>``, ``<SVC>_PORT``, ``<SVC>_PORT_<P>_<PROTO>`` and its ``_PROTO``/``_PORT``/``_ADDR``)
+  of the pod's namespace unless enableServiceLinks is false, and of ``default/kubernetes`` always,
+  then ``envFrom`` sources, then ``env`` entries in order; each ``env`` value is expanded
   against the variables defined so far.
 - ``valueFrom.fieldRef``: metadata.name, metadata.namespace, metadata.uid, metadata.labels['k'],
   metadata.annotations['k'], spec.nodeName, spec.serviceAccountName, status.podIP, status.podIPs,
-  status.hostIP, status.hostIPs; ``configMapKeyRef``/``secretKeyRef`` (``optional`` honoured).
+  status.hostIP, status.hostIPs; ``configMapKeyRef``/``secretKeyRef`` (``optional`` honoured);
+  ``resourceFieldRef`` (limits/requests of cpu, memory, ephemeral-storage, with ``divisor``).
 - ``$(VAR)`` expansion: defined names are replaced, undefined ones stay as written, ``$$`` is a literal
   ``$`` (so ``$$(VAR)`` yields ``$(VAR)``), a lone ``$`` stays.
 """
@@ -17,10 +20,14 @@ Rules kept here (Kubernetes pkg/kubelet/kubelet_pods.go makeEnvironmentVariables
 from __future__ import annotations
 
 import base64
+import math
 import os
 import re
+import shutil
 from collections.abc import Callable
 from typing import Any
+
+from kubesvc.api import images
 
 Obj = dict[str, Any]
 Lookup = Callable[[str, str, str], "Obj | None"]  # (kind, namespace, name) -> object
@@ -31,7 +38,20 @@ class ConfigError(Exception):
 
 
 def runs_locally(pod: Obj) -> bool:
-    return any(c.get("command") or c.get("args") for c in (pod.get("spec") or {}).get("containers") or [])
+    """A command, controller-owned, or only images kubesvc runs natively (``kubesvc.api.images``)."""
+    return images.kubelet_runs(pod)
+
+
+def claims(pod: Obj, node_name: str) -> bool:
+    """Whether the node agent named ``node_name`` runs this Pod. A bare Pod without a command whose images
+    run natively is taken while Pending (the registry's default for it) or once bound here: one its author
+    gave a Running status is a registered backend and is left alone."""
+    pspec = pod.get("spec") or {}
+    if pspec.get("nodeName") not in (None, "", node_name) or not images.kubelet_runs(pod):
+        return False
+    if images.has_command(pod) or images.controller_owned(pod) or pspec.get("nodeName") == node_name:
+        return True
+    return (pod.get("status") or {}).get("phase", "Pending") == "Pending"
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -104,26 +124,106 @@ def _key_ref(ref: Obj, kind: str, namespace: str, lookup: Lookup) -> str | None:
     return str(data[key])
 
 
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
 def service_links(services: list[Obj]) -> dict[str, str]:
+    """The variables kubelet's envvars.FromServices makes for each Service with a cluster IP."""
     out: dict[str, str] = {}
     for svc in services:
         spec = svc.get("spec") or {}
         ip = spec.get("clusterIP")
-        if not ip or ip == "None" or spec.get("type") == "ExternalName":
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+        if not ip or ip == "None" or not ports:
             continue
-        prefix = svc["metadata"]["name"].upper().replace("-", "_")
-        ports = spec.get("ports") or []
+        prefix = _env_name(svc["metadata"]["name"])
         out[f"{prefix}_SERVICE_HOST"] = ip
-        if ports:
-            out[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
+        out[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
         for p in ports:
             if p.get("name"):
-                out[f"{prefix}_SERVICE_PORT_{p['name'].upper().replace('-', '_')}"] = str(p.get("port"))
+                out[f"{prefix}_SERVICE_PORT_{_env_name(p['name'])}"] = str(p.get("port"))
+        host = f"[{ip}]" if ":" in ip else ip
+        for i, p in enumerate(ports):
+            proto = str(p.get("protocol") or "TCP")
+            url = f"{proto.lower()}://{host}:{p.get('port')}"
+            if i == 0:
+                out[f"{prefix}_PORT"] = url
+            pp = f"{prefix}_PORT_{p.get('port')}_{proto.upper()}"
+            out[pp] = url
+            out[f"{pp}_PROTO"] = proto.lower()
+            out[f"{pp}_PORT"] = str(p.get("port"))
+            out[f"{pp}_ADDR"] = ip
     return out
 
 
+def service_env_sources(pod: Obj, namespace_services: list[Obj], master: Obj | None) -> list[Obj]:
+    """The Services whose variables a pod gets (kubelet getServiceEnvVarMap): those of its namespace when
+    enableServiceLinks is not false, and always ``default/kubernetes`` (a same-named Service of the pod's
+    namespace wins)."""
+    links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+    chosen: dict[str, Obj] = {}
+    if master is not None:
+        chosen["kubernetes"] = master
+    if links:
+        for svc in namespace_services:
+            chosen[svc["metadata"]["name"]] = svc
+    return list(chosen.values())
+
+
+_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+           "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+
+
+def quantity(text: Any) -> float:
+    m = _QUANTITY.match(str(text).strip())
+    if not m:
+        raise ConfigError(f'invalid quantity "{text}"')
+    return float(m.group(1)) * _SUFFIX[m.group(2) or ""]
+
+
+def node_allocatable() -> dict[str, float]:
+    """What a container without a limit may use: this machine's CPUs and memory (the kubelet's allocatable)."""
+    mem = 0.0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    disk = shutil.disk_usage("/")
+    return {"cpu": float(os.cpu_count() or 1), "memory": mem, "ephemeral-storage": float(disk.total)}
+
+
+def resource_ref(pod: Obj, container: Obj, ref: Obj) -> str:
+    """``valueFrom.resourceFieldRef`` (kubelet's resource.ExtractContainerResourceValue): the request or
+    limit in units of ``divisor`` (default 1) rounded up; a missing limit is the node's allocatable (CPUs,
+    MemTotal, the root filesystem's size), a missing request is the limit when set (defaulting), else 0."""
+    name = ref.get("containerName") or container.get("name", "")
+    target = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == name), None)
+    if target is None:
+        raise ConfigError(f'resourceFieldRef: container "{name}" not found in the pod')
+    field = str(ref.get("resource", ""))
+    kind, _, res = field.partition(".")
+    if kind not in ("limits", "requests") or res not in ("cpu", "memory", "ephemeral-storage"):
+        raise ConfigError(f'unsupported container resource : "{field}"')
+    resources = target.get("resources") or {}
+    limit = (resources.get("limits") or {}).get(res)
+    request = (resources.get("requests") or {}).get(res)
+    if kind == "limits":
+        value = quantity(limit) if limit is not None else node_allocatable()[res]
+    else:
+        value = quantity(request) if request is not None else (quantity(limit) if limit is not None else 0.0)
+    divisor = quantity(ref.get("divisor") or "1")
+    if divisor <= 0:
+        raise ConfigError(f'resourceFieldRef "{field}": divisor must be positive')
+    return str(max(0, math.ceil(value / divisor - 1e-9)))
+
+
 def container_env(pod: Obj, container: Obj, lookup: Lookup, services: list[Obj],
-                  base: dict[str, str] | None = None) -> dict[str, str]:
+                  base: dict[str, str] | None = None, master: Obj | None = None) -> dict[str, str]:
     meta = pod.get("metadata") or {}
     ns = meta.get("namespace", "default")
     env: dict[str, str] = {}
@@ -135,8 +235,7 @@ def container_env(pod: Obj, container: Obj, lookup: Lookup, services: list[Obj],
     env["POD_IP"] = field_ref(pod, "status.podIP")
     env["POD_NAME"] = meta.get("name", "")
     env["POD_NAMESPACE"] = ns
-    if (pod.get("spec") or {}).get("enableServiceLinks", True) is not False:
-        env.update(service_links(services))
+    env.update(service_links(service_env_sources(pod, services, master)))
     for src in container.get("envFrom") or []:
         prefix = src.get("prefix", "")
         for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
@@ -163,7 +262,7 @@ def container_env(pod: Obj, container: Obj, lookup: Lookup, services: list[Obj],
             elif "secretKeyRef" in vf:
                 value = _key_ref(vf["secretKeyRef"] or {}, "Secret", ns, lookup)
             elif "resourceFieldRef" in vf:
-                value = "0"
+                value = resource_ref(pod, container, vf["resourceFieldRef"] or {})
             else:
                 raise ConfigError(f'env "{name}": unsupported valueFrom')
             if value is None:
