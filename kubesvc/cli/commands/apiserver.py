@@ -81,6 +81,15 @@ def write_kubeconfig(path: str, text: str) -> None:
         raise ClientError(f"cannot write kubeconfig {path}: {e.strerror or e}") from None
 
 
+def _note_bootstrap(path: str, address: str) -> None:
+    """The ``kubernetes`` Service of ``default`` (kubesvc.apiserver.bootstrap); a failure is a warning."""
+    from kubesvc.apiserver import bootstrap
+
+    reason = bootstrap.ensure(path, address)
+    if reason:
+        common.warn(reason)
+
+
 def apiserver(
     bind_address: Annotated[str, Opt("--bind-address", help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, Opt("--port", help="Port to serve on (0 picks a free one; the ready line tells which).")] = 6443,
@@ -145,6 +154,7 @@ def apiserver(
 
     def ready(srv: "server.ApiServer") -> None:
         extra = ""
+        _note_bootstrap(path, srv.address)
         if write_kubeconfig_path:
             from kubesvc.cli.commands.config import kubeconfig_text
 

@@ -9,7 +9,9 @@ Rules kept here (the kubelet's pod worker, pkg/kubelet/kuberuntime):
   liveness kills), then SIGKILL. Liveness or startup failure kills the container, then the restart
   policy decides. Readiness only moves the Ready condition.
 - Every state change marks the pod dirty; one writer coalesces them into status writes.
-- Events: Started, Killing, Unhealthy, BackOff, Failed (container config or start errors).
+- Events: Started, Killing, Unhealthy, BackOff, Failed (container config or start errors, and images
+  kubesvc cannot run: the container waits in ``ImageNotRunnable`` saying why and what to do, never Ready,
+  and is tried again after each back-off base period).
 - Who: each container runs as the user ``identity.resolve`` picks (never root unless told to); its exec
   probes run as that user too.
 - Tracking: each running container has a record (``tracking``); signals are sent only after checking
@@ -28,7 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubesvc.dataplane.kubelet import identity, probes, spec, tracking
+from kubesvc.api import images as known
+from kubesvc.dataplane.kubelet import execs, identity, images, probes, spec, tracking, volumes
 from kubesvc.dataplane.kubelet.status import ContainerView
 
 if TYPE_CHECKING:
@@ -96,7 +99,7 @@ class PodWorker:
             c.proc, c.start = tracking.Adopted(int(rec["pid"]), str(rec["start"])), str(rec["start"])
             try:
                 self._configure(c)
-            except spec.ConfigError:
+            except (spec.ConfigError, images.NotRunnable, OSError):
                 pass
             old = prev.get(v.name) or {}
             v.state, v.reason, v.message, v.pid = "running", "", "", c.proc.pid
@@ -158,18 +161,33 @@ class PodWorker:
     # ------------------------------------------------------------------ one container
 
     def _configure(self, c: Container) -> list[str]:
-        """Environment, argv, working directory and user of the container's next run (ConfigError if it cannot run)."""
+        """Environment, argv, working directory, volumes and user of the container's next run (ConfigError,
+        or images.NotRunnable, if it cannot run)."""
         c.identity = identity.resolve(self.pod, c.spec, run_as_root=self.node.opts.run_as_root)
         c.env = self.node.container_env(self, c.spec)
         if "PATH" in c.env:
             c.env["PATH"] = identity.container_path(c.env["PATH"], c.identity)
-        argv = spec.container_argv(c.spec, c.env)
+        dirs = self.node.pod_volumes(self, c.identity)
+        mounts, vol_env = volumes.container_mounts(c.spec, dirs)
+        for k, v in vol_env.items():
+            c.env.setdefault(k, v)
+        if self.node.netns is None and vol_env and not all(identity.can_search(d, c.identity) for d in vol_env.values()):
+            raise spec.ConfigError(f"the pod's volumes under {self.node.pod_dir(self)} are not reachable by uid "
+                                   f"{c.identity.uid}, the user the container runs as: every parent directory of the "
+                                   "store must be searchable by it (chmod o+x), or use --isolation netns")
+        if known.family(str(c.spec.get("image") or "")):
+            c.env.setdefault("KUBESVC_BIND_ADDRESS", self.node.bind_address(self))
+        expanded = dict(c.spec)
+        for key in ("command", "args"):
+            if c.spec.get(key):
+                expanded[key] = [spec.expand(str(a), c.env) for a in c.spec[key]]
+        argv = images.plan(expanded, c.env, self.node.image_context(self, c.identity))
         c.cwd = spec.working_dir(c.spec, self.node.opts.default_workdir)
         if not identity.can_search(c.cwd, c.identity):
             raise spec.ConfigError(f'workingDir "{c.cwd}" is not accessible to uid {c.identity.uid}, the user the '
                                    "container runs as (see securityContext.runAsUser and kubesvc kubelet --run-as-root)")
-        c.wrap = self.node.wrap_argv(self, c.identity)
-        c.user_kw = self.node.user_kwargs(c.identity)
+        c.wrap = self.node.wrap_argv(self, c.identity, mounts, low_ports=images.low_ports(c.spec))
+        c.user_kw = self.node.user_kwargs(c.identity, wrapped=bool(c.wrap))
         return argv
 
     async def _container_loop(self, c: Container) -> None:
@@ -188,9 +206,12 @@ class PodWorker:
             else:
                 try:
                     argv = self._configure(c)
-                except spec.ConfigError as e:
-                    v.state, v.reason, v.message = "waiting", "CreateContainerConfigError", str(e)
-                    self.node.event(self.pod, "Warning", "Failed", f"Error: {e}")
+                except (spec.ConfigError, images.NotRunnable, OSError) as e:
+                    # OSError: the pod's files (volumes, runtime files) could not be written
+                    reason = images.NOT_RUNNABLE if isinstance(e, images.NotRunnable) else "CreateContainerConfigError"
+                    v.state, v.reason, v.message, v.ready = "waiting", reason, str(e), False
+                    self.node.event(self.pod, "Warning", "Failed",
+                                    f"Error: {reason}: {e}" if reason == images.NOT_RUNNABLE else f"Error: {e}")
                     self.mark()
                     if await self._sleep(max(1.0, self.node.opts.backoff_base)):
                         return
@@ -217,7 +238,8 @@ class PodWorker:
                         tracking.write(record, {
                             "pid": c.proc.pid, "start": c.start, "boot": tracking.boot_id(), "container": v.name,
                             "restartCount": v.restart_count, "startedAt": v.started_at, "uid": c.identity.uid,
-                            "grace": (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)})
+                            "grace": (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30),
+                            "exec": execs.record(c.identity, c.env, c.cwd, c.wrap, bool(c.user_kw))})
                     v.started = "startupProbe" not in c.spec
                     v.ready = v.started and "readinessProbe" not in c.spec
                     self.node.event(self.pod, "Normal", "Started", f"Started container {v.name}")
