@@ -19,6 +19,7 @@ Obj = dict[str, Any]
 NATIVE: dict[str, str] = {
     "agnhost": "agnhost",
     "pause": "pause",
+    "serve_hostname": "serve_hostname",
     "busybox": "shell",
     "alpine": "shell",
     "debian": "shell",

@@ -42,6 +42,7 @@ def test_repo_names_ignore_registry_tag_and_digest() -> None:
     assert known.repo_name("docker.io/library/nginx@sha256:abc") == "nginx"
     assert known.repo_name("localhost:5000/team/busybox:1.36") == "busybox"
     assert known.family("registry.k8s.io/pause:3.9") == "pause"
+    assert known.family("registry.k8s.io/serve_hostname") == "serve_hostname"
     assert known.family("example.com/team/app:1") is None
 
 

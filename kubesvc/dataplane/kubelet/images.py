@@ -37,6 +37,7 @@ HINT = "set command, or use an image kubesvc runs natively (see docs/concepts/wo
 DEFAULTS: dict[str, tuple[list[str], list[str]]] = {
     "agnhost": (["/agnhost"], []),
     "pause": (["/pause"], []),
+    "serve_hostname": (["/agnhost", "serve-hostname"], []),  # the old image: serve-hostname on 9376
     "shell": ([], ["sh"]),
     "curl": (["curl"], []),
     "python": ([], ["python3"]),
@@ -132,7 +133,7 @@ def plan(container: Obj, env: dict[str, str], ctx: Context) -> list[str]:
     if family in ("nginx", "httpd") and (not argv or os.path.basename(argv[0]) in ("nginx", "httpd-foreground", "httpd",
                                                                                     "docker-entrypoint.sh")):
         return web_server(container, env, ctx, family)
-    if argv and os.path.basename(argv[0]) in ("agnhost", "pause") and family in ("agnhost", "pause"):
+    if argv and os.path.basename(argv[0]) in ("agnhost", "pause") and family in ("agnhost", "pause", "serve_hostname"):
         rest = argv[1:] if os.path.basename(argv[0]) == "agnhost" else ["pause"]
         return agnhost_argv(ctx, env) + rest
     if not argv:
