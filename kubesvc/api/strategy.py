@@ -47,8 +47,8 @@ CREATE_STATUS: dict[str, Obj] = {
     "Service": {"loadBalancer": {}},
     "Ingress": {"loadBalancer": {}},
     "Deployment": {},
-    "ReplicaSet": {},
-    "ReplicationController": {},
+    "ReplicaSet": {"replicas": 0},  # ReplicaSetStatus.replicas has no omitempty: always in the JSON
+    "ReplicationController": {"replicas": 0},
     "Namespace": {},
     "StatefulSet": {"replicas": 0, "availableReplicas": 0},
     "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0},

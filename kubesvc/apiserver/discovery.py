@@ -8,7 +8,9 @@ Rules kept here:
 - ``endpointslices`` (discovery.k8s.io/v1) are stored like any kind, and their lists also show
   read-only mirrors of the Endpoints (``mirrored``), so that ``kubectl describe svc`` (which reads
   slices) shows the same Endpoints line as ``kubesvc describe``.
-- Every kind is listed with its group's version only (HorizontalPodAutoscaler: autoscaling/v2).
+- Every kind is listed with its group's version only (HorizontalPodAutoscaler: autoscaling/v2), except
+  the second versions of ``versions.EXTRA`` (autoscaling/v1 HPA, converted), listed after the preferred one.
+- The workload kinds list their ``<plural>/scale`` subresource (autoscaling/v1 Scale; get, patch, update).
 - The OpenAPI v3 documents hold only the PATCH operations with their GVK and the ``fieldValidation``
   parameter; the ``hash`` changes when the documents change (kubectl caches them for 6 h).
 """
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubesvc.api.kinds import ALL_CATEGORY, KINDS, Kind
+from kubesvc.apiserver.versions import EXTRA as EXTRA_VERSIONS
 
 SERVER_VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.0+kubesvc",
@@ -39,11 +42,12 @@ class Resource:
     verbs: tuple[str, ...]
     derived: bool = False  # computed from another kind, never written through the API
     mirrored: str = ""  # stored, and lists also show read-only objects derived from this kind
+    converted: bool = False  # a second version of a stored kind (kubesvc.apiserver.versions)
 
 
 RESOURCES: tuple[Resource, ...] = tuple(
     Resource(k, tuple(WRITE_VERBS), mirrored="Endpoints" if k.kind == "EndpointSlice" else "") for k in KINDS
-)
+) + tuple(Resource(k, tuple(WRITE_VERBS), converted=True) for k in EXTRA_VERSIONS)
 
 
 def group_versions() -> list[str]:
@@ -68,14 +72,17 @@ def api_versions(server_address: str) -> dict[str, Any]:
 
 
 def api_group_list() -> dict[str, Any]:
-    groups = []
+    groups: dict[str, dict[str, Any]] = {}
     for gv in group_versions():
         if "/" not in gv:
             continue
         group, version = gv.split("/")
         ver = {"groupVersion": gv, "version": version}
-        groups.append({"name": group, "versions": [ver], "preferredVersion": ver})
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+        if group in groups:  # a second version (autoscaling/v1): the first listed stays preferred
+            groups[group]["versions"].append(ver)
+        else:
+            groups[group] = {"name": group, "versions": [ver], "preferredVersion": ver}
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": list(groups.values())}
 
 
 def api_group(group: str) -> dict[str, Any] | None:
@@ -98,9 +105,20 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
         if k.kind in ALL_CATEGORY:
             entry["categories"] = ["all"]
         items.append(entry)
+        items.extend(_subresources(k))
     if not items:
         return None
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": items}
+
+
+def _subresources(k: Kind) -> list[dict[str, Any]]:
+    """``<plural>/scale`` (autoscaling/v1 Scale) of the workload kinds (kubesvc.registry.scale)."""
+    from kubesvc.registry.scale import SCALABLE
+
+    if k.kind not in SCALABLE:
+        return []
+    return [{"name": f"{k.plural}/scale", "singularName": "", "namespaced": k.namespaced, "group": "autoscaling",
+             "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}]
 
 
 # ------------------------------------------------------------------------------------------ openapi

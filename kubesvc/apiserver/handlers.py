@@ -205,8 +205,16 @@ def _group_version(req: Request, ctx: Context, gv: str, rest: list[str]) -> Resp
 def _resource(req: Request, ctx: Context, res: Resource, namespace: str | None, tail: list[str]) -> Response:
     if len(tail) > 2:
         raise not_found_path()
+    if res.converted:  # autoscaling/v1 HPA: converted to and from the stored version
+        from kubesvc.apiserver import versions
+
+        return versions.serve(req, ctx, res, namespace, tail)
     name = _name_segment(tail[0], "name") if tail else None
     sub = tail[1] if len(tail) == 2 else None
+    if sub == "scale" and name is not None:  # the workloads' autoscaling/v1 Scale
+        from kubesvc.apiserver import scale as scaleapi
+
+        return scaleapi.serve(req, ctx, res, namespace or "", name)
     if sub is not None and sub != "status":
         raise not_found_path()
     verb = req.method

@@ -2,6 +2,16 @@
 strategic merge patch (delegated to ``kubesvc.api.apply``, the same engine client-side apply uses).
 
 Pure: dicts in, dicts out; failures raise ``ApiError`` (Status ready).
+
+A patched object whose JSON types do not fit the kind is refused as the apiserver's patch handler does
+(``staging/.../endpoints/handlers/patch.go``): 422 Invalid with no kind or name and one cause on the
+field ``patch``:
+- strategic merge patch: the value is the patch as Go prints a map (``map[metadata:map[labels:x]]``)
+  and the detail is the unstructured converter's error (``runtime/converter.go``): ``cannot restore map
+  from string``, ``cannot restore slice from map``, ``cannot restore struct from: string``,
+  ``cannot convert string to int32``;
+- merge and JSON patch: the value is the patched object's JSON and the detail the JSON decoder's
+  ``json: cannot unmarshal string into Go struct field ...``.
 """
 
 from __future__ import annotations
@@ -170,4 +180,126 @@ def apply(target: dict[str, Any], patch_type: str, body: Any) -> dict[str, Any]:
                        f'the body of the request was in an unknown format - accepted media types include: {", ".join(PATCH_TYPES)}')
     if not isinstance(out, dict):
         raise _invalid("the patched document is not a JSON object")
+    _check_types(out, patch_type, body)
     return out
+
+
+# ----------------------------------------------------------------------------- decode errors, worded as upstream
+
+
+def _patch_invalid(value: str, detail: str) -> ApiError:
+    """errors.NewInvalid(schema.GroupKind{}, "", field.ErrorList{field.Invalid(field.NewPath("patch"), value, detail)})."""
+    from kubesvc.api.field import go_quote
+
+    body = f"Invalid value: {go_quote(value)}: {detail}"
+    return ApiError(422, "Invalid", f' "" is invalid: patch: {body}',
+                    {"name": "", "group": "", "kind": "", "causes": [{"reason": "FieldValueInvalid", "message": body, "field": "patch"}]})
+
+
+def _check_types(obj: dict[str, Any], patch_type: str, body: Any) -> None:
+    from kubesvc.api import schema
+
+    try:
+        root = schema._root(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    except (KeyError, FileNotFoundError, OSError):
+        return  # an unknown kind: the identity checks after the patch say so
+    if patch_type == STRATEGIC:
+        problem = converter_error(root, obj)
+        if problem:
+            raise _patch_invalid(go_print(body), problem)
+        return
+    first = schema.check(obj).first_decode_error
+    if first:
+        import json
+
+        raise _patch_invalid(json.dumps(obj, separators=(",", ":"), ensure_ascii=False), first)
+
+
+def go_print(value: Any) -> str:
+    """``fmt.Sprintf("%+v", v)`` of a decoded JSON value (maps print with sorted keys)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_print(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_print(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}".replace("e+0", "e+").replace("e-0", "e-")
+    return str(value)
+
+
+def _go_kind(value: Any) -> str:
+    """reflect.Kind of a value of an unstructured map."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "slice"
+    return "map"
+
+
+def _go_type(value: Any) -> str:
+    """reflect.Type.String() of a value of an unstructured map."""
+    return {"slice": "[]interface {}", "map": "map[string]interface {}"}.get(_go_kind(value), _go_kind(value))
+
+
+def converter_error(node: Any, value: Any) -> str | None:
+    """The first error of runtime.DefaultUnstructuredConverter.FromUnstructured for ``value`` into the
+    Go type ``node`` (kubesvc.api.schema's compiled tree) describes; None when it converts."""
+    from kubesvc.api import schema as sc
+
+    if value is None:
+        return None
+    kind = node.kind
+    if kind == sc._STRUCT:
+        if not isinstance(value, dict):
+            return f"cannot restore struct from: {_go_kind(value)}"
+        for key, child in node.fields.items():
+            if key in value:
+                found = converter_error(child, value[key])
+                if found:
+                    return found
+        return None
+    if kind == sc._MAP:
+        if not isinstance(value, dict):
+            return f"cannot restore map from {_go_kind(value)}"
+        for item in value.values():
+            found = converter_error(node.item, item)
+            if found:
+                return found
+        return None
+    if kind == sc._ARRAY:
+        if not isinstance(value, list):
+            return f"cannot restore slice from {_go_kind(value)}"
+        for item in value:
+            found = converter_error(node.item, item)
+            if found:
+                return found
+        return None
+    if kind == sc._BYTES:
+        if isinstance(value, str | list):
+            return None
+        return f"cannot restore slice from {_go_kind(value)}"
+    want = {sc._STRING: "string", sc._BOOL: "bool", sc._FLOAT: "float64"}.get(kind)
+    if kind == sc._INT:
+        want = node.go or "int64"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        if isinstance(value, float) and value.is_integer():
+            return None
+    elif want == "string" and isinstance(value, str):
+        return None
+    elif want == "bool" and isinstance(value, bool):
+        return None
+    elif want == "float64" and isinstance(value, int | float) and not isinstance(value, bool):
+        return None
+    if want is None:
+        return None  # IntOrString, Quantity, Time, any: their own unmarshalers (the decoder's checks follow)
+    return f"cannot convert {_go_type(value)} to {want}"

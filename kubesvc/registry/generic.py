@@ -3,7 +3,9 @@
 Create: decode (schema; strict/warn/ignore) -> namespace exists -> prepare_for_create -> defaults ->
 validate -> allocate (Service addresses, Pod IP) -> persist -> controllers (endpoints), all inside one
 write transaction, so parallel writers never hand out the same address and a failure leaves nothing.
-Update: the same with prepare_for_update/validate_update and an optimistic resourceVersion check.
+Update: the resourceVersion check first (a stale one is a Conflict before any validation), then the same
+with prepare_for_update/validate_update; an update that changes nothing writes nothing and keeps the
+resourceVersion (``unchanged``: kubectl then prints ``(no change)``).
 Dry runs execute the whole pipeline and roll the transaction back.
 The CLI and (later) the API server call only this module for writes: they can never disagree.
 """
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.api.kinds import BY_KIND, Kind
-from kubesvc.errors import BadRequest, Invalid, NotFound
+from kubesvc.errors import BadRequest, Conflict, Invalid, NotFound
 
 if TYPE_CHECKING:
     from kubesvc.config import Settings
@@ -242,6 +244,9 @@ class Registry:
         st = kinds.for_kind(k.kind)
         if k.namespaced:
             new["metadata"].setdefault("namespace", old["metadata"].get("namespace", "default"))
+        given = new["metadata"].get("resourceVersion")
+        if given and str(given) != str(old["metadata"].get("resourceVersion")):  # before validation, as GuaranteedUpdate
+            raise Conflict(k.resource, new["metadata"].get("name", ""))
         saved = st.user_status(new)
         st.prepare_for_update(txn, new, old)
         st.default(new, old)
@@ -250,6 +255,8 @@ class Registry:
             raise Invalid(k.kind, new["metadata"].get("name", ""), errs)
         st.restore_status(new, old, saved)
         st.allocate(txn, new, self.settings, old)
+        if unchanged(new, old):  # nothing to write: the resourceVersion stays, no event, no hooks
+            return old
         stored = txn.update(new, check_version=True)
         self._after_write(txn, k, old, stored)
         return stored
@@ -274,3 +281,22 @@ class Registry:
         from kubesvc.registry import kinds
 
         kinds.for_kind(k.kind).after_write(self, txn, old, new)
+
+
+def unchanged(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether an update writes nothing new (the apiserver compares the encoded objects after
+    prepare and defaulting): the metadata the store sets (resourceVersion, uid, creationTimestamp)
+    and the times of managedFields entries are not compared."""
+
+    def norm(obj: dict[str, Any]) -> dict[str, Any]:
+        out = dict(obj)
+        meta = dict(out.get("metadata") or {})
+        for key in ("resourceVersion", "uid", "creationTimestamp"):
+            meta.pop(key, None)
+        if isinstance(meta.get("managedFields"), list):
+            meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e
+                                     for e in meta["managedFields"]]
+        out["metadata"] = meta
+        return out
+
+    return norm(new) == norm(old)

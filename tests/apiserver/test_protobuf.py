@@ -368,8 +368,7 @@ def test_kubectl_creates_each_kind(api: Api, ns: str, name: str) -> None:
 
 @needs_kubectl
 def test_kubectl_scale(api: Api, ns: str) -> None:
-    if not _served(api, f"/apis/apps/v1/namespaces/{ns}/deployments/d/scale"):
-        pytest.skip("kubesvc does not serve deployments/scale yet")
+    assert _served(api, f"/apis/apps/v1/namespaces/{ns}/deployments/d/scale")
     assert api.kubectl("-n", ns, *INDEX["deployment"]["kubectl"]).code == 0
     r = api.kubectl("-n", ns, *INDEX["scale"]["kubectl"])
     assert r.code == 0, r.err

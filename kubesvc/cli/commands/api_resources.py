@@ -30,12 +30,14 @@ def rows(namespaced: bool | None = None, api_group: str | None = None, verbs: li
     from kubesvc.apiserver import discovery
 
     out = []
+    seen: set[tuple[str, str]] = set()
     for gv in discovery.group_versions():
         listing = discovery.resource_list(gv) or {"resources": []}
         for r in listing["resources"]:
-            if "/" in r["name"]:
-                continue  # subresources are not resources
             group = gv.split("/")[0] if "/" in gv else ""
+            if "/" in r["name"] or (group, r["name"]) in seen:
+                continue  # subresources are not resources; a group's preferred version comes first
+            seen.add((group, r["name"]))
             out.append({**r, "group": group, "groupVersion": gv})
     if namespaced is not None:
         out = [r for r in out if r["namespaced"] == namespaced]
