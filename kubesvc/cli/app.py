@@ -102,6 +102,10 @@ COMMANDS: dict[str, str] = {
     "set": "set:app",  # verbs helper (issue 14)
     "explain": "explain:explain",  # openapi helper
     "patch": "patch:patch",  # verbs helper (issue 14)
+    "wait": "wait:wait",  # verbs helper (issue 14)
+    "replace": "replace:replace",  # verbs helper (issue 14)
+    "edit": "edit:edit",  # verbs helper (issue 14)
+    "diff": "diff:diff",  # verbs helper (issue 14)
     "api-resources": "api_resources:api_resources",  # verbs helper (issue 14)
     "api-versions": "api_resources:api_versions",  # verbs helper (issue 14)
     "completion": "completion:completion",  # verbs helper (issue 14)

@@ -8,6 +8,12 @@ with prepare_for_update/validate_update; an update that changes nothing writes n
 resourceVersion (``unchanged``: kubectl then prints ``(no change)``).
 Dry runs execute the whole pipeline and roll the transaction back.
 The CLI and (later) the API server call only this module for writes: they can never disagree.
+
+Field ownership (``metadata.managedFields``, ``api.managedfields``) is the one hook every write passes:
+after validation, before allocation, the writer (``manager=``: the request's fieldManager or its
+User-Agent prefix, the CLI verb's kubectl name, else ``DEFAULT_MANAGER``) gets the fields it set or
+changed; ``server_side_apply`` computes the merged object and its entries first and hands both to
+the same pipeline. Status writes and bindings leave managedFields as they are.
 """
 
 from __future__ import annotations
@@ -36,6 +42,16 @@ class Result:
     object: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     action: str = "created"  # created | configured | unchanged | replaced
+
+
+DEFAULT_MANAGER = "kubesvc"  # writes that name no manager (the built-in controllers)
+CLIENT_SIDE_APPLY = "kubectl-client-side-apply"
+
+
+def _now() -> str:
+    from kubesvc.store.db import now_rfc3339
+
+    return now_rfc3339()
 
 
 class _Rollback(Exception):
@@ -97,12 +113,14 @@ class Registry:
         except _Rollback as rb:
             return rb.result
 
-    def create(self, obj: dict[str, Any], *, dry_run: bool = False, validate: str = "strict") -> Result:
+    def create(self, obj: dict[str, Any], *, dry_run: bool = False, validate: str = "strict",
+               manager: str | None = None) -> Result:
         obj, warnings = self.decode(copy.deepcopy(obj), validate)
-        stored = self._run(dry_run, lambda txn: self._create(txn, obj))
+        stored = self._run(dry_run, lambda txn: self._create(txn, obj, manager))
         return Result(stored, warnings, "created")
 
-    def replace(self, obj: dict[str, Any], *, dry_run: bool = False, validate: str = "strict") -> Result:
+    def replace(self, obj: dict[str, Any], *, dry_run: bool = False, validate: str = "strict",
+                manager: str | None = None) -> Result:
         obj, warnings = self.decode(copy.deepcopy(obj), validate)
 
         def run(txn: Txn) -> dict[str, Any]:
@@ -113,11 +131,45 @@ class Registry:
             old = txn.get(k.kind, meta.get("namespace", "") if k.namespaced else "", meta.get("name", ""))
             if old is None:
                 raise NotFound(k.resource, meta.get("name", ""))
-            return self._update(txn, obj, old)
+            return self._update(txn, obj, old, manager)
 
         return Result(self._run(dry_run, run), warnings, "replaced")
 
-    def apply(self, obj: dict[str, Any], *, dry_run: bool = False, validate: str = "strict") -> Result:
+    def server_side_apply(self, obj: dict[str, Any], *, manager: str, force: bool = False, dry_run: bool = False,
+                          validate: str = "strict") -> Result:
+        """Server-side apply (``api.managedfields.apply``): create when missing, else merge ``obj`` into
+        the live object with field ownership; ``ApplyConflict`` when another manager owns a changed field."""
+        from kubesvc.api import managedfields as mf
+
+        obj, warnings = self.decode(copy.deepcopy(obj), validate)
+        meta = obj.get("metadata")
+        if isinstance(meta, dict) and meta.get("managedFields") is not None:
+            raise BadRequest("metadata.managedFields must be nil")
+
+        def run(txn: Txn) -> Result:
+            k = BY_KIND[obj["kind"]]
+            meta = obj.setdefault("metadata", {})
+            if k.namespaced:
+                meta.setdefault("namespace", "default")
+            live = txn.get(k.kind, meta.get("namespace", "") if k.namespaced else "", meta.get("name", ""))
+            node = mf.schema_for(k.api_version, k.kind)
+            now = _now()
+            entries = mf.decode_entries((live or {}).get("metadata", {}).get("managedFields")) or []
+            done = mf.apply(live, obj, node, entries, manager, k.api_version, now, force)
+            managed = mf.encode_entries(done.entries)
+            if live is None:
+                return Result(self._create(txn, done.object, manager, managed), warnings, "created")
+            if not done.changed and managed == live["metadata"].get("managedFields"):
+                return Result(live, warnings, "unchanged")
+            new = done.object
+            new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            return Result(self._update(txn, new, live, manager, managed), warnings, "configured")
+
+        result: Result = self._run(dry_run, run)
+        return result
+
+    def apply(self, obj: dict[str, Any], *, dry_run: bool = False, validate: str = "strict",
+              manager: str | None = CLIENT_SIDE_APPLY) -> Result:
         """Client-side apply: create with the last-applied annotation, or three-way merge onto live."""
         from kubesvc.api import apply as applylib
 
@@ -133,7 +185,7 @@ class Registry:
                 meta.setdefault("namespace", "default")
             live = txn.get(k.kind, meta.get("namespace", "") if k.namespaced else "", meta.get("name", ""))
             if live is None:
-                return Result(self._create(txn, obj), warnings, "created")
+                return Result(self._create(txn, obj, manager), warnings, "created")
             raw = (live["metadata"].get("annotations") or {}).get(applylib.LAST_APPLIED)
             original = json.loads(raw) if raw else None
             if raw is None:
@@ -147,14 +199,15 @@ class Registry:
             if not patch:
                 return Result(live, warnings, "unchanged")
             merged = applylib.apply_strategic_patch(copy.deepcopy(live), patch)
-            return Result(self._update(txn, merged, live), warnings, "configured")
+            return Result(self._update(txn, merged, live, manager), warnings, "configured")
 
         result: Result = self._run(dry_run, run)
         return result
 
-    def mutate(self, kind: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], None], *, dry_run: bool = False) -> dict[str, Any]:
+    def mutate(self, kind: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], None], *, dry_run: bool = False,
+               manager: str | None = None) -> dict[str, Any]:
         """Read-modify-write of one object inside one transaction (label, annotate, scale)."""
-        return self._read_modify_write(kind, namespace, name, fn, dry_run=dry_run, status_only=False)
+        return self._read_modify_write(kind, namespace, name, fn, dry_run=dry_run, status_only=False, manager=manager)
 
     def update_status(self, kind: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Read-modify-write of ``status`` only (``prepare_for_status_update``): spec, labels and
@@ -162,7 +215,7 @@ class Registry:
         return self._read_modify_write(kind, namespace, name, fn, dry_run=False, status_only=True)
 
     def _read_modify_write(self, kind: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], None], *,
-                           dry_run: bool, status_only: bool) -> dict[str, Any]:
+                           dry_run: bool, status_only: bool, manager: str | None = None) -> dict[str, Any]:
         from kubesvc.api import strategy
 
         def run(txn: Txn) -> dict[str, Any]:
@@ -177,7 +230,7 @@ class Registry:
             if new == old:
                 return old
             if not status_only:
-                return self._update(txn, new, old)
+                return self._update(txn, new, old, manager)
             stored = txn.update(new, check_version=True)
             self._after_write(txn, BY_KIND[kind], old, stored)
             return stored
@@ -185,9 +238,42 @@ class Registry:
         result: dict[str, Any] = self._run(dry_run, run)
         return result
 
-    def delete(self, kind: str, namespace: str, name: str, *, dry_run: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self._run(dry_run, lambda txn: self._delete(txn, kind, namespace, name))
+    def delete(self, kind: str, namespace: str, name: str, *, dry_run: bool = False,
+               propagation: str = "Background") -> dict[str, Any]:
+        """Delete one object; its dependents (ownerReferences) go with it in the same transaction, or with
+        ``propagation="Orphan"`` stay, with the reference to the deleted owner removed (as the garbage
+        collector orphans them). ``Foreground`` ends the same as ``Background`` here: one transaction."""
+
+        def run(txn: Txn) -> dict[str, Any]:
+            if propagation == "Orphan":
+                self._orphan_dependents(txn, kind, namespace, name)
+            return self._delete(txn, kind, namespace, name)
+
+        result: dict[str, Any] = self._run(dry_run, run)
         return result
+
+    def _orphan_dependents(self, txn: Txn, kind: str, namespace: str, name: str) -> None:
+        """(delete --cascade=orphan) Drop the owner's ownerReferences from its dependents, before it goes."""
+        from kubesvc.registry import kinds
+
+        k = BY_KIND[kind]
+        owner = txn.get(kind, namespace if k.namespaced else "", name)
+        uid = (owner or {}).get("metadata", {}).get("uid")
+        if not uid:
+            return
+        ns = owner["metadata"].get("namespace", "default") if owner else "default"
+        for dep_kind in kinds.for_kind(kind).dependents:
+            for obj in txn.list(dep_kind, ns):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if any(r.get("uid") == uid for r in refs):
+                    new = copy.deepcopy(obj)
+                    kept = [r for r in refs if r.get("uid") != uid]
+                    if kept:
+                        new["metadata"]["ownerReferences"] = kept
+                    else:
+                        new["metadata"].pop("ownerReferences", None)
+                    stored = txn.update(new, check_version=True)
+                    self._after_write(txn, BY_KIND[dep_kind], obj, stored)
 
     def bind_pod(self, namespace: str, name: str, node: str) -> dict[str, Any]:
         """The binding subresource: set ``spec.nodeName`` once (a no-op when already bound there)."""
@@ -213,12 +299,15 @@ class Registry:
     # ------------------------------------------------------------------------------ pipeline steps
     # Each step asks the kind's strategy (kubesvc.registry.kinds): no per-kind branch lives here.
 
-    def _create(self, txn: Txn, obj: dict[str, Any]) -> dict[str, Any]:
+    def _create(self, txn: Txn, obj: dict[str, Any], manager: str | None = None,
+                managed: builtins.list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """``managed``: entries computed already (server-side apply); else the creator's are recorded."""
         from kubesvc.registry import kinds
 
         k = BY_KIND[obj["kind"]]
         st = kinds.for_kind(k.kind)
         meta = obj.setdefault("metadata", {})
+        requested = meta.get("managedFields")
         if k.namespaced:
             ns = meta.setdefault("namespace", "default")
             if txn.get("Namespace", "", ns) is None:
@@ -232,16 +321,19 @@ class Registry:
         if errs:
             raise Invalid(k.kind, meta.get("name", ""), errs)
         st.restore_status(obj, None, saved)
+        self._own(obj, None, requested, manager, managed)
         st.allocate(txn, obj, self.settings, None)
         stored = txn.create(obj)
         self._after_write(txn, k, None, stored)
         return stored
 
-    def _update(self, txn: Txn, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    def _update(self, txn: Txn, new: dict[str, Any], old: dict[str, Any], manager: str | None = None,
+                managed: builtins.list[dict[str, Any]] | None = None) -> dict[str, Any]:
         from kubesvc.registry import kinds
 
         k = BY_KIND[new["kind"]]
         st = kinds.for_kind(k.kind)
+        requested = new.setdefault("metadata", {}).get("managedFields")
         if k.namespaced:
             new["metadata"].setdefault("namespace", old["metadata"].get("namespace", "default"))
         given = new["metadata"].get("resourceVersion")
@@ -254,6 +346,7 @@ class Registry:
         if errs:
             raise Invalid(k.kind, new["metadata"].get("name", ""), errs)
         st.restore_status(new, old, saved)
+        self._own(new, old, requested, manager, managed)
         st.allocate(txn, new, self.settings, old)
         if unchanged(new, old):  # nothing to write: the resourceVersion stays, no event, no hooks
             return old
@@ -275,6 +368,23 @@ class Registry:
         st.after_delete(self, txn, old)
         self._after_write(txn, k, old, None)
         return old
+
+    @staticmethod
+    def _own(obj: dict[str, Any], old: dict[str, Any] | None, requested: Any, manager: str | None,
+             managed: builtins.list[dict[str, Any]] | None) -> None:
+        """The field-ownership hook: ``metadata.managedFields`` of the object about to be stored."""
+        from kubesvc.api import managedfields as mf
+
+        if managed is None:
+            who = manager or DEFAULT_MANAGER
+            if old is None:
+                managed = mf.on_create(obj, requested, who, _now())
+            else:
+                managed = mf.on_update(old, obj, requested, who, _now())
+        if managed:
+            obj["metadata"]["managedFields"] = managed
+        else:
+            obj["metadata"].pop("managedFields", None)
 
     def _after_write(self, txn: Txn, k: Kind, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         """The kind's hooks that run inside the write (the endpoints controller, LB events...)."""

@@ -1,4 +1,9 @@
-"""`kubesvc delete`: by TYPE NAME..., TYPE/NAME, -f, -l or --all; prints `service "web" deleted`."""
+"""`kubesvc delete`: by TYPE NAME..., TYPE/NAME, -f, -l or --all; prints `service "web" deleted`.
+
+kubectl's deletion flags: ``--wait`` (default true: return once the object is gone), ``--now`` (grace period 1),
+``--force`` (kubectl's immediate-deletion warning, ``force deleted``), ``--grace-period`` (accepted; kubesvc's
+deletes are immediate), ``--cascade=background|foreground|orphan`` (orphan keeps the dependents and drops their
+ownerReferences to the deleted owner; foreground ends as background, in one transaction), ``--timeout``."""
 
 from __future__ import annotations
 
@@ -22,6 +27,12 @@ def delete(
     ignore_not_found: Annotated[bool, typer.Option("--ignore-not-found", help="Treat 'resource not found' as a successful delete.")] = False,
     dry_run: common.DryRunOpt = "none",
     output: common.OutputOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="If true, wait for resources to be gone before returning.")] = True,
+    now: Annotated[bool, typer.Option("--now", help="If true, resources are signaled for immediate shutdown (same as --grace-period=1).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="If true, immediately remove resources from API and bypass graceful deletion.")] = False,
+    grace_period: Annotated[int, typer.Option("--grace-period", help="Period of time in seconds given to the resource to terminate gracefully. Ignored if negative.")] = -1,
+    cascade: Annotated[str, typer.Option("--cascade", help='Must be "background", "orphan", or "foreground". Defaults to background.')] = "background",
+    timeout: Annotated[str, typer.Option("--timeout", help="The length of time to wait before giving up on a delete, zero means determine a timeout from the size of the object")] = "0s",
     store: StoreOpt = None,
 ) -> None:
     """Delete resources by file names, stdin, resources and names, or by resources and label selector."""
@@ -29,6 +40,17 @@ def delete(
     from kubesvc.api.kinds import BY_KIND
     from kubesvc.cli.commands.get import parse_targets
 
+    propagation = _propagation(cascade)
+    if now and grace_period != -1:
+        raise ClientError("--now and --grace-period cannot be specified together")
+    if force and grace_period > 0:
+        raise ClientError("--force and --grace-period greater than 0 cannot be specified together")
+    wait_for = common.parse_timeout(timeout) if timeout else 0.0
+    if force:
+        import sys
+
+        sys.stderr.write("Warning: Immediate deletion does not wait for confirmation that the running resource has been "
+                         "terminated. The resource may continue to run on the cluster indefinitely.\n")
     mode = common.dry_run_mode(dry_run)
     if output and output != "name":
         raise ClientError(f"unexpected -o output mode: {output}. We only support '-o name'")
@@ -69,7 +91,7 @@ def delete(
             if reg is None:  # --dry-run=client
                 obj: dict[str, Any] = {"metadata": {"name": name}}
             else:
-                obj = reg.delete(kind, obj_ns, name, dry_run=mode != "none")
+                obj = reg.delete(kind, obj_ns, name, dry_run=mode != "none", propagation=propagation)
         except NotFound as e:
             if not ignore_not_found:
                 failures.append(Failure(e, context))
@@ -79,10 +101,13 @@ def delete(
             continue
         deleted += 1
         k = BY_KIND[kind]
+        if wait and reg is not None and mode == "none":
+            _wait_gone(reg, kind, obj_ns, name, wait_for)
         if out_fmt == "name":
             common.out(f"{k.type_name}/{name}\n")
         else:
-            common.out(f'{k.type_name} "{obj["metadata"]["name"]}" deleted{suffix}\n')
+            verb = "force deleted" if force else "deleted"
+            common.out(f'{k.type_name} "{obj["metadata"]["name"]}" {verb}{suffix}\n')
     if not work and not failures and not filename:
         import sys
 
@@ -90,3 +115,26 @@ def delete(
     if failures:
         common.print_failures(failures)
         raise Exit(1)
+
+
+def _propagation(cascade: str) -> str:
+    """kubectl's --cascade values (true/false are the deprecated spellings of background/orphan)."""
+    value = {"true": "background", "false": "orphan"}.get(cascade, cascade)
+    if value not in ("background", "foreground", "orphan"):
+        raise ClientError(f'invalid cascade value ({cascade}). Must be "background", "foreground", or "orphan"')
+    return value.capitalize()
+
+
+def _wait_gone(reg: Any, kind: str, namespace: str, name: str, timeout: float) -> None:
+    """--wait: until the object is gone from the store (at once here: kubesvc has no finalizers), then
+    kubectl's wait-for-deletion error if ``timeout`` (when set) passes first."""
+    import time
+
+    from kubesvc.api.kinds import BY_KIND
+
+    k = BY_KIND[kind]
+    deadline = time.monotonic() + (timeout if timeout > 0 else 3600.0)
+    while reg.store.get(kind, namespace if k.namespaced else "", name) is not None:
+        if time.monotonic() >= deadline:
+            raise ClientError(f"timed out waiting for the condition on {k.resource}/{name}")
+        reg.store.wait_for_change(reg.store.revision(), 0.5, interval=0.05)
