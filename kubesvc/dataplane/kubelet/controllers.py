@@ -7,6 +7,8 @@ Rules kept here:
 - Every action is an Event on the owner, with the upstream controllers' reasons and wording:
   SuccessfulCreate / SuccessfulDelete (``replicaset-controller``, ``replication-controller``) and
   ScalingReplicaSet (``deployment-controller``).
+- Then the StatefulSet, DaemonSet, Job and CronJob controllers and the garbage collector
+  (``kubesvc/controllers/``), each one pass over its kind.
 - Pods are created through the registry (validation, defaults and a pod IP like any other pod).
 """
 
@@ -16,6 +18,11 @@ import logging
 from typing import Any
 
 from kubesvc.controllers import replicas as rp
+from kubesvc.controllers.cronjob import CronJobController
+from kubesvc.controllers.daemonset import DaemonSetController
+from kubesvc.controllers.gc import GarbageCollector
+from kubesvc.controllers.jobs import JobController
+from kubesvc.controllers.statefulset import StatefulSetController
 from kubesvc.dataplane.kubelet.events import Recorder
 from kubesvc.errors import AlreadyExists, KubesvcError, NotFound
 from kubesvc.registry.generic import Registry
@@ -31,6 +38,10 @@ class Controllers:
         self.registry = registry
         self.store = registry.store
         self.recorders = {k: Recorder(registry, c, host) for k, c in COMPONENTS.items()}
+        # The workload controllers and the garbage collector (kubesvc/controllers/*.py), after the replica ones.
+        self.workloads = [cls(registry, Recorder(registry, cls.component, host).event)
+                          for cls in (StatefulSetController, DaemonSetController, JobController, CronJobController,
+                                      GarbageCollector)]
 
     def sync(self) -> None:
         pods = self.store.list("Pod")
@@ -39,6 +50,11 @@ class Controllers:
                 self._guard(self._sync_replicas, owner, pods)
         for deploy in self.store.list("Deployment"):
             self._guard(self._sync_deployment, deploy)
+        for ctrl in self.workloads:
+            try:
+                ctrl.sync()
+            except KubesvcError as e:
+                log.warning("sync failed", extra={"kv": {"controller": ctrl.component, "error": str(e)}})
 
     def _guard(self, fn: Any, *args: Any) -> None:
         try:
