@@ -99,6 +99,7 @@ COMMANDS: dict[str, str] = {
     "logs": "workloads:logs",  # workloads helper
     "ingress": "ingress:ingress",  # ingress helper
     "run": "run:run",  # verbs helper (issue 14)
+    "autoscale": "autoscale:autoscale",  # scale helper (issue 13)
     "set": "set:app",  # verbs helper (issue 14)
     "explain": "explain:explain",  # openapi helper
     "patch": "patch:patch",  # verbs helper (issue 14)

@@ -104,3 +104,30 @@ def update_scale(registry: Registry, kind: str, namespace: str, name: str, scale
 
     stored = registry.mutate(kind, namespace, name, fn, dry_run=dry_run)
     return to_scale(copy.deepcopy(stored))
+
+
+def scale(registry: Registry, kind: str, namespace: str, name: str, replicas: int, *, current: int = -1,
+          resource_version: str = "", dry_run: bool = False) -> Obj:
+    """What ``kubectl scale`` does (kubectl's ``scale.ScaleWithPrecondition``): with a precondition
+    (``current`` >= 0 or a ``resource_version``) read the Scale, check it (``Expected replicas to be 2,
+    was 3``; ``Expected resource version to be 7, was 9``: client errors, nothing written) and write it
+    back carrying its resourceVersion; else write ``spec.replicas`` alone. Returns the owner as it was
+    read before the write (what kubectl prints with ``-o``)."""
+    from kubesvc.errors import ClientError
+
+    if kind not in SCALABLE:
+        raise ClientError(f"cannot scale {BY_KIND[kind].plural}: only deployments, replicasets, statefulsets and "
+                          "replicationcontrollers have a scale subresource")
+    before = registry.get(kind, namespace, name)
+    cur = to_scale(before)
+    have = int(cur["spec"].get("replicas", 0))
+    if current >= 0 and have != current:
+        raise ClientError(f"Expected replicas to be {current}, was {have}")
+    if resource_version and cur["metadata"].get("resourceVersion") != resource_version:
+        raise ClientError(f"Expected resource version to be {resource_version}, was {cur['metadata'].get('resourceVersion')}")
+    new = copy.deepcopy(cur)
+    new["spec"]["replicas"] = replicas
+    if current < 0 and not resource_version:
+        new["metadata"].pop("resourceVersion", None)  # kubectl's merge patch: no precondition
+    update_scale(registry, kind, namespace, name, new, dry_run=dry_run)
+    return before

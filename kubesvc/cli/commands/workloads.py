@@ -30,16 +30,21 @@ def _target(args: list[str], verb: str) -> tuple[str, str]:
 
 
 def scale(
-    target: Annotated[list[str], Arg(help="TYPE/NAME or TYPE NAME (deployment, replicaset, replicationcontroller).")],
+    target: Annotated[list[str], Arg(help="TYPE/NAME or TYPE NAME (deployment, replicaset, statefulset, replicationcontroller).")],
     replicas: Annotated[int, Opt("--replicas", help="The new desired number of replicas. Required.")] = -1,
-    current_replicas: Annotated[int, Opt("--current-replicas", help="Precondition: scale only if the current count is this.")] = -1,
+    current_replicas: Annotated[int, Opt("--current-replicas", help="Precondition for current size. Requires that the current size of the resource match this value in order to scale. -1 (default) for no condition.")] = -1,
+    resource_version: Annotated[str, Opt("--resource-version", help="Precondition for resource version. Requires that the current resource version match this value in order to scale.")] = "",
     namespace: NamespaceOpt = None,
     output: common.OutputOpt = None,
     dry_run: common.DryRunOpt = "none",
     store: StoreOpt = None,
 ) -> None:
-    """Set a new size for a deployment, replica set or replication controller."""
-    from kubesvc.dataplane.kubelet import rollout as ops
+    """Set a new size for a deployment, replica set, stateful set or replication controller (kubesvc.registry.scale)."""
+    import copy
+
+    from kubesvc.api.kinds import BY_KIND
+    from kubesvc.errors import NotFound
+    from kubesvc.registry import scale as scalelib
 
     kind, name = _target(target, "scale")
     if replicas < 0:
@@ -47,35 +52,14 @@ def scale(
     mode = common.dry_run_mode(dry_run)
     out_fmt = common.check_output(output)
     ns, _ = common.namespace(namespace)
-    if mode == "none" and not out_fmt:
-        common.out(ops.scale(common.registry(store), kind, ns, name, replicas, current_replicas))
-        return
-    _scale_checked(kind, ns, name, replicas, current_replicas, mode, out_fmt, store)
-
-
-def _scale_checked(kind: str, ns: str, name: str, replicas: int, current: int, mode: str, out_fmt: str,
-                   store: str | None) -> None:
-    """scale with --dry-run or -o: --dry-run=client reads the object (kubectl GETs it) and writes nothing."""
-    import copy
-
-    from kubesvc.api.kinds import BY_KIND
-    from kubesvc.dataplane.kubelet import rollout as ops
-    from kubesvc.errors import BadRequest
-
-    if kind not in ops.SCALABLE:
-        raise ClientError(f"cannot scale {BY_KIND[kind].plural}: only deployments, replicasets and replicationcontrollers")
-
-    def resize(obj: dict) -> None:
-        have = int((obj.get("spec") or {}).get("replicas", 1))
-        if current >= 0 and have != current:
-            raise BadRequest(f"Expected replicas to be {current}, was {have}")
-        obj.setdefault("spec", {})["replicas"] = replicas
-
-    if mode == "client":
-        obj = copy.deepcopy(common.read_object(common.read_registry(store), kind, ns, name))
-        resize(obj)
-    else:
-        obj = common.registry(store).mutate(kind, ns, name, resize, dry_run=mode == "server")
+    try:
+        if mode == "client":  # kubectl reads the object, checks nothing and writes nothing
+            obj = copy.deepcopy(common.read_object(common.read_registry(store), kind, ns, name))
+        else:
+            obj = scalelib.scale(common.registry(store), kind, ns, name, replicas, current=current_replicas,
+                                 resource_version=resource_version, dry_run=mode == "server")
+    except NotFound as e:
+        raise ClientError(f"no objects passed to scale {e}") from None
     if out_fmt:
         common.print_objects([obj], out_fmt, True)
     else:
