@@ -389,9 +389,9 @@ def _atoi(s: str) -> int:
         raise ClientError(f'strconv.Atoi: parsing "{s}": invalid syntax') from None
 
 
-def run_service(name: str, port: str, selector: dict[str, str]) -> dict[str, Any]:
-    """The Service ``kubectl run --expose --port`` creates in front of the pod."""
+def run_service(name: str, port: str, selector: dict[str, str], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Service ``kubectl run --expose --port`` creates in front of the pod (labelled with ``--labels`` only)."""
     p = _atoi(port)
-    return {"kind": "Service", "apiVersion": "v1", "metadata": _meta(name),
+    return {"kind": "Service", "apiVersion": "v1", "metadata": _meta(name, labels=dict(labels or {})),
             "spec": {"ports": [{"protocol": "TCP", "port": p, "targetPort": p}], "selector": dict(selector)},
             "status": {"loadBalancer": {}}}

@@ -63,8 +63,9 @@ def run(
                              privileged=privileged)
     ns, explicit = common.namespace(namespace)
     if expose:
-        svc = generators.run_service(name, port, pod["metadata"]["labels"])
-        common.print_or_create(svc, ns, mode, out_fmt, "created", store, explicit=explicit)
+        given = pod["metadata"]["labels"] if labels else None
+        svc = generators.run_service(name, port, pod["metadata"]["labels"], given)
+        common.print_or_create(svc, ns, mode, out_fmt, "created", store, explicit=explicit, manager="kubectl-run")
         if out_fmt == "yaml":
             common.out("---\n---\n")  # kubectl's two printers each mark a second document
-    common.print_or_create(pod, ns, mode, out_fmt, "created", store, explicit=explicit)
+    common.print_or_create(pod, ns, mode, out_fmt, "created", store, explicit=explicit, manager="kubectl-run")

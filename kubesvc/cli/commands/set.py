@@ -73,7 +73,7 @@ def _apply(targets: list[tuple[str, str]], ns: str, fn: Callable[[dict], None], 
                 fn(o)
                 seen["changed"] = o != seen["before"]
 
-            obj = common.registry(store).mutate(kind, ns, name, wrapped, dry_run=mode == "server")
+            obj = common.registry(store).mutate(kind, ns, name, wrapped, dry_run=mode == "server", manager="kubectl-set")
             changed = bool(seen.get("changed"))
         if not changed and not always:
             continue
@@ -227,7 +227,8 @@ def set_selector(
     def change(obj: dict) -> None:
         from kubesvc.api.kinds import BY_KIND
 
-        if resource_version and obj["metadata"].get("resourceVersion") != resource_version:
+        # the server checks the version the patch carries; a client dry run sends nothing
+        if resource_version and mode != "client" and obj["metadata"].get("resourceVersion") != resource_version:
             raise Conflict(BY_KIND[obj["kind"]].resource, obj["metadata"]["name"])
         if obj["kind"] != "Service":
             raise ClientError("setting a selector is only supported for Services")

@@ -217,10 +217,12 @@ def rollout_history(
     """View previous rollout revisions and configurations."""
     kind, name = _target(target, "rollout history")
     out_fmt = common.check_output(output)
-    if kind != "Deployment":
-        raise ClientError(f'error retrieving history for "{kind}", no visitor method exists for {{ {kind}}}')
     ns, _ = common.namespace(namespace)
-    history = _history(common.registry(store), ns, name)
+    reg = common.registry(store)
+    if kind != "Deployment":
+        reg.get(kind, ns, name)  # kubectl reads the object first: a missing one is NotFound
+        raise ClientError(f'error retrieving history for "{kind}", no visitor method exists for {{ {kind}}}')
+    history = _history(reg, ns, name)
     if out_fmt:
         if revision > 0:
             if revision not in history:
@@ -246,7 +248,7 @@ def _pause(target: list[str], namespace: str | None, store: str | None, verb: st
         else:
             o.setdefault("spec", {}).pop("paused", None)
 
-    reg.mutate("Deployment", ns, name, fn)
+    reg.mutate("Deployment", ns, name, fn, manager="kubectl-rollout")
     common.out(f"deployment.apps/{name} {'paused' if paused else 'resumed'}\n")
 
 
