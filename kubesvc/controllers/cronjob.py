@@ -122,7 +122,7 @@ class CronJobController:
             earliest = parse_ts(status["lastScheduleTime"]) if status.get("lastScheduleTime") else parse_ts(meta["creationTimestamp"])
             deadline = spec.get("startingDeadlineSeconds")
             if deadline is not None:
-                earliest = max(earliest, now - timedelta(seconds=int(deadline)) - timedelta(minutes=1))
+                earliest = max(earliest, now - timedelta(seconds=int(deadline)))
             scheduled, missed = cron.unmet(schedule, earliest, now, zone)
             if missed > 100:
                 self.event(cj, "Warning", "TooManyMissedTimes",
