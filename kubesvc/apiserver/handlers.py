@@ -46,9 +46,9 @@ from kubesvc.registry.generic import Registry
 JSON = "application/json"
 MAX_BODY = 3 * 1024 * 1024  # the apiserver's request size limit
 _VALIDATION = {"Strict": "strict", "Warn": "warn", "Ignore": "ignore"}
-
-
 _STREAMING = {"Pod": ("log", "exec", "attach", "portforward", "proxy"), "Service": ("proxy",)}  # streams.py
+
+
 @dataclass
 class Request:
     method: str
@@ -204,14 +204,14 @@ def _group_version(req: Request, ctx: Context, gv: str, rest: list[str]) -> Resp
 
 
 def _resource(req: Request, ctx: Context, res: Resource, namespace: str | None, tail: list[str]) -> Response:
-    if len(tail) > 2:
-        raise not_found_path()
     if (len(tail) >= 2 and namespace is not None and tail[1] in _STREAMING.get(res.kind.kind, ())
             and not res.converted):
         from kubesvc.apiserver import streams  # log, exec, attach, portforward, proxy
 
         _name_segment(tail[0], "name")
         return streams.route(req, ctx, res.kind.kind, namespace, tail[0], tail[1], tail[2:])
+    if len(tail) > 2:
+        raise not_found_path()
     if res.converted:  # autoscaling/v1 HPA: converted to and from the stored version
         from kubesvc.apiserver import versions
 

@@ -41,7 +41,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from kubesvc.apiserver import handlers
+from kubesvc.apiserver import handlers, streams
 from kubesvc.apiserver import patch as patchlib
 from kubesvc.apiserver.status import HTTP_REASON, from_error, status
 from kubesvc.errors import ClientError
@@ -116,10 +116,11 @@ class _Refuse(Exception):
 
 
 class _Head:
-    __slots__ = ("method", "target", "version", "headers", "lists")
+    __slots__ = ("method", "target", "version", "headers", "lists", "items")
 
     def __init__(self, method: str, target: str, version: str, items: list[tuple[str, str]]) -> None:
         self.method, self.target, self.version = method, target, version
+        self.items = items  # as sent, in order (a WebSocket handshake reads them)
         self.headers: dict[str, str] = {}  # lower-cased names, the last value wins
         self.lists: dict[str, list[str]] = {}
         for name, value in items:
@@ -563,6 +564,8 @@ class ApiServer:
         req = handlers.Request.build(head.method, head.target, {}, b"")
         req.headers = dict(head.headers)
         is_watch = head.method in ("GET", "HEAD") and req.flag("watch")
+        # exec, attach, port-forward, proxy and followed logs hold the connection like a watch (streams.py)
+        is_watch = is_watch or streams.long_running(head.method, req.path, req.flag("follow"))
         if is_watch and c.watches >= lim.max_watches:
             raise _Refuse(429, "TooManyRequests", f"too many watches (the limit is {lim.max_watches}), please try again later",
                           close=framing != "none", headers=[("Retry-After", "1")])
@@ -580,6 +583,17 @@ class ApiServer:
             finally:
                 if not is_watch:
                     c.inflight -= 1
+            if isinstance(resp.stream, streams.Action):
+                if resp.code == 101 and not streams.upgrade_kind(req.headers):
+                    raise _Refuse(400, "BadRequest", "Upgrade request required", close=True)
+                io = streams.StreamIO(reader, writer, head.method, head.target, head.version, head.items, self, raw)
+                try:
+                    return await resp.stream.serve(io)
+                except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError, asyncio.CancelledError):
+                    raise
+                except Exception:  # noqa: BLE001 - the connection speaks another protocol now: no HTTP Status on it
+                    log.exception("stream failed: %s %s", req.method, req.path)
+                    return False
             if isinstance(resp.stream, WatchStream):
                 return await self._send_watch(reader, writer, head, resp, close)
             if resp.stream is not None:  # a plain iterator of chunks (a watch answered at once)

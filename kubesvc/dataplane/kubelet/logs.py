@@ -5,6 +5,12 @@ Rules kept here: each container instance writes stdout and stderr, interleaved a
 the current instance, ``--previous`` the one before; ``-f`` follows the current file until the pod
 or the container instance goes away (or the reader is interrupted). The directory goes when the
 node agent stops the pod for good (the pod was deleted).
+- The API server's ``pods/log`` and ``kubesvc logs`` share ``Options`` (kubectl's flags): ``tail`` lines,
+  ``limit_bytes`` (the output stops there, following included), ``since`` (a time) and ``timestamps``.
+  Containers write straight to their file (so a kubelet restart never cuts their output), hence lines
+  carry no time of their own: ``timestamps`` prefixes each line already written with the file's last
+  write time and each followed line with the time it was read; ``since`` keeps a file only when it was
+  written at or after that time (whole files, not lines); lines followed are always new.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +103,64 @@ def follow(path: Path, start: int, still_current: Callable[[], bool], interval: 
             if not still_current():
                 return
         time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class Options:
+    container: str | None = None
+    previous: bool = False
+    tail: int = -1
+    limit_bytes: int = 0  # 0: no limit
+    since: float | None = None  # a Unix time
+    timestamps: bool = False
+    follow: bool = False
+
+
+def rfc3339nano(t: float) -> str:
+    d = datetime.fromtimestamp(t, UTC)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(round((t % 1) * 1e9)) % 1_000_000_000:09d}Z"
+
+
+def stamp(data: bytes, t: float) -> bytes:
+    """Each line of ``data`` prefixed with the time ``t`` (kubectl's ``--timestamps`` layout)."""
+    prefix = rfc3339nano(t).encode() + b" "
+    lines = data.splitlines(keepends=True)
+    return b"".join(prefix + line for line in lines)
+
+
+def snapshot(store_path: str, pod: Obj, opts: Options) -> tuple[bytes, Path, int]:
+    """What is in the chosen instance's file now, with ``opts`` applied: (bytes, file, end offset)."""
+    _, path = read(store_path, pod, opts.container, previous=opts.previous, tail=0)
+    with open(path, "rb") as f:
+        data = f.read()
+        end = f.tell()
+        mtime = os.fstat(f.fileno()).st_mtime
+    if opts.since is not None and mtime < opts.since:
+        data = b""
+    if opts.tail >= 0:
+        lines = data.splitlines(keepends=True)
+        data = b"".join(lines[-opts.tail:]) if opts.tail else b""
+    if opts.timestamps:
+        data = stamp(data, mtime)
+    if opts.limit_bytes > 0:
+        data = data[: opts.limit_bytes]
+    return data, path, end
+
+
+def parse_since_time(text: str) -> float:
+    """An RFC 3339 time (``--since-time``) as a Unix time."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadRequest(f'invalid sinceTime "{text}": expected an RFC 3339 time such as 2024-01-02T15:04:05Z') from None
+
+
+def follow_bytes(path: Path, start: int) -> tuple[bytes, int]:
+    """New bytes after ``start`` (and the new offset); empty when the file is gone or unchanged."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            chunk = f.read(1 << 20)
+    except FileNotFoundError:
+        return b"", start
+    return chunk, start + len(chunk)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.api import images as known
-from kubesvc.dataplane.kubelet import identity, images, probes, spec, tracking, volumes
+from kubesvc.dataplane.kubelet import execs, identity, images, probes, spec, tracking, volumes
 from kubesvc.dataplane.kubelet.status import ContainerView
 
 if TYPE_CHECKING:
@@ -238,7 +238,8 @@ class PodWorker:
                         tracking.write(record, {
                             "pid": c.proc.pid, "start": c.start, "boot": tracking.boot_id(), "container": v.name,
                             "restartCount": v.restart_count, "startedAt": v.started_at, "uid": c.identity.uid,
-                            "grace": (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)})
+                            "grace": (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30),
+                            "exec": execs.record(c.identity, c.env, c.cwd, c.wrap, bool(c.user_kw))})
                     v.started = "startupProbe" not in c.spec
                     v.ready = v.started and "readinessProbe" not in c.spec
                     self.node.event(self.pod, "Normal", "Started", f"Started container {v.name}")
