@@ -29,7 +29,8 @@ if mode == "port":
 elif mode == "bad":
     text = text.replace("type: ClusterIP", "type: Bogus")
 elif mode == "badthenfix":
-    text = text.replace("type: ClusterIP", "type: Bogus") if n == 1 else text.replace("type: Bogus", "type: ClusterIP").replace("targetPort: 8080", "targetPort: 8282")
+    fixed = text.replace("type: Bogus", "type: ClusterIP").replace("targetPort: 8080", "targetPort: 8282")
+    text = text.replace("type: ClusterIP", "type: Bogus") if n == 1 else fixed
 elif mode == "empty":
     text = ""
 elif mode == "concurrent":  # someone labels the object while the editor is open
