@@ -14,10 +14,12 @@ Rules kept here (kubectl-wire.md §4, §5, §7, §9):
   response headers.
 - PATCH: merge / JSON / strategic patch onto the live object, then a replace carrying the live
   resourceVersion (retried on a concurrent change unless the patch named a resourceVersion).
-  Server-side apply (``application/apply-patch+yaml``) creates a missing object (201) or three-way
-  merges the applied configuration onto the live one with the rules of client-side apply, the
-  last applied configuration kept in the last-applied annotation. No per-manager field ownership:
-  no managedFields, no conflicts (documented in docs/concepts/apiserver.md).
+- Field managers: every write names one, ``?fieldManager=`` or else the User-Agent before its first
+  ``/`` (``kubectl``, ``OpenAPI-Generator``); at most 128 printable characters (422 otherwise). The
+  registry keeps ``metadata.managedFields`` (``api.managedfields``).
+- Server-side apply (``application/apply-patch+yaml``, ``fieldManager`` required, ``force`` only
+  there): creates a missing object (201) or merges the applied configuration into the live one with
+  field ownership; conflicts are the apiserver's 409 with one ``FieldManagerConflict`` cause per field.
 - Reads: ``as=Table`` in Accept gives a server-side Table (``views.table``), else objects and lists.
   ``limit``/``continue`` page by (namespace, name).
 """
@@ -403,25 +405,48 @@ def _typed_object(body: Any, k: Kind, namespace: str) -> dict[str, Any]:
     return obj
 
 
+def field_manager(req: Request, options: str, apply: bool = False) -> str:
+    """The request's manager: ``fieldManager``, else the User-Agent's prefix (upstream managerOrUserAgent),
+    with ValidatePatchOptions' checks (422 ``<options>.meta.k8s.io "" is invalid``)."""
+    from kubesvc.api import managedfields as mf
+
+    given = req.param("fieldManager")
+    causes: list[tuple[str, str, str]] = []
+    if options == "PatchOptions":
+        if not apply and "force" in req.query:
+            causes.append(("FieldValueForbidden", "Forbidden: may not be specified for non-apply patch", "force"))
+        if apply and not given:
+            causes.append(("FieldValueRequired", "Required value: is required for apply patch", "fieldManager"))
+    causes += [("FieldValueInvalid", e.split(": ", 1)[1], "fieldManager") for e in mf.manager_errors(given)]
+    if causes:
+        text = ", ".join(f"{f}: {m}" for _, m, f in causes)
+        message = f'{options}.meta.k8s.io "" is invalid: {text if len(causes) == 1 else "[" + text + "]"}'
+        raise ApiError(422, "Invalid", message, {"group": "meta.k8s.io", "kind": options,
+                                                  "causes": [{"reason": r, "message": m, "field": f} for r, m, f in causes]})
+    return given or mf.manager_from_user_agent(req.headers.get("user-agent", ""))
+
+
 def _create(req: Request, ctx: Context, k: Kind, namespace: str) -> Response:
     dry, validate = _options(req)
+    manager = field_manager(req, "CreateOptions")
     obj = _typed_object(decode_body(req), k, namespace)
     name = (obj["metadata"] or {}).get("name")
     if name:
         _name_segment(str(name), "name")
     if k.kind == "Service":
         obj.pop("status", None)  # server-owned (kubectl expose sends an empty one)
-    result = ctx.registry.create(obj, dry_run=dry, validate=validate)
+    result = ctx.registry.create(obj, dry_run=dry, validate=validate, manager=manager)
     return json_response(201, views.with_type(result.object, k), result.warnings)
 
 
 def _replace(req: Request, ctx: Context, k: Kind, ns: str, name: str) -> Response:
     dry, validate = _options(req)
+    manager = field_manager(req, "UpdateOptions")
     obj = _typed_object(decode_body(req), k, ns)
     given = obj["metadata"].get("name")
     if given != name:
         raise bad_request(f"the name of the object ({given}) does not match the name on the URL ({name})")
-    result = ctx.registry.replace(obj, dry_run=dry, validate=validate)
+    result = ctx.registry.replace(obj, dry_run=dry, validate=validate, manager=manager)
     return json_response(200, views.with_type(result.object, k), result.warnings)
 
 
@@ -431,9 +456,10 @@ def _patch(req: Request, ctx: Context, k: Kind, ns: str, name: str) -> Response:
     if ctype not in patchlib.PATCH_TYPES:
         raise ApiError(415, "UnsupportedMediaType",
                        f"the body of the request was in an unknown format - accepted media types include: {', '.join(patchlib.PATCH_TYPES)}")
+    manager = field_manager(req, "PatchOptions", apply=ctype == patchlib.APPLY_YAML)
     body = decode_body(req, yaml_ok=ctype == patchlib.APPLY_YAML)
     if ctype == patchlib.APPLY_YAML:
-        return _server_side_apply(req, ctx, k, ns, name, body, dry, validate)
+        return _server_side_apply(req, ctx, k, ns, name, body, dry, validate, manager)
     for attempt in range(5):
         live = ctx.registry.get(k.kind, ns, name)
         patched = patchlib.apply(views.with_type(live, k), ctype, body)
@@ -442,7 +468,7 @@ def _patch(req: Request, ctx: Context, k: Kind, ns: str, name: str) -> Response:
         if not pinned:
             patched["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
         try:
-            result = ctx.registry.replace(patched, dry_run=dry, validate=validate)
+            result = ctx.registry.replace(patched, dry_run=dry, validate=validate, manager=manager)
         except Conflict:
             if pinned or attempt == 4:
                 raise
@@ -464,53 +490,26 @@ def _check_identity(obj: dict[str, Any], k: Kind, ns: str, name: str) -> None:
 
 
 def _server_side_apply(req: Request, ctx: Context, k: Kind, ns: str, name: str, body: Any, dry: bool,
-                       validate: str) -> Response:
-    """Approximate server-side apply: the applied configuration is remembered in the
-    ``kubectl.kubernetes.io/last-applied-configuration`` annotation (the one client-side apply keeps,
-    which the real server also maintains on SSA), and each apply is the three-way merge of that
-    original, the new configuration and the live object: so fields dropped from the file are removed.
-    kubectl's follow-up ``kubectl-last-applied`` patch (annotations only) is a plain merge."""
-    from kubesvc.api.apply import LAST_APPLIED, apply_strategic_patch, last_applied_annotation, three_way_patch
-    from kubesvc.errors import NotFound
+                       validate: str, manager: str) -> Response:
+    """Server-side apply through ``Registry.server_side_apply`` (field ownership, conflicts, ``force``)."""
+    from kubesvc.api.managedfields import ApplyConflict
 
-    manager = req.param("fieldManager")
-    if not manager:
-        raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
     obj = _typed_object(body, k, ns)
     if obj["metadata"].get("name") != name:
         raise bad_request(f"the name of the object ({obj['metadata'].get('name')}) does not match the name on the URL ({name})")
-    annotations_only = manager == "kubectl-last-applied"
+    if k.kind == "Service":
+        obj.pop("status", None)
     for attempt in range(5):
-        applied, warnings = ctx.registry.decode(copy.deepcopy(obj), validate)
-        if not annotations_only:
-            applied["metadata"].setdefault("annotations", {})[LAST_APPLIED] = last_applied_annotation(applied)
         try:
-            live = ctx.registry.get(k.kind, ns, name)
-        except NotFound:
-            if k.kind == "Service":
-                applied.pop("status", None)
-            result = ctx.registry.create(applied, dry_run=dry, validate="ignore")
-            return json_response(201, views.with_type(result.object, k), warnings + result.warnings)
-        live = views.with_type(live, k)
-        raw = (live["metadata"].get("annotations") or {}).get(LAST_APPLIED)
-        original = None
-        if raw and not annotations_only:
-            try:
-                original = json.loads(raw)
-            except ValueError:
-                original = None
-        delta = three_way_patch(original, applied, live)
-        if not delta:
-            return json_response(200, live, warnings)
-        merged = apply_strategic_patch(live, delta)
-        merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-        try:
-            result = ctx.registry.replace(merged, dry_run=dry, validate="ignore")
+            result = ctx.registry.server_side_apply(obj, manager=manager, force=req.flag("force"), dry_run=dry,
+                                                    validate=validate)
+        except ApplyConflict as e:
+            raise ApiError(409, "Conflict", e.message, {"causes": e.causes()}) from None
         except Conflict:
             if attempt == 4:
                 raise
             continue
-        return json_response(200, views.with_type(result.object, k), warnings + result.warnings)
+        return json_response(201 if result.action == "created" else 200, views.with_type(result.object, k), result.warnings)
     raise AssertionError("unreachable")
 
 

@@ -263,7 +263,7 @@ def print_objects(objs: list[dict[str, Any]], output: str, single: bool, typed: 
     left out unless ``show_managed_fields``, as kubectl does."""
     from kubesvc.cli import printers
 
-    if not show_managed_fields:
+    if not show_managed_fields and output in ("json", "yaml"):  # kubectl keeps them for jsonpath, templates...
         objs = [printers.strip_managed_fields(o) for o in objs]
     data = objs[0] if single and len(objs) == 1 else _as_list(objs)
     if output == "json":
@@ -299,7 +299,7 @@ def dry_run_suffix(mode: str) -> str:
 
 
 def print_or_create(obj: dict[str, Any], namespace: str, mode: str, out_fmt: str, verb: str, store: Optional[str],
-                    explicit: bool = False) -> None:
+                    explicit: bool = False, manager: str = "kubectl-create") -> None:
     """A generated object (`create <generator>`, `expose`): with --dry-run=client printed as kubectl prints it
     (typed, nothing from the store; metadata.namespace only when -n was given), else created in ``namespace``
     (--dry-run=server: checked, not stored) and reported as `type/name <verb>`, or in the -o format."""
@@ -317,7 +317,7 @@ def print_or_create(obj: dict[str, Any], namespace: str, mode: str, out_fmt: str
     obj["metadata"].pop("creationTimestamp", None)
     obj["metadata"]["namespace"] = namespace
     obj.pop("status", None)
-    result = registry(store).create(obj, dry_run=mode == "server")
+    result = registry(store).create(obj, dry_run=mode == "server", manager=manager)
     if out_fmt:
         print_objects([result.object], out_fmt, True)
     else:

@@ -49,7 +49,7 @@ def create(
         return
     reg = common.registry(store)
     common.each_object(
-        items, lambda obj: reg.create(obj, dry_run=mode != "none", validate=vmode), lambda e: "creating", mode, out_fmt
+        items, lambda obj: reg.create(obj, dry_run=mode != "none", validate=vmode, manager="kubectl-create"), lambda e: "creating", mode, out_fmt
     )
 
 
@@ -135,7 +135,7 @@ def create_namespace(
             common.out(f"namespace/{name} created (dry run)\n")
         return
     obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-    result = common.registry(store).create(obj, dry_run=mode != "none")
+    result = common.registry(store).create(obj, dry_run=mode != "none", manager="kubectl-create")
     if out_fmt:
         common.print_objects([result.object], out_fmt, True)
     else:

@@ -65,4 +65,4 @@ def expose(
     for src in sources:
         svc = exposelib.expose(src, opts)
         common.print_or_create(svc, src["metadata"].get("namespace") or ns, mode, out_fmt, "exposed", store,
-                               explicit=explicit)
+                               explicit=explicit, manager="kubectl-expose")

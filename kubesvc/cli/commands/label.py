@@ -90,7 +90,8 @@ def _run(field: str, verb: str, args: list[str], overwrite: bool, all_: bool, se
                 result = copy.deepcopy(common.read_object(reg, kind, ns, name))
                 mutate(result)
             else:
-                result = reg.mutate(kind, ns, name, mutate, dry_run=mode != "none")
+                result = reg.mutate(kind, ns, name, mutate, dry_run=mode != "none",
+                                    manager="kubectl-label" if field == "labels" else "kubectl-annotate")
         except ClientError:
             raise
         except KubesvcError as e:

@@ -106,7 +106,7 @@ def patch_stored(reg: Any, kind: str, ns: str, name: str, ptype: str, body: Any,
         else:
             stored = reg.update_status(kind, ns, name, fn)
     else:
-        stored = reg.mutate(kind, ns, name, fn, dry_run=dry_run)
+        stored = reg.mutate(kind, ns, name, fn, dry_run=dry_run, manager="kubectl-patch")
     changed = str(stored["metadata"].get("resourceVersion", "")) != seen.get("rv") or (dry_run and stored is not None and _differs(reg, kind, ns, name, stored))
     return stored, changed, warnings
 
