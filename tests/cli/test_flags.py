@@ -345,8 +345,8 @@ def test_client_dry_run_reads_without_creating_a_store(tmp_path: Path) -> None:
     assert both(store, "label", "svc", "web", "a=b", "--dry-run=client") == missing
     assert both(store, "annotate", "svc", "web", "a=b", "--dry-run=client") == missing
     assert both(store, "expose", "svc", "web", "--port=81", "--dry-run=client") == missing
-    assert both(store, "scale", "deploy", "web", "--replicas=2", "--dry-run=client") == (
-        1, "", 'Error from server (NotFound): deployments.apps "web" not found\n')
+    assert both(store, "scale", "deploy", "web", "--replicas=2", "--dry-run=client") == (  # kubectl's words
+        1, "", 'error: no objects passed to scale deployments.apps "web" not found\n')
     assert both(store, "delete", "svc", "-l", "app=web", "--dry-run=client") == (0, "", "No resources found\n")
     assert not (tmp_path / "missing").exists()
 
