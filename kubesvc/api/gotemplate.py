@@ -581,7 +581,7 @@ class Template:
             if name in ("and", "or"):
                 v: Any = None
                 ops = list(cmd[1:])
-                vals = [lambda o=o: self._operand(o, dot, scopes) for o in ops]
+                vals: list[Any] = [lambda o=o: self._operand(o, dot, scopes) for o in ops]
                 if piped:
                     vals.append(lambda: prev)
                 if not vals:

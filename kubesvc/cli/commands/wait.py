@@ -40,16 +40,16 @@ def parse_for(text: str) -> tuple[str, Any]:
         from kubesvc.cli import printers
 
         spec = text[len("jsonpath="):]
-        expr, value = spec, None
+        expr, want = spec, None  # type: str, str | None
         # the value follows the last '=' outside the braces
         close = spec.rfind("}")
         rest = spec[close + 1:] if close >= 0 else spec
         if "=" in rest:
             cut = (close + 1 if close >= 0 else 0) + rest.index("=")
-            expr, value = spec[:cut], spec[cut + 1:]
+            expr, want = spec[:cut], spec[cut + 1:]
         if not expr:
             raise ClientError("jsonpath wait format must be --for=jsonpath='{.status.readyReplicas}'=3 or --for=jsonpath='{.status.readyReplicas}'")
-        return "jsonpath", (printers.compile_jsonpath(printers._relaxed(expr), allow_missing_keys=True), value)
+        return "jsonpath", (printers.compile_jsonpath(printers._relaxed(expr), allow_missing_keys=True), want)
     raise ClientError(f'unrecognized condition: "{text}"')
 
 
