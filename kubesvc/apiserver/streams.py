@@ -478,7 +478,8 @@ class Exec(Action):
                 std = {"stdin": pipe if self.stdin else null, "stdout": pipe if self.stdout else null,
                        "stderr": pipe if self.stderr else null}
             try:
-                proc = await asyncio.create_subprocess_exec(*self.target.argv(self.command), **std, **kw)
+                argv = self.target.argv(self.command)
+                proc = await asyncio.create_subprocess_exec(argv[0], *argv[1:], **std, **kw)
             except (OSError, subprocess.SubprocessError) as e:
                 msg = (f'exec: "{self.command[0]}": executable file not found in $PATH' if isinstance(e, FileNotFoundError)
                        else f"failed to exec in container: {getattr(e, 'strerror', None) or e}")
@@ -568,8 +569,13 @@ async def _pump_fd(fd: int, ch: _Channels, channel: int) -> None:
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
     while True:
-        ready = loop.create_future()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake(f: asyncio.Future[None] = ready) -> None:
+            if not f.done():
+                f.set_result(None)
+
+        loop.add_reader(fd, wake)
         try:
             await ready
         finally:
@@ -810,7 +816,8 @@ class Proxy(Action):
             async with asyncio.timeout(lim.header_timeout):
                 r, w = await asyncio.open_connection(self.host, self.port, ssl=ctx)
         except (OSError, TimeoutError) as e:
-            why = os.strerror(e.errno).lower() if getattr(e, "errno", None) else "i/o timeout"
+            errno = getattr(e, "errno", None)
+            why = os.strerror(errno).lower() if errno else "i/o timeout"
             return await io.send_status(503, "ServiceUnavailable", f"error trying to reach {self.what}: dial tcp "
                                         f"{self.host}:{self.port}: connect: {why}")
         try:

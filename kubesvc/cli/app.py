@@ -96,7 +96,9 @@ COMMANDS: dict[str, str] = {
     "kubelet": "kubelet:kubelet",  # workloads helper
     "scale": "workloads:scale",  # workloads helper
     "rollout": "workloads:rollout",  # workloads helper (sub-app: status, restart, undo)
-    "logs": "workloads:logs",  # workloads helper
+    "logs": "logs:logs",  # streams helper (issue 14)
+    "exec": "exec:exec_",  # streams helper (issue 14)
+    "port-forward": "port_forward:port_forward",  # streams helper (issue 14)
     "ingress": "ingress:ingress",  # ingress helper
     "run": "run:run",  # verbs helper (issue 14)
     "autoscale": "autoscale:autoscale",  # scale helper (issue 13)

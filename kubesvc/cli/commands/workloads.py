@@ -1,5 +1,5 @@
-"""`kubesvc scale`, `kubesvc rollout status|restart|undo` and `kubesvc logs`: thin flag parsing
-around kubesvc.dataplane.kubelet.rollout and .logs."""
+"""`kubesvc scale` and `kubesvc rollout status|restart|undo`: thin flag parsing around
+kubesvc.dataplane.kubelet.rollout."""
 
 from __future__ import annotations
 
@@ -124,41 +124,6 @@ def rollout_undo(
     name = _deployment(target, "undo")
     ns, _ = common.namespace(namespace)
     common.out(ops.undo(common.registry(store), ns, name, to_revision))
-
-
-def logs(
-    pod: Annotated[str, Arg(help="POD or pod/POD.")],
-    container: Annotated[str | None, Opt("--container", "-c", help="The container (required when the pod has several).")] = None,
-    follow: Annotated[bool, Opt("--follow", "-f", help="Stream new output until the container instance ends.")] = False,
-    previous: Annotated[bool, Opt("--previous", "-p", help="The previous instance of the container (after a restart).")] = False,
-    tail: Annotated[int, Opt("--tail", help="Lines of recent output to show (-1: all).")] = -1,
-    namespace: NamespaceOpt = None,
-    store: StoreOpt = None,
-) -> None:
-    """Print the output (stdout and stderr) of a container in a pod run by `kubesvc kubelet`."""
-    from kubesvc.dataplane.kubelet import logs as podlogs
-
-    name = pod.split("/", 1)[1] if pod.startswith(("pod/", "pods/", "po/")) else pod
-    ns, _ = common.namespace(namespace)
-    reg = common.registry(store)
-    path = common.store_path(store)
-    obj = reg.get("Pod", ns, name)
-    text, file = podlogs.read(path, obj, container, previous=previous, tail=tail)
-    common.out(text)
-    sys.stdout.flush()
-    if follow and not previous:
-        uid = obj["metadata"].get("uid")
-
-        def current() -> bool:
-            p = reg.store.get("Pod", ns, name)
-            return p is not None and p["metadata"].get("uid") == uid and file.exists()
-
-        try:
-            for chunk in podlogs.follow(file, file.stat().st_size, current):
-                common.out(chunk)
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            pass
 
 
 # ------------------------------------------------------------------------ rollout history|pause|resume
