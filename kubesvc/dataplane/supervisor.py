@@ -288,17 +288,24 @@ def _spawn(run: RunDir, comp: Component, flags: dict[str, Any], guard: str | Non
     return proc
 
 
-def _stop(run: RunDir, comp: Component, pid: int, start: str | None, timeout: float) -> bool:
-    """SIGTERM the component's process group, wait, then SIGKILL. True when it had to be killed."""
+def _terminate(pid: int) -> None:
+    """SIGTERM the component's process group (or the process alone when the group is gone)."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _stop(run: RunDir, comp: Component, pid: int, start: str | None, timeout: float, *, signalled: bool = False) -> bool:
+    """SIGTERM the component's process group (unless ``signalled`` already), wait, then SIGKILL. True when it had to
+    be killed."""
     killed = False
     if _alive(pid, start):
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        if not signalled:
+            _terminate(pid)
         deadline = time.monotonic() + timeout
         while _alive(pid, start) and time.monotonic() < deadline:
             _reap(pid)
@@ -584,15 +591,19 @@ def down(store_path: str, *, timeout: float, out: Out) -> int:
         return 0
     with run.locked(read_only_ok=True):
         stopped = 0
+        records = {c.name: _read_pid(run, c) for c in COMPONENTS}
+        live = {n for n, r in records.items() if r is not None and _alive(int(r["pid"]), r.get("start"))}
+        for name in live:  # every component at once: they stop in parallel, `down` waits for the slowest only
+            _terminate(int(records[name]["pid"]))  # type: ignore[index]
         for comp in COMPONENTS:
-            rec = _read_pid(run, comp)
+            rec = records[comp.name]
             if rec is None:
                 continue
             pid, start = int(rec["pid"]), rec.get("start")
-            if not _alive(pid, start):
+            if comp.name not in live:
                 _stop(run, comp, pid, start, timeout)  # stale pid file: clean up
                 continue
-            killed = _stop(run, comp, pid, start, timeout)
+            killed = _stop(run, comp, pid, start, timeout, signalled=True)
             out(f"{comp.name}: stopped (pid {pid}){' after SIGKILL' if killed else ''}\n")
             stopped += 1
         from kubesvc.dataplane.kubelet import tracking  # containers a killed kubelet left running
