@@ -852,14 +852,21 @@ def _row_binding(obj: dict[str, Any], now: datetime) -> list[str]:
             ", ".join(users), ", ".join(groups), ", ".join(sas)]
 
 
+def _list_with_more(items: list[str]) -> str:
+    """printers.go ``listWithMoreString`` (max 3): ``a,b,c + N more...``, ``<unset>`` when empty."""
+    text = ",".join(items[:3])
+    if len(items) > 3:
+        return f"{text} + {len(items) - 3} more..."
+    return text or "<unset>"
+
+
 def _row_endpoint_slice(obj: dict[str, Any], now: datetime) -> list[str]:
-    ports = [str(p.get("port")) if p.get("port") is not None else "" for p in _list(obj.get("ports")) if isinstance(p, dict)]
+    """printEndpointSlice: formatDiscoveryPorts (a port without number shows its name, else ``*``) and
+    formatDiscoveryEndpoints (every address of every endpoint, ready or not)."""
+    ports = [str(p["port"]) if p.get("port") is not None else (str(p["name"]) if p.get("name") is not None else "*")
+             for p in _list(obj.get("ports")) if isinstance(p, dict)]
     addresses = [str(a) for ep in _list(obj.get("endpoints")) if isinstance(ep, dict) for a in _list(ep.get("addresses"))]
-    endpoints = "<unset>"
-    if addresses:
-        endpoints = ",".join(addresses[:3]) + (f" + {len(addresses) - 3} more..." if len(addresses) > 3 else "")
-    return [_name(obj), str(obj.get("addressType", "")), ",".join(ports) if ports else "<unset>", endpoints,
-            _age(obj, now)]
+    return [_name(obj), str(obj.get("addressType", "")), _list_with_more(ports), _list_with_more(addresses), _age(obj, now)]
 
 
 _ROWS.update({

@@ -5,9 +5,9 @@ Rules kept here:
 - gitVersion is pinned to v1.32.x: the GKE kubectl dispatcher picks the kubectl minor from it.
 - Discovery is the legacy JSON form only: every kubectl 1.27-1.33 understands it, whatever it accepts.
 - Every stored kind is served with its short names; kinds in the ``all`` category carry it.
-- ``endpointslices`` (discovery.k8s.io/v1) are stored like any kind, and their lists also show
-  read-only mirrors of the Endpoints (``mirrored``), so that ``kubectl describe svc`` (which reads
-  slices) shows the same Endpoints line as ``kubesvc describe``.
+- ``endpointslices`` (discovery.k8s.io/v1) are stored like any kind: the EndpointSlice controllers write
+  them in the same transaction as the Endpoints (``kubesvc.controllers.endpointslices``), so ``kubectl
+  describe svc`` (which reads slices) shows the same Endpoints line as ``kubesvc describe``.
 - Every kind is listed with its group's version only (HorizontalPodAutoscaler: autoscaling/v2), except
   the second versions of ``versions.EXTRA`` (autoscaling/v1 HPA, converted), listed after the preferred one.
 - The workload kinds list their ``<plural>/scale`` subresource (autoscaling/v1 Scale; get, patch, update).
@@ -46,7 +46,7 @@ class Resource:
 
 
 RESOURCES: tuple[Resource, ...] = tuple(
-    Resource(k, tuple(WRITE_VERBS), mirrored="Endpoints" if k.kind == "EndpointSlice" else "") for k in KINDS
+    Resource(k, tuple(WRITE_VERBS)) for k in KINDS
 ) + tuple(Resource(k, tuple(WRITE_VERBS), converted=True) for k in EXTRA_VERSIONS)
 
 

@@ -265,30 +265,14 @@ def _resource(req: Request, ctx: Context, res: Resource, namespace: str | None, 
 
 
 def snapshot(ctx: Context, res: Resource, flt: Filter) -> tuple[int, list[dict[str, Any]]]:
-    """A consistent (revision, matching objects) pair; derived kinds are computed from their source."""
-    source = "Endpoints" if res.derived else res.kind.kind
-    sources = (source, res.mirrored) if res.mirrored else (source,)
-    rev, by_kind = ctx.registry.store.list_with_revision(sources)
-    objs = by_kind[source]
-    if res.derived:
-        objs = [s for ep in objs for s in views.endpoint_slices(ep)]
-    if res.mirrored:  # EndpointSlices: stored ones, then the read-only mirrors of Endpoints
-        objs = objs + [s for ep in by_kind[res.mirrored] for s in views.endpoint_slices(ep)]
-    return rev, [o for o in objs if flt.matches(o)]
+    """A consistent (revision, matching objects) pair."""
+    rev, by_kind = ctx.registry.store.list_with_revision((res.kind.kind,))
+    return rev, [o for o in by_kind[res.kind.kind] if flt.matches(o)]
 
 
 def _get(ctx: Context, res: Resource, ns: str, name: str) -> dict[str, Any]:
-    if not res.derived:
-        found = ctx.registry.store.get(res.kind.kind, ns if res.kind.namespaced else "", name)
-        if found is not None or not res.mirrored:
-            return found if found is not None else ctx.registry.get(res.kind.kind, ns, name)
-    for ep in ctx.registry.store.list("Endpoints", ns):
-        for sl in views.endpoint_slices(ep):
-            if sl["metadata"]["name"] == name:
-                return sl
-    from kubesvc.errors import NotFound
-
-    raise NotFound(res.kind.resource, name)
+    found = ctx.registry.store.get(res.kind.kind, ns if res.kind.namespaced else "", name)
+    return found if found is not None else ctx.registry.get(res.kind.kind, ns, name)
 
 
 def request_filter(req: Request, k: Kind, namespace: str | None) -> Filter:

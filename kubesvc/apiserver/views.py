@@ -1,17 +1,14 @@
-"""Response bodies built from stored objects (pure): lists, server-side Tables, derived EndpointSlices.
+"""Response bodies built from stored objects (pure): lists and server-side Tables.
 
 Rules kept here:
 - Table columns and cells come from ``kubesvc.api.tables`` (``columns(kind)``, ``row(obj, now)``): the
   very cells ``kubesvc get`` prints, so ``kubectl get`` against the API prints the same text.
 - ``rows[].object`` is PartialObjectMetadata by default, the full object for ``includeObject=Object``
   and absent for ``includeObject=None``.
-- An EndpointSlice is served per Endpoints subset (one empty slice for an Endpoints without subsets),
-  labelled ``kubernetes.io/service-name``: what ``kubesvc describe`` reads from the Endpoints object.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -71,43 +68,3 @@ def table(k: Kind, items: list[dict[str, Any]], rev: int | None, now: datetime, 
         rows.append(row)
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
             "columnDefinitions": column_definitions(k.kind) if columns else None, "rows": rows}
-
-
-# ------------------------------------------------------------------------------------ endpointslices
-
-
-def endpoint_slices(endpoints: dict[str, Any]) -> list[dict[str, Any]]:
-    meta = endpoints.get("metadata") or {}
-    name = str(meta.get("name", ""))
-    subsets = [s for s in endpoints.get("subsets") or [] if isinstance(s, dict)] or [{}]
-    out = []
-    for i, ss in enumerate(subsets):
-        eps = []
-        for ready, field in ((True, "addresses"), (False, "notReadyAddresses")):
-            for a in ss.get(field) or []:
-                if not isinstance(a, dict):
-                    continue
-                ep: dict[str, Any] = {"addresses": [str(a.get("ip", ""))],
-                                      "conditions": {"ready": ready, "serving": ready, "terminating": False}}
-                if a.get("targetRef"):
-                    ep["targetRef"] = a["targetRef"]
-                if a.get("nodeName"):
-                    ep["nodeName"] = a["nodeName"]
-                eps.append(ep)
-        ports = [{k: v for k, v in p.items() if k in ("name", "port", "protocol", "appProtocol")}
-                 for p in ss.get("ports") or [] if isinstance(p, dict)]
-        suffix = hashlib.sha1(f"{meta.get('uid', '')}/{i}".encode()).hexdigest()[:5]
-        out.append({
-            "kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
-            "metadata": {
-                "name": f"{name}-{suffix}", "namespace": meta.get("namespace", ""),
-                "uid": meta.get("uid", ""), "resourceVersion": meta.get("resourceVersion", ""),
-                "creationTimestamp": meta.get("creationTimestamp"),
-                "labels": {"kubernetes.io/service-name": name,
-                           "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
-            },
-            "addressType": "IPv4",
-            "endpoints": eps,
-            "ports": ports or None,
-        })
-    return out

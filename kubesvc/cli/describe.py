@@ -6,9 +6,12 @@ Rules kept here (kubectl ``pkg/describe/describe.go`` v0.32, spec §7):
 - Labels print ``k=v`` sorted, one per line; annotations ``k: v`` sorted, hiding
   ``kubectl.kubernetes.io/last-applied-configuration``; a value longer than 140 (with key) or
   holding a newline prints as ``k:`` plus indented lines cut at 138 characters and ``...``.
-- The Service ``Endpoints:`` line reads the Endpoints object as one slice per subset: ``<none>``
-  when the Endpoints object is missing, empty when nothing is ready for that port, 3 items then
-  `` + N more...``.
+- The Service ``Endpoints:`` line reads the Service's EndpointSlices (label ``kubernetes.io/service-name``)
+  as kubectl does (``ready`` unset counts as ready; the first address of each endpoint): ``<none>`` when
+  there is none, empty when nothing is ready for that port, 3 items then `` + N more...``. Without slices
+  given (``slices=None``) it reads the Endpoints object, one slice per subset.
+- EndpointSlice: ``describeEndpointSliceV1`` (AddressType, a Name/Port/Protocol table or ``Ports: <unset>``,
+  per endpoint its addresses, Ready condition, Hostname, TargetRef, NodeName and Zone with ``<unset>``).
 - Events: ``Events:  <none>``, or a ``Type Reason Age From Message`` table ordered by last
   timestamp; Age becomes ``<last> (xN over <first>)`` for repeated events. ``events=None`` omits
   the section (``--show-events=false``).
@@ -153,6 +156,16 @@ def _endpoints_as_slices(endpoints: dict[str, Any] | None) -> list[dict[str, Any
     return slices or [{"ports": [], "endpoints": []}]
 
 
+def _slices_for_format(slices: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored EndpointSlices -> the shape ``format_endpoint_slices`` reads (first address, ready unset = ready)."""
+    out = []
+    for sl in slices:
+        eps = [{"ip": str(_list(ep.get("addresses"))[0]), "ready": _d(ep, "conditions", "ready") is not False}
+               for ep in _list(sl.get("endpoints")) if isinstance(ep, dict) and _list(ep.get("addresses"))]
+        out.append({"ports": [p for p in _list(sl.get("ports")) if isinstance(p, dict)], "endpoints": eps})
+    return out
+
+
 def format_endpoint_slices(slices: list[dict[str, Any]], port_names: set[str] | None) -> str:
     """``formatEndpointSlices``: ready ``ip:port`` for matching port names, 3 then `` + N more...``."""
     if not slices:
@@ -188,9 +201,10 @@ def format_endpoint_slices(slices: list[dict[str, Any]], port_names: set[str] | 
 
 
 def describe_service(svc: dict[str, Any], endpoints: dict[str, Any] | None,
-                     events: Sequence[dict[str, Any]] | None, now: datetime) -> str:
+                     events: Sequence[dict[str, Any]] | None, now: datetime,
+                     endpoint_slices: Sequence[dict[str, Any]] | None = None) -> str:
     meta, spec, status = _meta(svc), svc.get("spec") or {}, svc.get("status") or {}
-    slices = _endpoints_as_slices(endpoints)
+    slices = _endpoints_as_slices(endpoints) if endpoint_slices is None else _slices_for_format(endpoint_slices)
     w = _Writer()
     _object_header(w, meta)
     w.write(0, f"Selector:\t{format_labels(spec.get('selector'))}\n")
@@ -263,6 +277,41 @@ def describe_endpoints(ep: dict[str, Any], events: Sequence[dict[str, Any]] | No
             for p in ports:
                 w.write(2, f"{p.get('name') or '<unset>'}\t{p.get('port')}\t{p.get('protocol') or 'TCP'}\n")
         w.write(0, "\n")
+    _events(w, events, now)
+    return w.text()
+
+
+def describe_endpoint_slice(es: dict[str, Any], events: Sequence[dict[str, Any]] | None, now: datetime) -> str:
+    meta = _meta(es)
+    w = _Writer()
+    _object_header(w, meta)
+    w.write(0, f"AddressType:\t{es.get('addressType', '')}\n")
+    ports = [p for p in _list(es.get("ports")) if isinstance(p, dict)]
+    if not ports:
+        w.write(0, "Ports: <unset>\n")
+    else:
+        w.write(0, "Ports:\n")
+        w.write(1, "Name\tPort\tProtocol\n")
+        w.write(1, "----\t----\t--------\n")
+        for p in ports:
+            number = "<unset>" if p.get("port") is None else str(p["port"])
+            w.write(1, f"{p.get('name') or '<unset>'}\t{number}\t{p.get('protocol') or 'TCP'}\n")
+    endpoints = [e for e in _list(es.get("endpoints")) if isinstance(e, dict)]
+    if not endpoints:
+        w.write(0, "Endpoints: <none>\n")
+    else:
+        w.write(0, "Endpoints:\n")
+        for ep in endpoints:
+            w.write(1, f"- Addresses:\t{', '.join(map(str, _list(ep.get('addresses')))) or '<none>'}\n")
+            w.write(2, "Conditions:\n")
+            ready = _d(ep, "conditions", "ready")
+            w.write(3, f"Ready:\t{'<unset>' if ready is None else str(bool(ready)).lower()}\n")
+            w.write(2, f"Hostname:\t{ep['hostname'] if ep.get('hostname') is not None else '<unset>'}\n")
+            ref = ep.get("targetRef")
+            if isinstance(ref, dict):
+                w.write(2, f"TargetRef:\t{ref.get('kind', '')}/{ref.get('name', '')}\n")
+            w.write(2, f"NodeName:\t{ep['nodeName'] if ep.get('nodeName') is not None else '<unset>'}\n")
+            w.write(2, f"Zone:\t{ep['zone'] if ep.get('zone') is not None else '<unset>'}\n")
     _events(w, events, now)
     return w.text()
 
@@ -498,17 +547,21 @@ def describe(
     events: Sequence[dict[str, Any]] | None,
     now: datetime,
     pods: Sequence[dict[str, Any]] = (),
+    endpoint_slices: Sequence[dict[str, Any]] | None = None,
 ) -> str:
-    """kubectl describe for one object. ``pods`` (same namespace) feed RS/RC ``Pods Status``."""
+    """kubectl describe for one object. ``pods`` (same namespace) feed RS/RC ``Pods Status``;
+    ``endpoint_slices`` (a Service's, by label) feed its ``Endpoints:`` lines."""
     from kubesvc.cli.describe_workloads import describe_deployment, describe_pod, describe_replicaset
 
     kind = str(obj.get("kind", ""))
     meta = _meta(obj)
     if kind == "Service":
         ep = lookup("Endpoints", str(meta.get("namespace", "")), str(meta.get("name", "")))
-        return describe_service(obj, ep, events, now)
+        return describe_service(obj, ep, events, now, endpoint_slices)
     if kind == "Endpoints":
         return describe_endpoints(obj, events, now)
+    if kind == "EndpointSlice":
+        return describe_endpoint_slice(obj, events, now)
     if kind == "Ingress":
         return describe_ingress(obj, lookup, events, now)
     if kind == "IngressClass":

@@ -7,7 +7,10 @@ Rules kept here (spec §5.2):
   ports by name *and* protocol; a pod without the named port is left out of that port only.
 - Ready pods go to ``addresses``; the rest to ``notReadyAddresses`` (all ready with publishNotReadyAddresses).
 - Entries are repacked: addresses with the same port set share a subset; order is deterministic.
-- Endpoints carry the Service's labels plus ``service.kubernetes.io/headless: ""`` when headless.
+- Endpoints carry the Service's labels plus ``service.kubernetes.io/headless: ""`` when headless, and
+  ``endpointslice.kubernetes.io/skip-mirror: "true"`` (the mirroring controller leaves them alone, as upstream).
+- Every entry point also runs the EndpointSlice controllers (``kubesvc.controllers.endpointslices``) for the
+  same Service in the same transaction: slices for selector Services, mirrored slices for selector-less ones.
 ``compute_endpoints`` is pure; ``sync`` applies it inside the caller's write transaction.
 """
 
@@ -17,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 HEADLESS_LABEL = "service.kubernetes.io/headless"
+SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 TRIGGER_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
@@ -135,6 +139,7 @@ def compute_endpoints(service: dict[str, Any], pods: list[dict[str, Any]]) -> di
     labels = dict(meta.get("labels") or {})
     if spec.get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
+    labels[SKIP_MIRROR_LABEL] = "true"
     ep_meta: dict[str, Any] = {"name": meta["name"], "namespace": meta.get("namespace", "default")}
     if labels:
         ep_meta["labels"] = labels
@@ -152,12 +157,17 @@ def _ip_sort_key(ip: str) -> tuple[int, ...]:
 
 
 def sync(txn: TxnLike, service: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> None:
-    """Create or update the Service's Endpoints when the wanted content differs (write only on change)."""
+    """Create or update the Service's Endpoints when the wanted content differs (write only on change), then
+    its EndpointSlices."""
+    from kubesvc.controllers import endpointslices
+
+    ns = service["metadata"].get("namespace", "default")
+    if is_managed(service) and pods is None:
+        pods = txn.list("Pod", ns)
+    endpointslices.sync_service(txn, service, pods)
     if not is_managed(service):
         return
-    ns = service["metadata"].get("namespace", "default")
-    if pods is None:
-        pods = txn.list("Pod", ns)
+    assert pods is not None
     want = compute_endpoints(service, pods)
     have = txn.get("Endpoints", ns, service["metadata"]["name"])
     if have is not None:
@@ -184,7 +194,11 @@ def _trigger_time() -> str:
 
 
 def on_service_deleted(txn: TxnLike, service: dict[str, Any]) -> None:
-    """The controller deletes the Endpoints it managed; user-written ones (no selector) stay."""
+    """The controller deletes the Endpoints it managed; user-written ones (no selector) stay. The Service's
+    managed and mirrored EndpointSlices go."""
+    from kubesvc.controllers import endpointslices
+
+    endpointslices.on_service_deleted(txn, service)
     if not is_managed(service):
         return
     ns = service["metadata"].get("namespace", "default")

@@ -49,7 +49,7 @@ def test_endpoints_follow_pods_and_labels(reg):
                                                                   "uid": reg.get("Pod", "default", "p2")["metadata"]["uid"]}}],
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
     }]
-    assert e["metadata"]["labels"] == {"app": "web"}
+    assert e["metadata"]["labels"] == {"app": "web", "endpointslice.kubernetes.io/skip-mirror": "true"}
     # relabel p1 away: it leaves the endpoints
     reg.mutate("Pod", "default", "p1", lambda o: o["metadata"].__setitem__("labels", {"app": "other"}))
     assert [a["ip"] for a in ep(reg)["subsets"][0].get("addresses", [])] == []
@@ -103,7 +103,7 @@ def test_headless_label_and_hostname():
     p["spec"]["hostname"] = "web-0"
     p["spec"]["subdomain"] = "web"
     e = compute_endpoints(svc, [p])
-    assert e["metadata"]["labels"] == {"app": "web", "service.kubernetes.io/headless": ""}
+    assert e["metadata"]["labels"] == {"app": "web", "service.kubernetes.io/headless": "", "endpointslice.kubernetes.io/skip-mirror": "true"}
     assert e["subsets"][0]["addresses"][0]["hostname"] == "web-0"
 
 

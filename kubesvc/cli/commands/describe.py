@@ -60,7 +60,11 @@ def describe(
     for o in objs:
         mine = [e for e in events if _involves(e, o)] if show_events else None
         pods = reg.list("Pod", o["metadata"].get("namespace")) if o["kind"] in ("ReplicaSet", "ReplicationController", "Deployment") else ()
-        texts.append(describers.describe(o, lookup=lookup, events=mine, now=common.now(), pods=pods))
+        slices = None
+        if o["kind"] == "Service":  # kubectl reads the Service's EndpointSlices, by label
+            slices = [s for s in reg.list("EndpointSlice", o["metadata"].get("namespace"))
+                      if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == o["metadata"]["name"]]
+        texts.append(describers.describe(o, lookup=lookup, events=mine, now=common.now(), pods=pods, endpoint_slices=slices))
     if texts:
         common.out(describers.join_descriptions(texts))
     elif not failures:

@@ -4,6 +4,8 @@ Pure: no sockets, no store. ``build(snapshot, options, serial)`` gives a ``Table
 gives an ``Answer`` (data, compared by value, so a rebuild can tell which prepared replies still hold).
 
 Rules kept here (docs/concepts/dns.md, spec dataplane.md §2):
+- Endpoints are the merged view of each Service's EndpointSlices (``controllers.endpointslices``), so
+  hand-written slices of a selector-less headless Service answer like any other.
 - Names compare case-insensitively (dnspython ``Name`` does); answers carry the owner name as asked.
 - ``<svc>.<ns>.svc.<zone>``: A/AAAA = cluster IPs; headless = one RR per ready endpoint (no ready endpoint:
   the name does not exist); ExternalName = CNAME (IP literals serve nothing).

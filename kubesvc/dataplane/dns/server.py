@@ -43,6 +43,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 
+from kubesvc.controllers import endpointslices
 from kubesvc.dataplane import runtime
 from kubesvc.dataplane.dns import config, records
 from kubesvc.dataplane.dns.handler import Forward, Handler, client_allowed, header_reply, prepare_all
@@ -158,7 +159,7 @@ class Snapshot:
 
 def take_snapshot(store: Store, opts: DNSOptions) -> Snapshot:
     settings = store.settings()
-    rev, objs = store.list_with_revision(SNAPSHOT_KINDS)
+    rev, objs = endpointslices.list_with_revision(store, SNAPSHOT_KINDS)  # Endpoints: merged EndpointSlices
     ropts = records.Options(zone=settings.cluster_domain, ttl=opts.ttl, pods=opts.pods,
                             reverse_cidrs=(settings.service_cluster_ip_range, settings.pod_ip_range))
     table = records.build(objs, ropts, rev)

@@ -3,7 +3,9 @@
 Rules kept here (dataplane spec §3.3, §3.4):
 - Ownership: an Ingress is ours when its ``spec.ingressClassName`` (or the ``kubernetes.io/ingress.class``
   annotation) names an IngressClass whose ``spec.controller`` is ``kubesvc.io/ingress``, or when it names no
-  class and one of our IngressClasses carries ``ingressclass.kubernetes.io/is-default-class: "true"``.
+  class and one of our IngressClasses carries ``ingressclass.kubernetes.io/is-default-class: "true"`` (new
+  Ingresses are stamped with the default class at admission, ``registry.kinds.networking``; this covers
+  older ones). Backends come from the merged view of each Service's EndpointSlices.
 - Hosts compare without ``:port``, lower-cased, trailing dot dropped. Precedence: exact host, then
   ``*.`` wildcard (exactly one label: ``*.foo.com`` matches ``bar.foo.com``, not ``foo.com`` nor
   ``a.bar.foo.com``), then the rules without host. Once a host group is chosen, only its paths are

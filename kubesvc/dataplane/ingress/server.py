@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from kubesvc.controllers import endpointslices
 from kubesvc.dataplane import runtime
 from kubesvc.dataplane.ingress import routes, tls
 from kubesvc.dataplane.ingress.http import ClientConn, HTTPConfig, Shared
@@ -112,7 +113,7 @@ class Snapshot:
 
 
 def take_snapshot(store: Store) -> Snapshot:
-    rev, objs = store.list_with_revision(SNAPSHOT_KINDS)
+    rev, objs = endpointslices.list_with_revision(store, SNAPSHOT_KINDS)  # Endpoints: merged EndpointSlices
     table = routes.build(objs["Ingress"], objs["IngressClass"])
     backends = routes.resolve_backends(table, objs["Service"], objs["Endpoints"])
     secrets = {(s["metadata"].get("namespace", ""), s["metadata"]["name"]): s for s in objs["Secret"]}

@@ -5,8 +5,10 @@ Rules kept here (spec dataplane.md §1.2, §1.10):
 - Not proxied: headless (``clusterIP`` empty or ``None``), ``type: ExternalName``, and Services labelled
   ``service.kubernetes.io/service-proxy-name`` (any value: another proxy owns them, e.g. the cluster DNS).
 - Backends are the *ready* addresses (``subsets[].addresses``) joined with ``subsets[].ports[]`` by port
-  name; the endpoints controller already resolved named target ports. Selector-less Services with
-  user-made Endpoints are no different.
+  name; the endpoints controller already resolved named target ports. The Endpoints given here are the
+  merged view of each Service's EndpointSlices (``controllers.endpointslices.merged_endpoints``: one subset
+  per slice, ``ready`` unset counts as ready), so hand-written slices of a selector-less Service and mirrored
+  hand-written Endpoints are no different.
 - Listening addresses of a service port: ``clusterIP:port``; ``nodeAddr:nodePort`` for each node address
   (NodePort and LoadBalancer types); ``ip:port`` for each ``status.loadBalancer.ingress[].ip``; and
   ``externalIP:port`` for each ``spec.externalIPs`` entry that is a local address.

@@ -169,11 +169,12 @@ class ProxyServer:
     # ------------------------------------------------------------------------------- snapshot side
 
     def _snapshot(self) -> tuple[int, planning.Plan]:
+        from kubesvc.controllers.endpointslices import list_with_revision
         from kubesvc.store.db import Store
 
         if self._reader is None:
             self._reader = Store(self.store_path)
-        rev, objs = self._reader.list_with_revision(("Service", "Endpoints"))
+        rev, objs = list_with_revision(self._reader, ("Service", "Endpoints"))  # Endpoints: merged EndpointSlices
         nodes = planning.node_addresses(self.options.nodeport_addresses, local_ipv4_addresses())
         local_cache: dict[str, bool] = {}
 
