@@ -13,11 +13,10 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typing import Annotated
 
 from kubesvc.errors import ClientError, Invalid, KubesvcError
 
@@ -75,20 +74,20 @@ def warn(text: str) -> None:
 
 # ---------------------------------------------------------------------------------------- options
 
-NamespaceOpt = Annotated[Optional[str], typer.Option("--namespace", "-n", help="If present, the namespace scope for this request.")]
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Path of the SQLite store (default $KUBESVC_STORE, else ~/.kubesvc/store.db).", envvar=None)]
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output format: json|yaml|name|wide|jsonpath=...|custom-columns=...")]
-FilenameOpt = Annotated[Optional[list[str]], typer.Option("--filename", "-f", help="Files, directories or - (stdin) containing the resources.")]
+NamespaceOpt = Annotated[str | None, typer.Option("--namespace", "-n", help="If present, the namespace scope for this request.")]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Path of the SQLite store (default $KUBESVC_STORE, else ~/.kubesvc/store.db).", envvar=None)]
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Output format: json|yaml|name|wide|jsonpath=...|custom-columns=...")]
+FilenameOpt = Annotated[list[str] | None, typer.Option("--filename", "-f", help="Files, directories or - (stdin) containing the resources.")]
 RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-R", help="Process the directory used in -f recursively.")]
 DryRunOpt = Annotated[str, typer.Option("--dry-run", help="none, client or server: only print what would be sent.")]
 ValidateOpt = Annotated[str, typer.Option("--validate", help="strict (default), warn, ignore (or true/false).")]
-SelectorOpt = Annotated[Optional[str], typer.Option("--selector", "-l", help="Label selector to filter on (k=v, k!=v, k in (a,b), k, !k).")]
+SelectorOpt = Annotated[str | None, typer.Option("--selector", "-l", help="Label selector to filter on (k=v, k!=v, k in (a,b), k, !k).")]
 
 
 @dataclass
 class Context:
-    store_path: Optional[str] = None
-    namespace: Optional[str] = None
+    store_path: str | None = None
+    namespace: str | None = None
 
 
 _GLOBAL = Context()
@@ -104,22 +103,22 @@ def global_ctx() -> Context:
     return _GLOBAL
 
 
-def store_path(flag: Optional[str]) -> str:
+def store_path(flag: str | None) -> str:
     from kubesvc.config import default_store_path
 
     return flag or global_ctx().store_path or default_store_path()
 
 
-def namespace(flag: Optional[str]) -> tuple[str, bool]:
+def namespace(flag: str | None) -> tuple[str, bool]:
     """(namespace, explicit?) from -n on the command, then -n before the command, then default."""
     ns = flag or global_ctx().namespace
     return (ns, True) if ns else ("default", False)
 
 
-_registries: dict[str, "Registry"] = {}
+_registries: dict[str, Registry] = {}
 
 
-def registry(flag: Optional[str]) -> "Registry":
+def registry(flag: str | None) -> Registry:
     from kubesvc.registry.generic import Registry
     from kubesvc.store.db import Store
 
@@ -133,7 +132,7 @@ def registry(flag: Optional[str]) -> "Registry":
     return _registries[path]
 
 
-def read_registry(flag: Optional[str]) -> Optional["Registry"]:
+def read_registry(flag: str | None) -> Registry | None:
     """The store for the reads a --dry-run=client command still makes (kubectl GETs the live object for apply,
     label, annotate, scale, expose TYPE NAME): None when there is no store file, which is never created."""
     if not os.path.exists(store_path(flag)):
@@ -141,7 +140,7 @@ def read_registry(flag: Optional[str]) -> Optional["Registry"]:
     return registry(flag)
 
 
-def read_object(reg: Optional["Registry"], kind: str, namespace: str, name: str) -> dict[str, Any]:
+def read_object(reg: Registry | None, kind: str, namespace: str, name: str) -> dict[str, Any]:
     """``reg.get`` where there may be no store (NotFound then)."""
     if reg is None:
         from kubesvc.api.kinds import BY_KIND
@@ -204,7 +203,7 @@ def parse_duration(text: str, flag: str) -> float:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # What -o takes, per verb: kubectl's printers (go-template is kubesvc.api.gotemplate's subset of Go's).
@@ -223,7 +222,7 @@ _TEMPLATED = {"jsonpath": "template format specified but no template given",
               "custom-columns-file": "custom-columns format specified but no custom columns given"}
 
 
-def check_output(output: Optional[str], allowed: tuple[str, ...] = OBJECT_FORMATS) -> str:
+def check_output(output: str | None, allowed: tuple[str, ...] = OBJECT_FORMATS) -> str:
     """The -o value, checked against ``allowed`` before anything is read or written (kubectl's
     ``PrintFlags.ToPrinter`` runs in Complete: `create -f x -o wide` writes nothing). The file forms
     (``go-template-file=``, ``jsonpath-file=``, ``custom-columns-file=``) are read here and returned as
@@ -298,7 +297,7 @@ def dry_run_suffix(mode: str) -> str:
     return {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
 
 
-def print_or_create(obj: dict[str, Any], namespace: str, mode: str, out_fmt: str, verb: str, store: Optional[str],
+def print_or_create(obj: dict[str, Any], namespace: str, mode: str, out_fmt: str, verb: str, store: str | None,
                     explicit: bool = False, manager: str = "kubectl-create") -> None:
     """A generated object (`create <generator>`, `expose`): with --dry-run=client printed as kubectl prints it
     (typed, nothing from the store; metadata.namespace only when -n was given), else created in ``namespace``

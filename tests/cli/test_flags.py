@@ -245,7 +245,8 @@ def test_flag_errors_as_kubectl_words_them(tmp_path: Path) -> None:
     assert not os.path.exists(store)
 
 
-GET_FORMATS = "custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,template,templatefile,wide,yaml"
+GET_FORMATS = ("custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,"
+               "template,templatefile,wide,yaml")
 OBJECT_FORMATS = "go-template,go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,template,templatefile,yaml"
 
 

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -31,7 +31,7 @@ Opt = typer.Option
 INSECURE_FLAG = "--insecure-plain-http"
 
 
-def read_token(path: Optional[str]) -> Optional[str]:
+def read_token(path: str | None) -> str | None:
     """The bearer token: the first non-empty line of the file."""
     if path is None:
         return None
@@ -93,9 +93,9 @@ def _note_bootstrap(path: str, address: str) -> None:
 def apiserver(
     bind_address: Annotated[str, Opt("--bind-address", help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, Opt("--port", help="Port to serve on (0 picks a free one; the ready line tells which).")] = 6443,
-    token_file: Annotated[Optional[str], Opt("--token-file", help="Accept 'Authorization: Bearer <token>' with the token in this file (default: the store's generated token, <store>.d/pki/token).")] = None,
+    token_file: Annotated[str | None, Opt("--token-file", help="Accept 'Authorization: Bearer <token>' with the token in this file (default: the store's generated token, <store>.d/pki/token).")] = None,
     insecure_plain_http: Annotated[bool, Opt(INSECURE_FLAG, help="Serve plain HTTP: no TLS, and no authentication unless --token-file is given, so any local process or web page can create pods that run commands as you. Loopback only.")] = False,
-    write_kubeconfig_path: Annotated[Optional[str], Opt("--write-kubeconfig", help="Once serving, write a kubeconfig for this server to this file (mode 0600).")] = None,
+    write_kubeconfig_path: Annotated[str | None, Opt("--write-kubeconfig", help="Once serving, write a kubeconfig for this server to this file (mode 0600).")] = None,
     bookmark_interval: Annotated[float, Opt("--bookmark-interval", help="Seconds between BOOKMARK events on watches that ask for them.")] = 30.0,
     max_body_bytes: Annotated[int, Opt("--max-body-bytes", help="Largest request body, whatever its transfer coding (413 beyond; at most the default).")] = 3 * 1024 * 1024,
     max_header_bytes: Annotated[int, Opt("--max-header-bytes", help="Largest request line and headers together (431 beyond).")] = 64 * 1024,
@@ -152,7 +152,7 @@ def apiserver(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def ready(srv: "server.ApiServer") -> None:
+    def ready(srv: server.ApiServer) -> None:
         extra = ""
         _note_bootstrap(path, srv.address)
         if write_kubeconfig_path:

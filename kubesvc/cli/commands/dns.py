@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated
 
 import typer
-from typing import Annotated
 
 from kubesvc.cli import common
 from kubesvc.cli.common import NamespaceOpt, StoreOpt
@@ -16,8 +15,8 @@ PODS_MODES = ("insecure", "verified", "disabled")
 
 
 def dns(
-    listen: Annotated[Optional[str], Opt("--listen", help="ADDR:PORT to serve on (port 0 picks a free one). Default: the kube-dns Service's cluster IP, port 53.")] = None,
-    allow_from: Annotated[Optional[list[str]], Opt("--allow-from", help="Also answer clients in this CIDR (repeatable). Loopback clients are always answered.")] = None,
+    listen: Annotated[str | None, Opt("--listen", help="ADDR:PORT to serve on (port 0 picks a free one). Default: the kube-dns Service's cluster IP, port 53.")] = None,
+    allow_from: Annotated[list[str] | None, Opt("--allow-from", help="Also answer clients in this CIDR (repeatable). Loopback clients are always answered.")] = None,
     ttl: Annotated[int, Opt("--ttl", help="TTL of cluster answers in seconds (0-3600).")] = 5,
     pods: Annotated[str, Opt("--pods", help="Pod A records a-b-c-d.<ns>.pod.<zone>: insecure, verified or disabled.")] = "insecure",
     resolv_conf: Annotated[str, Opt("--resolv-conf", help="Where the default upstream servers come from when the kube-dns ConfigMap names none.")] = "/etc/resolv.conf",
