@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.apiserver.fixtures import KUBECTL, Api, start_api
-from tests.support.procs import ROOT, Proc, wait_for
+from tests.support.procs import ROOT, Proc
 from tests.workloads.fixtures import POD_PYTHON, POD_UID, SERVER, Bed, searchable
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
@@ -338,7 +338,7 @@ def _ws_connect(api: Api, path: str, protocols: list[str], headers: dict[str, st
     from websockets.sync.client import connect
 
     return connect(_ws_url(api, path), subprotocols=protocols, ssl=api.ssl_context(), additional_headers=headers,  # type: ignore[arg-type]
-                   max_size=None, open_timeout=10)
+                   max_size=None, open_timeout=30)
 
 
 @pytest.mark.parametrize("proto", ["v5.channel.k8s.io", "v4.channel.k8s.io"])
