@@ -33,6 +33,8 @@ spec:
 def history(api: Api, ns: str) -> str:
     assert api.ks("create", "deployment", "web", "--image=nginx", "-n", ns).code == 0
     assert api.ks("create", "deployment", "empty", "--image=nginx", "-n", ns).code == 0
+    # the revision annotation the deployment controller keeps (kubectl's server-side undo patches the annotations)
+    assert api.ks("annotate", "deploy", "web", "deployment.kubernetes.io/revision=10", "-n", ns).code == 0
     uid = api.ks("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.metadata.uid}").out
     for rev in (1, 2, 3, 10):
         cause = "    kubernetes.io/change-cause: kubectl set image deploy/web nginx=nginx:1.2" if rev == 2 else ""
@@ -80,3 +82,16 @@ def test_pause_resume(api: Api, history: str) -> None:
     same(api, "rollout", "resume", "deploy/web", *ns)
     assert api.kubectl("rollout", "pause", "deploy/web", *ns).code == 0
     assert api.ks("rollout", "resume", "deploy/web", *ns).out == "deployment.apps/web resumed\n"
+
+
+@needs_kubectl
+@pytest.mark.parametrize("args", [
+    ["--to-revision=3", "--dry-run=client"], ["--to-revision=2", "--dry-run=client"], ["--dry-run=client"],
+    ["--to-revision=3", "--dry-run=server"], ["--to-revision=3", "-o", "name", "--dry-run=client"],
+    ["--to-revision=9", "--dry-run=client"],
+], ids=lambda a: " ".join(a))
+def test_undo_dry_runs(api: Api, history: str, args: list[str]) -> None:
+    before = api.ks("get", "deploy", "web", "-n", history, "-o", "json").out
+    same(api, "rollout", "undo", "deploy/web", *args, "-n", history)
+    same(api, "rollout", "undo", "deploy/empty", "--dry-run=client", "-n", history)
+    assert api.ks("get", "deploy", "web", "-n", history, "-o", "json").out == before

@@ -115,6 +115,8 @@ def rollout_restart(
 def rollout_undo(
     target: Annotated[list[str], Arg(help="deployment/NAME or deployment NAME.")],
     to_revision: Annotated[int, Opt("--to-revision", help="The revision to roll back to (default: the previous one).")] = 0,
+    output: common.OutputOpt = None,
+    dry_run: common.DryRunOpt = "none",
     namespace: NamespaceOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -123,7 +125,42 @@ def rollout_undo(
 
     name = _deployment(target, "undo")
     ns, _ = common.namespace(namespace)
-    common.out(ops.undo(common.registry(store), ns, name, to_revision))
+    mode, out_fmt = common.dry_run_mode(dry_run), common.check_output(output)
+    if mode == "none":
+        text = ops.undo(common.registry(store), ns, name, to_revision)
+        common.out(f"deployment.apps/{name}\n" if out_fmt == "name" else text)
+        return
+    # a dry run: kubectl finds the revision, then (client) prints its pod template or (server) says rolled back
+    reg = common.registry(store)
+    rs = _undo_target(reg, ns, name, to_revision)
+    if out_fmt == "name":
+        common.out(f"deployment.apps/{name}\n")
+    elif mode == "server":
+        common.out(f"deployment.apps/{name} rolled back (server dry run)\n")
+    else:
+        common.out(f"deployment.apps/{name} {_template_text(rs)} (dry run)\n")
+
+
+def _undo_target(reg: object, ns: str, name: str, to_revision: int) -> dict:
+    """The ReplicaSet `rollout undo` goes back to, with kubectl's errors (as dataplane.kubelet.rollout.undo)."""
+    history = _history(reg, ns, name)
+    if to_revision:
+        if to_revision not in history:
+            raise ClientError(f"unable to find specified revision {to_revision} in history")
+        return history[to_revision]
+    if len(history) < 2:  # kubectl: the second-highest revision
+        raise ClientError(f'no rollout history found for deployment "{name}"')
+    return history[sorted(history)[-2]]
+
+
+def _template_text(rs: dict) -> str:
+    """A ReplicaSet's pod template as kubectl's printTemplate prints it (describe's lines, no tabwriter)."""
+    from kubesvc.cli.describe import _Writer
+    from kubesvc.cli.describe_workloads import _pod_template
+
+    w = _Writer()
+    _pod_template(w, (rs.get("spec") or {}).get("template") or {})
+    return "".join(w.parts)
 
 
 # ------------------------------------------------------------------------ rollout history|pause|resume
