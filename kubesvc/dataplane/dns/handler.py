@@ -199,7 +199,7 @@ def prepare_all(table: Table, old: dict[bytes, wire.Prepared]) -> dict[bytes, wi
 
 
 def _key(name: dns.name.Name, rdtype: int) -> bytes:
-    return name.to_wire().lower() + struct.pack("!HH", rdtype, IN)
+    return (name.to_wire() or b"").lower() + struct.pack("!HH", rdtype, IN)
 
 
 def _key_question(key: bytes) -> tuple[dns.name.Name, int]:

@@ -72,10 +72,10 @@ def render(query: dns.message.Message, answer: Answer) -> dns.message.Message:
     r = dns.message.make_response(query, our_payload=EDNS_PAYLOAD)
     if answer.authoritative:
         r.flags |= dns.flags.AA
-    r.set_rcode(answer.rcode)
+    r.set_rcode(answer.rcode)  # type: ignore[arg-type]  # dnspython takes the int (IntEnum)
     for section, rrsets in ((r.answer, answer.answer), (r.authority, answer.authority), (r.additional, answer.additional)):
         for owner, rdtype, ttl, rdatas in rrsets:
-            rrset = dns.rrset.RRset(owner, IN, rdtype)
+            rrset = dns.rrset.RRset(owner, IN, rdtype)  # type: ignore[arg-type]
             for rd in rdatas:
                 rrset.add(rd, ttl)
             section.append(rrset)
@@ -87,7 +87,7 @@ def to_wire(msg: dns.message.Message, limit: int) -> bytes:
 
 
 def canonical_query(qname: dns.name.Name, qtype: int) -> dns.message.Message:
-    q = dns.message.make_query(qname, qtype, IN)
+    q = dns.message.make_query(qname, qtype, IN)  # type: ignore[arg-type]
     q.id = 0
     q.flags = 0
     return q
@@ -95,7 +95,7 @@ def canonical_query(qname: dns.name.Name, qtype: int) -> dns.message.Message:
 
 def prepare(qname: dns.name.Name, qtype: int, answer: Answer) -> Prepared:
     wire = render(canonical_query(qname, qtype), answer).to_wire(want_shuffle=False)
-    qlen = len(qname.to_wire()) + 4
+    qlen = len(qname.to_wire() or b"") + 4
     flags, _, an, ns, ar = struct.unpack("!HHHHH", wire[2:12])
     return Prepared(answer, flags, (an, ns, ar), wire[12 + qlen :])
 

@@ -107,8 +107,10 @@ class Controllers:
             n = (rs.get("spec") or {}).get("replicas", 0)
             self._event(deploy, "Normal", "ScalingReplicaSet", f"Scaled up replica set {rs['metadata']['name']} to {n}")
         for rs_name, rev in plan.revisions.items():
-            self.registry.mutate("ReplicaSet", ns, rs_name,
-                                 lambda o, rev=rev: o["metadata"].setdefault("annotations", {}).__setitem__(rp.REVISION, str(rev)))
+            def stamp(o: dict[str, Any], rev: int = rev) -> None:
+                o["metadata"].setdefault("annotations", {})[rp.REVISION] = str(rev)
+
+            self.registry.mutate("ReplicaSet", ns, rs_name, stamp)
         desired = int((deploy.get("spec") or {}).get("replicas", 1))
         surge, _ = rp.resolve_fenceposts(deploy)
         for rs_name, n in plan.scale.items():

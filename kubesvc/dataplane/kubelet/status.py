@@ -106,7 +106,7 @@ def compose(pod: Obj, views: list[ContainerView], *, pod_ip: str, host_ip: str, 
             node_stopped: bool = False) -> Obj:
     spec = pod.get("spec") or {}
     prev_status = pod.get("status") or {}
-    prev = {c.get("type"): c for c in prev_status.get("conditions") or [] if isinstance(c, dict)}
+    prev: dict[str, dict[str, Any]] = {str(c.get("type")): c for c in prev_status.get("conditions") or [] if isinstance(c, dict)}
     ph = phase(views, spec.get("restartPolicy", "Always"))
     unready = [v.name for v in views if not v.ready]
     containers_ready = not unready and not node_stopped
