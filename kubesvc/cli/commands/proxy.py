@@ -64,6 +64,7 @@ def proxy(
     verbosity: VerbosityOpt = 0,
     workers: Annotated[str, typer.Option("--workers", help="Processes sharing every listening socket (SO_REUSEPORT), 1-64, or 'auto' (one per CPU, like HAProxy's default threads); more than 1 raises the connection and request rate on several cores.")] = "1",
     status_file: Annotated[str | None, typer.Option("--status-file", help="Keep a JSON summary of what is served in this file (used by `kubesvc status`).")] = None,
+    hostname_override: Annotated[str, typer.Option("--hostname-override", help="This proxy's node name: endpoints with this nodeName are local (internalTrafficPolicy/externalTrafficPolicy Local, the health-check node port, the node's zone for topology hints).")] = "kubesvc-node",
     store: StoreOpt = None,
 ) -> None:
     """Proxy Service traffic: listen on cluster IPs, NodePorts, external and load-balancer IPs, forward to ready endpoints.
@@ -81,6 +82,7 @@ def proxy(
         verbosity=verbosity,
         status_file=status_file,
         workers=parse_workers(workers),
+        node_name=hostname_override,
     )
     path = common.store_path(store)
     common.registry(store)  # open (and create) the store now, so a bad path is a one-line error

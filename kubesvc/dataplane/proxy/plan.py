@@ -3,7 +3,17 @@
 Rules kept here (spec dataplane.md §1.2, §1.10):
 - The unit is the service port ``(namespace, service, port name)``; an unnamed single port is ``""``.
 - Not proxied: headless (``clusterIP`` empty or ``None``), ``type: ExternalName``, and Services labelled
-  ``service.kubernetes.io/service-proxy-name`` (any value: another proxy owns them, e.g. the cluster DNS).
+  ``service.kubernetes.io/service-proxy-name`` (any value: another proxy owns them, e.g. the cluster DNS) or
+  ``service.kubernetes.io/headless`` (any value; kube-proxy's informers select both labels away).
+- Traffic policies (virtual-ips.md "Traffic policies"), as kube-proxy's ``CategorizeEndpoints``: an endpoint is
+  local when its ``nodeName`` is this proxy's node (``node_name``), or, without a nodeName, when its address is
+  local here (kubesvc's relaxation for hand-made 127/8 backends; kube-proxy counts those as remote). ``internalTrafficPolicy: Local`` serves the
+  cluster IP from local endpoints only; ``externalTrafficPolicy: Local`` does the same for NodePorts, LB and
+  external IPs and the health-check node port reports the local count. No endpoint for an address's policy:
+  no socket (refused). Topology hints (``service.kubernetes.io/topology-mode``, or the older
+  ``topology-aware-hints``, not empty/disabled; or ``trafficDistribution: PreferClose``): cluster-wide traffic
+  goes to the endpoints hinted for this node's zone when every ready endpoint has a hint and one names the zone.
+- ``loadBalancerSourceRanges`` apply to the LB addresses only (as kube-proxy's firewall chain).
 - Backends are the *ready* addresses (``subsets[].addresses``) joined with ``subsets[].ports[]`` by port
   name; the endpoints controller already resolved named target ports. The Endpoints given here are the
   merged view of each Service's EndpointSlices (``controllers.endpointslices.merged_endpoints``: one subset
@@ -25,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+HEADLESS_LABEL = "service.kubernetes.io/headless"
+TOPOLOGY_ANNOTATIONS = ("service.kubernetes.io/topology-mode", "service.kubernetes.io/topology-aware-hints")
 DEFAULT_AFFINITY_SECONDS = 10800
 
 SPN = tuple[str, str, str]  # (namespace, service, port name)
@@ -43,6 +55,15 @@ class ServicePort:
     affinity_seconds: int
     endpoints: tuple[Endpoint, ...]
     addresses: tuple[tuple[str, int, str], ...]  # (ip, port, kind) kind: cluster|nodePort|loadBalancer|externalIP
+    external_endpoints: tuple[Endpoint, ...] | None = None  # NodePort/LB/external IPs; None: the same as endpoints
+    local_endpoints: int = 0  # ready endpoints on this node (the health-check node port's localEndpoints)
+    health_check_node_port: int = 0  # LoadBalancer + externalTrafficPolicy Local
+    source_ranges: tuple[str, ...] = ()  # loadBalancerSourceRanges (LB addresses only)
+
+    def endpoints_for(self, kind: str) -> tuple[Endpoint, ...]:
+        if kind != "cluster" and self.external_endpoints is not None:
+            return self.external_endpoints
+        return self.endpoints
 
 
 @dataclass
@@ -65,7 +86,7 @@ def should_skip(svc: dict[str, Any]) -> bool:
     if ip in ("", "None"):
         return True
     labels = (svc.get("metadata") or {}).get("labels") or {}
-    return PROXY_NAME_LABEL in labels
+    return PROXY_NAME_LABEL in labels or HEADLESS_LABEL in labels
 
 
 def endpoints_by_port(ep: dict[str, Any] | None) -> dict[str, tuple[Endpoint, ...]]:
@@ -85,13 +106,69 @@ def endpoints_by_port(ep: dict[str, Any] | None) -> dict[str, tuple[Endpoint, ..
     return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
+def endpoint_nodes(ep: dict[str, Any] | None) -> dict[str, str]:
+    """Ready address ip -> its nodeName ("" when none)."""
+    out: dict[str, str] = {}
+    for subset in (ep or {}).get("subsets") or []:
+        for a in subset.get("addresses") or []:
+            if a.get("ip"):
+                out[a["ip"]] = out.get(a["ip"]) or str(a.get("nodeName") or "")
+    return out
+
+
+def zone_hints(slices: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, frozenset[str]]]:
+    """(namespace, Service) -> ready endpoint ip -> the zones of its ``hints.forZones`` (empty: no hint)."""
+    out: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
+    for sl in slices:
+        meta = sl.get("metadata") or {}
+        svc = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+        if not svc:
+            continue
+        by_ip = out.setdefault((str(meta.get("namespace", "default")), str(svc)), {})
+        for ep in sl.get("endpoints") or []:
+            if not isinstance(ep, dict) or not ep.get("addresses") or (ep.get("conditions") or {}).get("ready") is False:
+                continue
+            zones = frozenset(str(z.get("name")) for z in ((ep.get("hints") or {}).get("forZones") or [])
+                              if isinstance(z, dict) and z.get("name"))
+            by_ip[str(ep["addresses"][0])] = zones
+    return out
+
+
+def _uses_topology(svc: dict[str, Any], hints: dict[str, frozenset[str]] | None, zone: str, ips: Iterable[str]) -> bool:
+    """kube-proxy's ``canUseTopology``."""
+    annotations = (svc.get("metadata") or {}).get("annotations") or {}
+    mode = next((annotations[a] for a in TOPOLOGY_ANNOTATIONS if annotations.get(a)), "")
+    enabled = mode not in ("", "disabled", "Disabled") or (svc.get("spec") or {}).get("trafficDistribution") == "PreferClose"
+    if not enabled or not zone or hints is None:
+        return False
+    found = False
+    for ip in ips:
+        zones = hints.get(ip)
+        if not zones:
+            return False
+        found = found or zone in zones
+    return found
+
+
+def _is_node_local(ep_node: str, ip: str, node_name: str, is_local: Callable[[str], bool]) -> bool:
+    """An endpoint is on this node when its nodeName is ours; one without a nodeName (a hand-made Pod or
+    Endpoints) when its address is local here (a 127/8 backend of a single-node kubesvc)."""
+    return ep_node == node_name if ep_node else is_local(ip)
+
+
 def build(
     services: Iterable[dict[str, Any]],
     endpoints: Iterable[dict[str, Any]],
     node_addresses: Iterable[str] = (),
     is_local: Callable[[str], bool] = lambda ip: False,
+    node_name: str = "",
+    zone: str = "",
+    hints: dict[tuple[str, str], dict[str, frozenset[str]]] | None = None,
 ) -> Plan:
-    eps_index = {((e.get("metadata") or {}).get("namespace", ""), e["metadata"]["name"]): e for e in endpoints}
+    """``node_name``/``zone``: this proxy's node and its ``topology.kubernetes.io/zone`` (traffic policies and
+    topology hints); ``hints``: ``zone_hints`` of the EndpointSlices."""
+    eps_index = {((e.get("metadata") or {}).get("namespace", ""), e["metadata"]["name"]): e for e in endpoints
+                 if HEADLESS_LABEL not in ((e.get("metadata") or {}).get("labels") or {})}
     nodes = tuple(node_addresses)
     plan = Plan()
     for svc in sorted(services, key=lambda s: (s["metadata"].get("namespace", ""), s["metadata"]["name"])):
@@ -101,6 +178,12 @@ def build(
         ns, name = meta.get("namespace", ""), meta["name"]
         cluster_ip = spec["clusterIP"]
         by_port = endpoints_by_port(eps_index.get((ns, name)))
+        node_of = endpoint_nodes(eps_index.get((ns, name)))
+        internal_local = spec.get("internalTrafficPolicy") == "Local"
+        external_local = spec.get("externalTrafficPolicy") == "Local"
+        topology = _uses_topology(svc, (hints or {}).get((ns, name)), zone, node_of)
+        hc_port = int(spec.get("healthCheckNodePort") or 0) if spec.get("type") == "LoadBalancer" and external_local else 0
+        ranges = tuple(str(r).strip() for r in spec.get("loadBalancerSourceRanges") or [] if str(r).strip())
         affinity = spec.get("sessionAffinity") == "ClientIP"
         ttl = (((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")) or DEFAULT_AFFINITY_SECONDS
         lb_ips = [i["ip"] for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [] if i.get("ip")]
@@ -130,6 +213,14 @@ def build(
                     continue
                 plan.listeners[key] = spn
                 kept.append((ip, lport, kind))
+            ready = by_port.get(pname, ())
+            local = tuple(e for e in ready if _is_node_local(node_of.get(e[0], ""), e[0], node_name, is_local))
+            cluster = ready
+            if topology:
+                zoned = (hints or {}).get((ns, name)) or {}
+                cluster = tuple(e for e in ready if zone in zoned.get(e[0], frozenset()))
+            internal = local if internal_local else cluster
+            external = local if external_local else cluster
             plan.ports[spn] = ServicePort(
                 name=spn,
                 protocol=proto,
@@ -138,8 +229,12 @@ def build(
                 node_port=node_port,
                 affinity=affinity,
                 affinity_seconds=int(ttl),
-                endpoints=by_port.get(pname, ()),
+                endpoints=internal,
                 addresses=tuple(kept),
+                external_endpoints=external if external != internal else None,
+                local_endpoints=len(local),
+                health_check_node_port=hc_port,
+                source_ranges=ranges if lb_ips else (),
             )
     return plan
 
@@ -148,7 +243,29 @@ def serving(plan: Plan) -> dict[ListenerKey, SPN]:
     """The listeners to keep open: those of service ports with at least one ready endpoint. A service port
     without one has no socket, so the kernel refuses its connections (TCP RST: ECONNREFUSED) and answers its
     datagrams with ICMP port unreachable, as kube-proxy's REJECT rule does."""
-    return {k: spn for k, spn in plan.listeners.items() if plan.ports[spn].endpoints}
+    return {k: spn for k, spn in plan.listeners.items() if plan.ports[spn].endpoints_for(listener_kind(plan, k))}
+
+
+def listener_kind(plan: Plan, key: ListenerKey) -> str:
+    """cluster|nodePort|loadBalancer|externalIP of a listener in the plan."""
+    _, ip, port = key
+    for aip, aport, kind in plan.ports[plan.listeners[key]].addresses:
+        if aip == ip and aport == port:
+            return kind
+    return "cluster"
+
+
+def health_checks(plan: Plan) -> dict[int, tuple[str, str, int]]:
+    """healthCheckNodePort -> (namespace, Service, local endpoints): kube-proxy's service health server counts
+    the Service's local endpoints (the most over its ports)."""
+    out: dict[int, tuple[str, str, int]] = {}
+    for sp in plan.ports.values():
+        if sp.health_check_node_port:
+            ns, name, _ = sp.name
+            prev = out.get(sp.health_check_node_port)
+            if prev is None or (prev[0], prev[1]) == (ns, name):
+                out[sp.health_check_node_port] = (ns, name, max(prev[2] if prev else 0, sp.local_endpoints))
+    return out
 
 
 def diff(running: Iterable[ListenerKey], plan: Plan, want: Iterable[ListenerKey] | None = None) -> tuple[list[ListenerKey], list[ListenerKey]]:

@@ -73,6 +73,7 @@ class ProxyOptions:
     status_file: str | None = None
     workers: int = 1  # processes sharing every listening socket (SO_REUSEPORT) when > 1
     worker_dir: str | None = None  # set only in worker processes: where they leave their counters
+    node_name: str = "kubesvc-node"  # --hostname-override: which endpoints are local (traffic policies)
 
 
 @dataclass
@@ -85,6 +86,13 @@ class PortState:
     metrics: PortMetrics = field(default_factory=PortMetrics)
     conns: set[Pair] = field(default_factory=set)
     config: planning.ServicePort | None = None
+    ext_balancer: Balancer = field(default_factory=Balancer)  # NodePort/LB/external IPs when their policy differs
+
+    def balancer_for(self, kind: str) -> Balancer:
+        config = self.config
+        if kind != "cluster" and config is not None and config.external_endpoints is not None:
+            return self.ext_balancer
+        return self.balancer
 
     @property
     def label(self) -> str:
@@ -138,6 +146,17 @@ def bind_error_text(proto: str, ip: str, port: int, e: OSError) -> str:
     return f"listen {proto.lower()} {ip}:{port}: bind: {reason}"
 
 
+class HealthCheckRoutes(dict):  # type: ignore[type-arg]
+    """Every path of a health-check node port answers (as kube-proxy's handler does)."""
+
+    def __init__(self, server: ProxyServer, port: int) -> None:
+        super().__init__()
+        self.route = lambda: server.health_check(port)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        return self.route
+
+
 class ProxyServer:
     def __init__(self, store_path: str, options: ProxyOptions) -> None:
         self.store_path = store_path
@@ -161,6 +180,8 @@ class ProxyServer:
         self.health = runtime.Health()
         self._parent = os.getppid()
         self._stop: asyncio.Event | None = None
+        self.hc_servers: dict[int, list[asyncio.AbstractServer]] = {}
+        self.hc_counts: dict[int, tuple[str, str, int]] = {}
 
     @property
     def is_worker(self) -> bool:
@@ -175,6 +196,9 @@ class ProxyServer:
         if self._reader is None:
             self._reader = Store(self.store_path)
         rev, objs = list_with_revision(self._reader, ("Service", "Endpoints"))  # Endpoints: merged EndpointSlices
+        hints = planning.zone_hints(self._reader.list("EndpointSlice")) if self._wants_hints(objs["Service"]) else None
+        node = self._reader.get("Node", "", self.options.node_name) or {}
+        zone = ((node.get("metadata") or {}).get("labels") or {}).get("topology.kubernetes.io/zone", "")
         nodes = planning.node_addresses(self.options.nodeport_addresses, local_ipv4_addresses())
         local_cache: dict[str, bool] = {}
 
@@ -183,7 +207,13 @@ class ProxyServer:
                 local_cache[ip] = is_local_address(ip)
             return local_cache[ip]
 
-        return rev, planning.build(objs["Service"], objs["Endpoints"], nodes, is_local)
+        return rev, planning.build(objs["Service"], objs["Endpoints"], nodes, is_local, self.options.node_name, zone, hints)
+
+    @staticmethod
+    def _wants_hints(services: list[dict[str, Any]]) -> bool:
+        """Slices are read a second time only when a Service asks for topology-aware routing."""
+        return any(set(planning.TOPOLOGY_ANNOTATIONS) & set((s.get("metadata") or {}).get("annotations") or {})
+                   or (s.get("spec") or {}).get("trafficDistribution") for s in services)
 
     # ------------------------------------------------------------------------------- loop side
 
@@ -214,6 +244,8 @@ class ProxyServer:
             st.config = sp
             st.balancer.configure(sp.affinity, sp.affinity_seconds)
             st.balancer.set_endpoints(sp.endpoints)
+            st.ext_balancer.configure(sp.affinity, sp.affinity_seconds)
+            st.ext_balancer.set_endpoints(sp.external_endpoints or ())
         for spn in [s for s in self.states if s not in plan.ports]:
             del self.states[spn]  # open connections keep their own reference until they end
         known = set(self.plan.problems)
@@ -229,6 +261,7 @@ class ProxyServer:
             del self.failed[key]
         for key, listener in self.listeners.items():
             listener.state = self.states[plan.listeners[key]]
+            listener.configure(planning.listener_kind(plan, key))
             listener.steer()
         now = time.monotonic()
         opened = 0
@@ -236,11 +269,41 @@ class ProxyServer:
             failed = self.failed.get(key)
             if failed is not None and now - failed[1] < RETRY_BIND_SECONDS:
                 continue
-            if await self._open(key, self.states[plan.listeners[key]]):
+            if await self._open(key, self.states[plan.listeners[key]], planning.listener_kind(plan, key)):
                 opened += 1
+        await self._health_checks(plan)
         return opened, len(to_close)
 
-    async def _open(self, key: planning.ListenerKey, state: PortState) -> bool:
+    async def _health_checks(self, plan: planning.Plan) -> None:
+        """kube-proxy's service health server: one HTTP listener per healthCheckNodePort on each node address,
+        answering kube-proxy's JSON body with 200 while the Service has local endpoints, else 503."""
+        if self.is_worker:
+            return
+        want = planning.health_checks(plan)
+        self.hc_counts = want
+        for port in [p for p in self.hc_servers if p not in want]:
+            for srv in self.hc_servers.pop(port):
+                srv.close()
+        nodes = planning.node_addresses(self.options.nodeport_addresses, local_ipv4_addresses())
+        for port in want:
+            if port in self.hc_servers:
+                continue
+            servers = []
+            for ip in nodes:
+                try:
+                    servers.append(await serve_http(ip, port, HealthCheckRoutes(self, port)))  # type: ignore[arg-type]
+                except OSError as e:
+                    log.warning("cannot serve health check", extra={"kv": {"address": f"{ip}:{port}", "error": str(e)}})
+            self.hc_servers[port] = servers
+
+    def health_check(self, port: int) -> tuple[int, str, str]:
+        ns, name, count = self.hc_counts.get(port, ("", "", 0))
+        healthy = self.health.ok
+        body = (f'{{\n\t"service": {{\n\t\t"namespace": {json.dumps(ns)},\n\t\t"name": {json.dumps(name)}\n\t}},\n'
+                f'\t"localEndpoints": {count},\n\t"serviceProxyHealthy": {"true" if healthy else "false"}\n}}')
+        return (200 if count and healthy else 503), "application/json", body
+
+    async def _open(self, key: planning.ListenerKey, state: PortState, kind: str = "cluster") -> bool:
         proto, ip, port = key
         listener: Listener
         workers = self.options.workers
@@ -248,6 +311,7 @@ class ProxyServer:
             listener = TcpListener(key, state, self.tasks, workers)
         else:
             listener = UdpListener(key, state, self.options.udp_timeout, workers)
+        listener.configure(kind)
         try:
             await listener.open()
         except OSError as e:
@@ -446,7 +510,7 @@ class ProxyServer:
 
     async def shutdown(self) -> None:
         self._stop_workers()
-        for srv in self.http:
+        for srv in self.http + [s for servers in self.hc_servers.values() for s in servers]:
             srv.close()
         for listener in self.listeners.values():
             listener.close()

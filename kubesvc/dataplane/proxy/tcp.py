@@ -131,6 +131,34 @@ def source_for(client_ip: str, endpoint_ip: str) -> tuple[str, int] | None:
     return None
 
 
+def source_ranges(state: PortState, kind: str) -> list[Any] | None:
+    """The networks allowed to reach an LB address (``loadBalancerSourceRanges``); None: everyone."""
+    import ipaddress
+
+    config = state.config
+    if kind != "loadBalancer" or config is None or not config.source_ranges:
+        return None
+    nets = []
+    for text in config.source_ranges:
+        try:
+            nets.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            continue
+    return nets
+
+
+def allowed_by(nets: list[Any] | None, ip: str) -> bool:
+    import ipaddress
+
+    if nets is None:
+        return True
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr.version == n.version and addr in n for n in nets)
+
+
 class Pair:
     """The shared state of one proxied connection."""
 
@@ -321,7 +349,9 @@ class ClientSide(_Side):
         state = pair.state
         m = state.metrics
         m.total += 1
-        if not state.balancer.endpoints:  # accepted in the instant before the listener closed
+        listener = self.listener
+        if not listener.balancer.endpoints or (listener.allowed is not None and not listener.allows(self.client_ip())):
+            # accepted in the instant before the listener closed, or outside loadBalancerSourceRanges: refused
             m.rejected += 1
             pair.done = True
             reset(t)
@@ -344,7 +374,7 @@ class ClientSide(_Side):
             return
         state = pair.state
         attempt = self.attempt
-        balancer = state.balancer
+        balancer = self.listener.balancer
         ep = None
         if attempt < len(DIAL_TIMEOUTS):
             try:
@@ -385,6 +415,19 @@ class TcpListener:
         self.server: asyncio.AbstractServer | None = None
         self.sock: socket.socket | None = None
         self.steered = False
+        self.kind = "cluster"
+        self.allowed: list[Any] | None = None  # loadBalancerSourceRanges of an LB address
+
+    def configure(self, kind: str) -> None:
+        self.kind = kind
+        self.allowed = source_ranges(self.state, kind)
+
+    @property
+    def balancer(self) -> Any:
+        return self.state.balancer_for(self.kind)
+
+    def allows(self, ip: str) -> bool:
+        return allowed_by(self.allowed, ip)
 
     async def open(self) -> None:
         self.loop = asyncio.get_running_loop()

@@ -30,7 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.dataplane.proxy.balancer import NoEndpoints
-from kubesvc.dataplane.proxy.tcp import source_for, steer_by_client_ip
+from kubesvc.dataplane.proxy.tcp import allowed_by, source_for, source_ranges, steer_by_client_ip
 from kubesvc.dataplane.runtime import bind_socket
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ class UdpListener(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self.kind = "cluster"
+        self.allowed: list[Any] | None = None  # loadBalancerSourceRanges of an LB address
 
     async def open(self) -> None:
         _, ip, port = self.key
@@ -85,6 +87,10 @@ class UdpListener(asyncio.DatagramProtocol):
             steer_by_client_ip(self.sock, self.workers, want)
             self.steered = want
 
+    def configure(self, kind: str) -> None:
+        self.kind = kind
+        self.allowed = source_ranges(self.state, kind)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
@@ -95,6 +101,9 @@ class UdpListener(asyncio.DatagramProtocol):
         flow = self.flows.get(addr)
         now = time.monotonic()
         if flow is None:
+            if self.allowed is not None and not allowed_by(self.allowed, addr[0]):
+                m.rejected += 1  # outside loadBalancerSourceRanges: dropped, as kube-proxy's firewall chain
+                return
             flow = self._new_flow(addr, now)
             if flow is None:
                 return
@@ -114,7 +123,7 @@ class UdpListener(asyncio.DatagramProtocol):
                 state.metrics.rejected += 1
                 return None
         try:
-            ep = state.balancer.next(addr[0])
+            ep = state.balancer_for(self.kind).next(addr[0])
         except NoEndpoints:
             state.metrics.rejected += 1
             return None

@@ -18,7 +18,7 @@ import json
 import random
 from typing import TYPE_CHECKING, Any
 
-from kubesvc.api.field import FieldError
+from kubesvc.api.field import REQUIRED, FieldError
 from kubesvc.api.kinds import KINDS
 from kubesvc.errors import Forbidden, NotFound
 from kubesvc.registry.kinds import Strategy
@@ -34,18 +34,25 @@ PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 LB_COMPONENT = "kubesvc-lb-controller"
 
 
+def _allocated_later(errs: list[FieldError]) -> list[FieldError]:
+    """Drop ``spec.healthCheckNodePort: Required value``: as upstream's BeginCreate/BeginUpdate, the allocation
+    step (``services.allocate``, same transaction) picks that port for a LoadBalancer with
+    ``externalTrafficPolicy: Local`` that does not name one. Every other check on it stays."""
+    return [e for e in errs if not (e.field == "spec.healthCheckNodePort" and e.type == REQUIRED)]
+
+
 class ServiceStrategy(Strategy):
     kinds = ("Service",)
 
     def validate(self, obj: Obj) -> list[FieldError]:
         from kubesvc.api import strategy
 
-        return super().validate(obj) or strategy.ip_family_errors(obj)
+        return _allocated_later(super().validate(obj)) or strategy.ip_family_errors(obj)
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         from kubesvc.api import strategy
 
-        return super().validate_update(new, old) or strategy.ip_family_errors(new)
+        return _allocated_later(super().validate_update(new, old)) or strategy.ip_family_errors(new)
 
     def allocate(self, txn: Txn, obj: Obj, settings: Settings, old: Obj | None) -> None:
         from kubesvc.registry import services
