@@ -87,7 +87,8 @@ class Response:
 
 
 def json_response(code: int, obj: Any, warnings: list[str] | None = None) -> Response:
-    resp = Response(code, json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+    # a newline after the document, as Go's json.Encoder writes it (clients compare error bodies byte for byte)
+    resp = Response(code, json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
     for w in warnings or ():
         # a quoted-string of ASCII only: control bytes or CR/LF from a field name must never reach the head
         resp.headers.append(("Warning", "299 - " + json.dumps(w, ensure_ascii=True)))

@@ -44,8 +44,20 @@ def status(code: int, reason: str, message: str, details: dict[str, Any] | None 
     out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                            "message": message, "reason": reason}
     if details:
-        out["details"] = details
+        out["details"] = _omit_empty(details)
     out["code"] = code
+    return out
+
+
+def _omit_empty(details: dict[str, Any]) -> dict[str, Any]:
+    """StatusDetails and StatusCause fields are all omitempty upstream: no ``"group":""`` for core kinds."""
+    out: dict[str, Any] = {}
+    for key, value in details.items():
+        if key == "causes" and isinstance(value, list):
+            value = [{k: v for k, v in c.items() if v not in ("", None)} if isinstance(c, dict) else c for c in value]
+        if value in ("", None, []):
+            continue
+        out[key] = value
     return out
 
 
