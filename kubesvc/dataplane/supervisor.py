@@ -83,7 +83,12 @@ def _apiserver_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
 
 def _kubelet_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
     root = ["--run-as-root"] if flags.get("kubelet_run_as_root") else []
-    return ["kubelet", "--isolation", flags.get("isolation") or "loopback", *root]
+    # netns pods reach the cluster DNS through the kubelet's relay: tell it where `up` put the DNS server
+    # (port 0 is chosen by the DNS server itself, too late for this command line: the kubelet keeps its default)
+    listen = flags.get("dns_listen") or ""
+    wanted = listen and not listen.endswith(":0") and "dns" in (flags.get("components") or ["dns"])
+    dns = ["--cluster-dns", listen] if wanted else []
+    return ["kubelet", "--isolation", flags.get("isolation") or "loopback", *root, *dns]
 
 
 def _ingress_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:

@@ -249,3 +249,16 @@ def test_up_rejects_a_bad_flag_value_in_one_line(sh) -> None:  # type: ignore[no
     r = sh("$KS up --udp-timeout soon")
     assert r.returncode == 1
     assert r.stderr == "error: --udp-timeout: invalid duration 'soon' (want e.g. 250ms, 10s, 1m)\n"
+
+
+def test_the_kubelet_is_told_where_up_put_the_dns_server(sh) -> None:  # type: ignore[no-untyped-def]
+    """netns pods reach the cluster DNS through the kubelet's relay: off the kube-dns IP's port 53 (a fallback or
+    --dns-listen), the kubelet is started with --cluster-dns naming that address."""
+    node = random_subnet() + "254"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((node, 0))
+        port = probe.getsockname()[1]
+    r = sh(f"$KS up --components dns,kubelet --dns-listen {node}:{port}")
+    assert r.returncode == 0, r.stderr
+    started = Path(sh.store + ".d/kubelet.log").read_text().splitlines()[0]
+    assert started.endswith(f"kubelet --isolation loopback --cluster-dns {node}:{port}"), started
