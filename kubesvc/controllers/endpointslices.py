@@ -16,7 +16,8 @@ Rules kept here:
   targetPort is resolved per pod (a pod without a named port simply lacks that port in its group).
 - Address types follow ``spec.ipFamilies`` (else the cluster IP's family, else IPv4).
 - Reconcile keeps endpoints in the slice that already holds them, fills slices with room, then creates new ones;
-  a slice is written only when its content changed; empty non-placeholder slices are deleted.
+  a slice is written only when its content changed; empty non-placeholder slices are deleted, but a slice about
+  to be deleted is reused (renamed content, same address type) for one about to be created, as upstream.
 - A Service without a selector: hand-written Endpoints of the same name are mirrored to slices managed by
   ``endpointslicemirroring-controller.k8s.io`` (owned by the Endpoints, its labels and annotations copied but
   the trigger time and last-applied; up to 1000 addresses per slice), unless the Endpoints carry
@@ -294,6 +295,8 @@ def _reconcile(txn: TxnLike, ns: str, base: str, controller: str, desired: dict[
         sl.update(body)
         txn.update(sl, check_version=False)
 
+    to_delete: list[Obj] = []
+    to_create: list[tuple[Key, list[Obj]]] = []
     for key, eps in desired.items():
         slices = existing.pop(key, [])
         want = {_endpoint_id(ep): ep for ep in eps}
@@ -315,15 +318,21 @@ def _reconcile(txn: TxnLike, ns: str, base: str, controller: str, desired: dict[
             if here or (not eps and sl is slices[0]):
                 write(sl, key, here)
             else:
-                txn.delete("EndpointSlice", ns, sl["metadata"]["name"])
+                to_delete.append(sl)
         while rest:
-            write(None, key, rest[:max_per_slice])
+            to_create.append((key, rest[:max_per_slice]))
             rest = rest[max_per_slice:]
         if not eps and not slices:
-            write(None, key, [])
+            to_create.append((key, []))
     for slices in existing.values():
-        for sl in slices:
-            txn.delete("EndpointSlice", ns, sl["metadata"]["name"])
+        to_delete.extend(slices)
+    for key, eps in to_create:  # as upstream, a slice about to be deleted is reused (same address type)
+        reuse = next((sl for sl in to_delete if sl.get("addressType") == key[0]), None)
+        if reuse is not None:
+            to_delete.remove(reuse)
+        write(reuse, key, eps)
+    for sl in to_delete:
+        txn.delete("EndpointSlice", ns, sl["metadata"]["name"])
 
 
 def _owner(obj: Obj, kind: str) -> list[Obj]:
