@@ -31,15 +31,17 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import signal
-import subprocess
 import socket
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from kubesvc.dataplane import runtime
 from kubesvc.dataplane.runtime import parse_ready_line
@@ -51,11 +53,12 @@ Out = Callable[[str], None]
 @dataclass(frozen=True)
 class Component:
     name: str
-    argv: Callable[[dict[str, Any], "RunDir"], list[str]]  # the kubesvc arguments after --store
+    argv: Callable[[dict[str, Any], RunDir], list[str]]  # the kubesvc arguments after --store
     keeps_status: bool = False  # writes <name>.status.json (given as --status-file)
+    netns: str | None = None  # --nodes: the node's network namespace (``nodes.wrap``)
 
 
-def _proxy_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
+def _proxy_argv(flags: dict[str, Any], run: RunDir) -> list[str]:
     return [
         "proxy",
         "--nodeport-addresses", ",".join(flags.get("nodeport_addresses") or ["127.0.0.0/8"]),
@@ -68,20 +71,20 @@ def _proxy_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
     ]
 
 
-def _dns_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
+def _dns_argv(flags: dict[str, Any], run: RunDir) -> list[str]:
     argv = ["dns"]
     if flags.get("dns_listen"):
         argv += ["--listen", flags["dns_listen"]]
     return argv
 
 
-def _apiserver_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
+def _apiserver_argv(flags: dict[str, Any], run: RunDir) -> list[str]:
     host, _, port = (flags.get("apiserver_address") or "127.0.0.1:6443").rpartition(":")
     # HTTPS with the store's credentials (<store>.d/pki/); the kubeconfig for it lands beside them, mode 0600
     return ["apiserver", "--bind-address", host, "--port", port, "--write-kubeconfig", str(run.path / "kubeconfig")]
 
 
-def _kubelet_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
+def _kubelet_argv(flags: dict[str, Any], run: RunDir) -> list[str]:
     root = ["--run-as-root"] if flags.get("kubelet_run_as_root") else []
     # netns pods reach the cluster DNS through the kubelet's relay: tell it where `up` put the DNS server
     # (port 0 is chosen by the DNS server itself, too late for this command line: the kubelet keeps its default)
@@ -91,7 +94,7 @@ def _kubelet_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
     return ["kubelet", "--isolation", flags.get("isolation") or "loopback", *root, *dns]
 
 
-def _ingress_argv(flags: dict[str, Any], run: "RunDir") -> list[str]:
+def _ingress_argv(flags: dict[str, Any], run: RunDir) -> list[str]:
     return ["ingress", "--http-address", flags.get("ingress_http_address", "127.0.0.1:80"),
             "--https-address", flags.get("ingress_https_address", "127.0.0.1:443"),
             "--access-log", str(run.path / "ingress-access.log")]
@@ -127,15 +130,48 @@ COMPONENTS: list[Component] = [
     Component("ingress", _ingress_argv),
 ]
 DEFAULT_COMPONENTS = tuple(c.name for c in COMPONENTS)
+PER_NODE = ("proxy", "kubelet")  # with --nodes N: one of each per node, in the node's network namespace
 
 
-def enabled(run: "RunDir") -> list[Component]:
+def _per_node(base: Component, n: Any) -> Component:
+    """``base`` for node ``n`` (``nodes.NodeNet``): node 1 keeps the name, node i is ``<name>-i``."""
+    name = base.name if n.index == 1 else f"{base.name}-{n.index}"
+
+    def argv(flags: dict[str, Any], run: RunDir) -> list[str]:
+        if base.name == "proxy":
+            flags = {**flags, "nodeport_addresses": [f"{n.ip}/32", "127.0.0.0/8"],
+                     "healthz_bind_address": f"{n.ip}:10256", "metrics_bind_address": f"{n.ip}:10249"}
+            out = base.argv(flags, run)
+            out[out.index("--status-file") + 1] = str(run.status_file(name))
+            return [*out, "--hostname-override", n.name]
+        flags = {**flags, "isolation": "netns"}
+        extra = ["--node-name", n.name, "--pod-cidr", n.pod_cidr]
+        return [*base.argv(flags, run), *extra, *([] if n.index == 1 else ["--no-controllers"])]
+
+    return Component(name, argv, keeps_status=base.keeps_status, netns=n.netns)
+
+
+def all_components(run: RunDir) -> list[Component]:
+    """COMPONENTS, with the proxy and kubelet once per node when `up --nodes N` (N > 1) made nodes."""
+    from kubesvc.dataplane import nodes
+
+    rec = run.read_json("nodes.json")
+    count = int(rec.get("count", 1)) if isinstance(rec, dict) else 1
+    if count <= 1:
+        return list(COMPONENTS)
+    out: list[Component] = []
+    for c in COMPONENTS:
+        out += [_per_node(c, n) for n in nodes.plan(run.store, count)] if c.name in PER_NODE else [c]
+    return out
+
+
+def enabled(run: RunDir) -> list[Component]:
     """The components the last `up` asked for (all, before any `up`)."""
     try:
         names = json.loads((run.path / "components.json").read_text())
     except (OSError, ValueError):
         names = list(DEFAULT_COMPONENTS)
-    return [c for c in COMPONENTS if c.name in names]
+    return [c for c in all_components(run) if c.name in names]
 
 
 class RunDir:
@@ -248,7 +284,7 @@ def _read_pid(run: RunDir, comp: Component) -> dict[str, Any] | None:
 
 def running(run: RunDir) -> dict[str, Running]:
     out: dict[str, Running] = {}
-    for comp in COMPONENTS:
+    for comp in all_components(run):
         info = _read_pid(run, comp)
         if info and _alive(int(info["pid"]), info.get("start")):
             out[comp.name] = Running(comp, int(info["pid"]), _ready_fields(run, comp) or {})
@@ -261,7 +297,7 @@ def _ready_fields(run: RunDir, comp: Component) -> dict[str, str] | None:
     except OSError:
         return None
     for line in text.splitlines():
-        fields = parse_ready_line(comp.name, line)
+        fields = parse_ready_line(comp.name.split("-")[0], line)  # proxy-2: a node's proxy
         if fields is not None:
             return fields
     return None
@@ -277,6 +313,8 @@ def _log_tail(run: RunDir, comp: Component, lines: int = 15) -> str:
 
 def _spawn(run: RunDir, comp: Component, flags: dict[str, Any], guard: str | None = None) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "kubesvc", "--store", run.store, *comp.argv(flags, run)]
+    if comp.netns:  # --nodes: in the node's network namespace only (the mount namespace stays the host's)
+        argv = [shutil.which("nsenter") or "nsenter", f"--net=/run/netns/{comp.netns}", *argv]
     for f in (run.out_file(comp.name), run.status_file(comp.name)):
         f.unlink(missing_ok=True)
     with open(run.out_file(comp.name), "wb") as out, open(run.log_file(comp.name), "ab") as log:
@@ -340,7 +378,7 @@ def _wait_ready(run: RunDir, started: dict[str, subprocess.Popen[bytes]], timeou
     """Wait for each component's ready line. Returns (ready fields by name, failure text by name)."""
     ready: dict[str, dict[str, str]] = {}
     failed: dict[str, str] = {}
-    by_name = {c.name: c for c in COMPONENTS}
+    by_name = {c.name: c for c in all_components(run)}
     deadline = time.monotonic() + timeout
     while len(ready) + len(failed) < len(started):
         for name, proc in started.items():
@@ -501,9 +539,12 @@ def _describe(name: str, pid: int, fields: dict[str, str]) -> str:
 
 def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: float, out: Out) -> int:
     run = RunDir(store_path)
-    wanted = [c for c in COMPONENTS if c.name in flags.get("components", DEFAULT_COMPONENTS)]
+    count = int(flags.get("nodes") or 1)
     with run.locked():
         already = running(run)
+        if not already:
+            _make_nodes(run, count)
+        wanted = [c for c in all_components(run) if c.name.split("-")[0] in flags.get("components", DEFAULT_COMPONENTS)]
         problem = store_problem(run)
         if problem and already:
             raise ClientError(f"{problem} and its components still run ({', '.join(already)}); "
@@ -532,7 +573,7 @@ def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: flo
         started = {c.name: _spawn(run, c, flags, guard) for c in to_start}
         ready, failed = _wait_ready(run, started, timeout)
         if failed:
-            by_name = {c.name: c for c in COMPONENTS}
+            by_name = {c.name: c for c in all_components(run)}
             for name, proc in started.items():
                 rec = _read_pid(run, by_name[name])
                 _stop(run, by_name[name], proc.pid, rec.get("start") if rec else None, timeout=5)
@@ -550,6 +591,26 @@ def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: flo
     if not foreground:
         return 0
     return _stay(run, started, out)
+
+
+def _make_nodes(run: RunDir, count: int) -> None:
+    """``--nodes N`` (N > 1): the node namespaces (``nodes.setup``) and their Node objects, kept in nodes.json;
+    one node: no namespace, and no nodes.json left from an earlier run."""
+    from kubesvc.dataplane import nodes
+
+    nodes.check(count)
+    if count == 1:
+        if run.path.exists():
+            run.remove(run.path / "nodes.json")
+        return
+    try:
+        made = nodes.setup(run.store, count)
+    except OSError as e:
+        raise ClientError(f"--nodes {count}: cannot set up the node network namespaces: {e}") from None
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_json("nodes.json", {"count": count, "nodes": [{"name": n.name, "netns": n.netns, "ip": n.ip, "podCIDR": n.pod_cidr}
+                                                              for n in made]})
+    nodes.publish(run.store, made)
 
 
 def _note_lines(notes: dict[str, list[str]], name: str) -> str:
@@ -578,7 +639,7 @@ def _stay(run: RunDir, started: dict[str, subprocess.Popen[bytes]], out: Out) ->
         for s, h in old.items():
             signal.signal(s, h)
         with run.locked():
-            by_name = {c.name: c for c in COMPONENTS}
+            by_name = {c.name: c for c in all_components(run)}
             for name, proc in started.items():
                 rec = _read_pid(run, by_name[name])
                 if rec is None or rec.get("pid") != proc.pid:
@@ -596,11 +657,12 @@ def down(store_path: str, *, timeout: float, out: Out) -> int:
         return 0
     with run.locked(read_only_ok=True):
         stopped = 0
-        records = {c.name: _read_pid(run, c) for c in COMPONENTS}
+        comps = all_components(run)
+        records = {c.name: _read_pid(run, c) for c in comps}
         live = {n for n, r in records.items() if r is not None and _alive(int(r["pid"]), r.get("start"))}
         for name in live:  # every component at once: they stop in parallel, `down` waits for the slowest only
             _terminate(int(records[name]["pid"]))  # type: ignore[index]
-        for comp in COMPONENTS:
+        for comp in comps:
             rec = records[comp.name]
             if rec is None:
                 continue
@@ -619,7 +681,14 @@ def down(store_path: str, *, timeout: float, out: Out) -> int:
             stopped += 1
         if not stopped:
             out(f"kubesvc is not running for {run.store}\n")
-        left = [f for f in (*(run.pid_file(c.name) for c in COMPONENTS), run.path / "store.json", run.path / "notes.json")
+        from kubesvc.dataplane import nodes
+
+        gone = nodes.teardown(run.store) if os.geteuid() == 0 else []
+        if gone:
+            out(f"nodes: removed {len(gone)} network namespace(s): {', '.join(gone)}\n")
+            stopped += 1
+        left = [f for f in (*(run.pid_file(c.name) for c in comps), run.path / "store.json", run.path / "notes.json",
+                            run.path / "nodes.json")
                 if f.exists()]
         if not run.remove(*left):
             sys.stderr.write(f"warning: {run.path} is read-only: stale files left there (harmless): "

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubesvc.controllers import scheduler
 from kubesvc.dataplane.kubelet import identity, images, logs, spec, status, tracking, volumes
 from kubesvc.dataplane.kubelet.events import Recorder
 from kubesvc.dataplane.kubelet.pod import PodWorker, now_rfc3339
@@ -83,7 +84,9 @@ class Node:
 
     def sync_pods(self) -> None:
         seen: set[tuple[str, str]] = set()
-        for pod in self.store.list("Pod"):
+        all_pods = self.store.list("Pod")
+        nodes: list[dict[str, Any]] | None = None
+        for pod in all_pods:
             meta, pspec = pod["metadata"], pod.get("spec") or {}
             if not spec.claims(pod, self.opts.node_name):
                 continue
@@ -97,8 +100,13 @@ class Node:
                     continue
                 try:
                     if not pspec.get("nodeName"):
+                        # several nodes (`up --nodes N`): bind only the pods the scheduler places here
+                        nodes = self.store.list("Node") if nodes is None else nodes
+                        if len(nodes) > 1 and scheduler.pick_node(pod, nodes, all_pods) != self.opts.node_name:
+                            continue
                         pod = self.registry.bind_pod(key[0], key[1], self.opts.node_name)  # type: ignore[attr-defined]
-                except NotFound:
+                        all_pods.append(pod)
+                except KubesvcError:  # gone, or another node's agent bound it first
                     continue
                 worker = PodWorker(self, pod)
                 if worker.adopt():
@@ -119,8 +127,12 @@ class Node:
         """Once, after the first sync: stop recorded containers no worker adopted; drop dirs of pods gone."""
         pods = logs.pods_dir(self.opts.store_path)
         claimed = {logs.pod_dir(self.opts.store_path, w.pod) for w in self.workers.values()}
-        known = {logs.pod_dir(self.opts.store_path, p) for p in self.store.list("Pod")}
-        stray = {path for path, _ in tracking.records(pods) if path.parent.parent not in claimed}
+        listed = self.store.list("Pod")
+        known = {logs.pod_dir(self.opts.store_path, p) for p in listed}
+        # containers of pods bound to another node belong to that node's agent (`up --nodes N`)
+        elsewhere = {logs.pod_dir(self.opts.store_path, p) for p in listed
+                     if (p.get("spec") or {}).get("nodeName") not in (None, "", self.opts.node_name)}
+        stray = {path for path, _ in tracking.records(pods) if path.parent.parent not in claimed | elsewhere}
         gone = [d for d in pods.iterdir() if d.is_dir() and d not in known]
         if not stray and not gone:
             return

@@ -29,10 +29,11 @@ from kubesvc.errors import ClientError
 log = logging.getLogger("kubesvc.kubelet")
 
 
-def _lock(store_path: str) -> IO[str]:
+def _lock(store_path: str, node_name: str = "kubesvc-node") -> IO[str]:
     d = logs.pods_dir(store_path).parent
     d.mkdir(parents=True, exist_ok=True)
-    f = open(d / "kubelet.lock", "a+")  # noqa: SIM115 (held open: the lock lives as long as the agent)
+    # one agent per node of a store (`up --nodes N` runs one per node)
+    f = open(d / ("kubelet.lock" if node_name == "kubesvc-node" else f"kubelet-{node_name}.lock"), "a+")  # noqa: SIM115 (held open: the lock lives as long as the agent)
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -55,7 +56,7 @@ def run(opts: KubeletOptions) -> int:
 
         netns.check_available()
     runtime.setup_logging(opts.verbosity)
-    lock = _lock(opts.store_path)
+    lock = _lock(opts.store_path, opts.node_name)
     try:
         return runtime.run(lambda stop: _main(stop, opts))
     finally:
