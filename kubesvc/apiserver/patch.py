@@ -191,6 +191,7 @@ def _patch_invalid(value: str, detail: str) -> ApiError:
     """errors.NewInvalid(schema.GroupKind{}, "", field.ErrorList{field.Invalid(field.NewPath("patch"), value, detail)})."""
     from kubesvc.api.field import go_quote
 
+    value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)  # lone surrogates, as Go's encoder
     body = f"Invalid value: {go_quote(value)}: {detail}"
     return ApiError(422, "Invalid", f' "" is invalid: patch: {body}',
                     {"name": "", "group": "", "kind": "", "causes": [{"reason": "FieldValueInvalid", "message": body, "field": "patch"}]})
