@@ -21,6 +21,10 @@ Rules kept here (STYLE rule 3; spec dataplane.md §1.9):
   tcp.py). Workers leave their counters in a directory every second; the primary's ``/metrics`` adds them.
   Only the primary serves HTTP and writes the status file. A worker that dies is restarted
   (``runtime.WorkerProcesses``); workers stop with the primary (SIGTERM, or PR_SET_PDEATHSIG when it is killed).
+- ``mode="nftables"``: the same loop, but a sync renders the plan into one nftables table (``nft.render``) and applies
+  it as one transaction on the snapshot thread instead of opening listeners; the first sync replaces any table of
+  that name (one a killed proxy left), shutdown deletes it. A failed apply is a failed sync (logged, retried,
+  ``/healthz`` 503 until it applies). The health-check node ports, /healthz and /metrics are served as in userspace.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubesvc.dataplane import runtime
+from kubesvc.dataplane.proxy import nft
 from kubesvc.dataplane.proxy import plan as planning
 from kubesvc.dataplane.proxy.balancer import Balancer
 from kubesvc.dataplane.proxy.metrics import (
@@ -74,6 +79,8 @@ class ProxyOptions:
     workers: int = 1  # processes sharing every listening socket (SO_REUSEPORT) when > 1
     worker_dir: str | None = None  # set only in worker processes: where they leave their counters
     node_name: str = "kubesvc-node"  # --hostname-override: which endpoints are local (traffic policies)
+    mode: str = "userspace"  # or "nftables": program the kernel (nft.py) instead of proxying in this process
+    nft_table: str = nft.DEFAULT_TABLE  # nftables mode: the inet table this proxy owns
 
 
 @dataclass
@@ -182,6 +189,12 @@ class ProxyServer:
         self._stop: asyncio.Event | None = None
         self.hc_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.hc_counts: dict[int, tuple[str, str, int]] = {}
+        self.ruleset: nft.Ruleset | None = None  # nftables mode: what the last sync applied
+        self.last_sync_seconds = 0.0
+
+    @property
+    def nftables(self) -> bool:
+        return self.options.mode == "nftables"
 
     @property
     def is_worker(self) -> bool:
@@ -225,6 +238,7 @@ class ProxyServer:
             opened, closed = await self._apply(plan)
             self.revision = rev
             took = time.monotonic() - t0
+            self.last_sync_seconds = took
             self.sync_stats.duration.observe(took)
             self.sync_stats.last_timestamp = time.time()
             self.sync_stats.syncs += 1
@@ -237,6 +251,8 @@ class ProxyServer:
                 )
 
     async def _apply(self, plan: planning.Plan) -> tuple[int, int]:
+        if self.nftables:
+            return await self._apply_nft(plan)
         for spn, sp in plan.ports.items():
             st = self.states.get(spn)
             if st is None or st.protocol != sp.protocol:
@@ -273,6 +289,20 @@ class ProxyServer:
                 opened += 1
         await self._health_checks(plan)
         return opened, len(to_close)
+
+    async def _apply_nft(self, plan: planning.Plan) -> tuple[int, int]:
+        """One transaction for the whole table (all or nothing: on failure the kernel keeps the last good rules)."""
+        ruleset = nft.render(plan, self.options.nft_table, self.ruleset, fresh=self.ruleset is None)
+        await asyncio.get_running_loop().run_in_executor(self._executor, nft.apply, ruleset)
+        before = self.ruleset.chains if self.ruleset is not None else set()
+        self.ruleset = ruleset
+        known = set(self.plan.problems)
+        for problem_spn, msg in plan.problems:
+            if (problem_spn, msg) not in known:
+                log.warning("service port not served", extra={"kv": {"service": planning.spn_text(problem_spn), "error": msg}})
+        self.plan = plan
+        await self._health_checks(plan)
+        return len(ruleset.chains - before), len(before - ruleset.chains)
 
     async def _health_checks(self, plan: planning.Plan) -> None:
         """kube-proxy's service health server: one HTTP listener per healthCheckNodePort on each node address,
@@ -391,7 +421,19 @@ class ProxyServer:
                     if k in mine:
                         mine[k] += v
         rows = [(spn, self.states[spn].protocol, counters[spn]) for spn in sorted(counters)]
-        return render(rows, self.sync_stats, len(self.listeners), len(self.failed))
+        text = render(rows, self.sync_stats, len(self.listeners), len(self.failed))
+        if self.nftables:
+            rs = self.ruleset
+            text += ("# HELP kubesvc_proxy_syncs_total Syncs applied.\n# TYPE kubesvc_proxy_syncs_total counter\n"
+                     f"kubesvc_proxy_syncs_total {self.sync_stats.syncs}\n"
+                     "# HELP kubesvc_proxy_nftables_rules Rules and map elements in the proxy's nftables table.\n"
+                     f"# TYPE kubesvc_proxy_nftables_rules gauge\nkubesvc_proxy_nftables_rules {rs.rules if rs else 0}\n"
+                     "# HELP kubesvc_proxy_nftables_chains Per-Service chains in the table.\n"
+                     f"# TYPE kubesvc_proxy_nftables_chains gauge\nkubesvc_proxy_nftables_chains {len(rs.chains) if rs else 0}\n"
+                     "# HELP kubeproxy_sync_proxy_rules_last_duration_seconds Latency of the last sync.\n"
+                     "# TYPE kubeproxy_sync_proxy_rules_last_duration_seconds gauge\n"
+                     f"kubeproxy_sync_proxy_rules_last_duration_seconds {self.last_sync_seconds:.6f}\n")
+        return text
 
     def _healthz(self) -> tuple[int, str, str]:
         fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -406,7 +448,8 @@ class ProxyServer:
     def status(self) -> dict[str, Any]:
         ports = []
         for spn, sp in self.plan.ports.items():
-            addrs = [f"{ip}:{port}/{sp.protocol} ({kind})" for ip, port, kind in sp.addresses if (sp.protocol, ip, port) in self.listeners]
+            addrs = [f"{ip}:{port}/{sp.protocol} ({kind})" for ip, port, kind in sp.addresses
+                     if (sp.protocol, ip, port) in self.listeners or (self.nftables and sp.endpoints_for(kind))]
             entry: dict[str, Any] = {"service": planning.spn_text(spn), "addresses": addrs, "endpoints": len(sp.endpoints)}
             if not sp.endpoints:
                 entry["rejecting"] = [f"{ip}:{port}/{sp.protocol} ({kind})" for ip, port, kind in sp.addresses]
@@ -414,7 +457,9 @@ class ProxyServer:
         errors = [{"service": planning.spn_text(self.plan.listeners[k]), "error": e} for k, (e, _) in sorted(self.failed.items()) if k in self.plan.listeners]
         errors += [{"service": planning.spn_text(spn), "error": msg} for spn, msg in self.plan.problems]
         errors += [{"service": "", "error": why} for why in self.health.reasons()]
-        return {"component": "proxy", "pid": os.getpid(), "revision": self.revision, **self.bound,
+        mode = {"mode": "nftables", "nftTable": self.options.nft_table,
+                "nftRules": self.ruleset.rules if self.ruleset else 0} if self.nftables else {}
+        return {"component": "proxy", "pid": os.getpid(), "revision": self.revision, **self.bound, **mode,
                 "listeners": len(self.listeners), "servicePorts": ports, "errors": errors}
 
     def write_status(self) -> None:
@@ -461,7 +506,12 @@ class ProxyServer:
         self._stop = stop
         if not self.is_worker:
             await self._serve_http()
-        await self.sync()
+        try:
+            await self.sync()
+        except nft.NftError:
+            for srv in self.http:
+                srv.close()
+            raise
         try:
             self.write_status()
         except OSError:
@@ -470,6 +520,8 @@ class ProxyServer:
             await self._start_workers()
         if on_ready is not None:
             extra = {"workers": self.options.workers} if self.options.workers > 1 else {}
+            if self.nftables:
+                extra.update(mode="nftables", nftTable=self.options.nft_table)
             on_ready({**self.bound, "listeners": len(self.listeners), "servicePorts": len(self.plan.ports), "bindErrors": len(self.failed), **extra})
         loop = asyncio.get_running_loop()
         follower = runtime.StoreFollower(self.store_path, self.options.poll_interval, self._follow, self.health, logger=log)
@@ -527,6 +579,11 @@ class ProxyServer:
                         t.abort()
         await asyncio.sleep(0)
         self._executor.shutdown(wait=True)
+        if self.nftables:
+            try:
+                nft.delete_table(self.options.nft_table)
+            except nft.NftError as e:
+                log.warning("cannot remove the nftables table", extra={"kv": {"table": self.options.nft_table, "error": str(e)}})
         if self._reader is not None:
             self._reader.close()
         if self.options.status_file:
