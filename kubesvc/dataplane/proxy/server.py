@@ -519,7 +519,7 @@ class ProxyServer:
         if self.options.workers > 1 and not self.is_worker:
             await self._start_workers()
         if on_ready is not None:
-            extra = {"workers": self.options.workers} if self.options.workers > 1 else {}
+            extra: dict[str, Any] = {"workers": self.options.workers} if self.options.workers > 1 else {}
             if self.nftables:
                 extra.update(mode="nftables", nftTable=self.options.nft_table)
             on_ready({**self.bound, "listeners": len(self.listeners), "servicePorts": len(self.plan.ports), "bindErrors": len(self.failed), **extra})
