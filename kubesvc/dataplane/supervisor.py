@@ -68,6 +68,8 @@ def _proxy_argv(flags: dict[str, Any], run: RunDir) -> list[str]:
         "-v", str(flags.get("verbosity", 0)),
         "--workers", str(flags.get("proxy_workers", "1")),
         "--status-file", str(run.status_file("proxy")),
+        *(["--mode", "nftables", "--nft-table", str(flags.get("proxy_nft_table") or "kubesvc")]
+          if flags.get("proxy_mode") == "nftables" else []),
     ]
 
 
@@ -346,6 +348,7 @@ def _stop(run: RunDir, comp: Component, pid: int, start: str | None, timeout: fl
     """SIGTERM the component's process group (unless ``signalled`` already), wait, then SIGKILL. True when it had to
     be killed."""
     killed = False
+    table = _nft_table(run, comp)
     if _alive(pid, start):
         if not signalled:
             _terminate(pid)
@@ -363,8 +366,27 @@ def _stop(run: RunDir, comp: Component, pid: int, start: str | None, timeout: fl
             while _alive(pid, start) and time.monotonic() < deadline:
                 _reap(pid)
                 time.sleep(0.02)
+    if table:  # an nftables-mode proxy removes its table when it stops; one that was killed cannot
+        from kubesvc.dataplane.proxy import nft
+
+        try:
+            nft.delete_table(table)
+        except nft.NftError:
+            pass
     run.remove(run.pid_file(comp.name), run.status_file(comp.name))
     return killed
+
+
+def _nft_table(run: RunDir, comp: Component) -> str | None:
+    """The nftables table a proxy in this network namespace said it owns (its status file), if any."""
+    if not comp.keeps_status or comp.netns:
+        return None
+    try:
+        data = json.loads(run.status_file(comp.name).read_text())
+    except (OSError, ValueError):
+        return None
+    table = data.get("nftTable") if isinstance(data, dict) else None
+    return table if isinstance(table, str) and table else None
 
 
 def _reap(pid: int) -> None:

@@ -64,7 +64,7 @@ def check_mode(mode: str, table: str, workers: str = "1", flag: str = "--mode") 
         raise ClientError(f"--nft-table: {table!r} is not a table name (a letter, then letters, digits, '_', '-', '.'; at most 64)")
     if mode == "nftables":
         if workers.strip() not in ("1", ""):
-            raise ClientError(f"{flag} nftables: the kernel forwards, so there are no proxy worker processes; drop --workers")
+            raise ClientError(f"{flag} nftables: the kernel forwards, so there are no proxy worker processes; drop {'--proxy-workers' if flag == '--proxy-mode' else '--workers'}")
         from kubesvc.dataplane.proxy.nft import unavailable
 
         why = unavailable()

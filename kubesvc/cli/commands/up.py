@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from kubesvc.cli import common
-from kubesvc.cli.commands.proxy import NodePortAddressesOpt, UdpTimeoutOpt, VerbosityOpt, check_bind_address, parse_cidrs, parse_workers
+from kubesvc.cli.commands.proxy import (
+    NodePortAddressesOpt,
+    UdpTimeoutOpt,
+    VerbosityOpt,
+    check_bind_address,
+    check_mode,
+    parse_cidrs,
+    parse_workers,
+)
 from kubesvc.cli.common import StoreOpt
 from kubesvc.errors import ClientError
 
@@ -23,6 +31,8 @@ def up(
     components: Annotated[str | None, typer.Option("--components", help="Comma-separated components to run (default: all of proxy,dns,apiserver,kubelet,ingress).")] = None,
     dns_listen: Annotated[str | None, typer.Option("--dns-listen", help="ADDR:PORT for the DNS server (default: the kube-dns cluster IP, port 53; port 1053 when 53 needs root or is taken).")] = None,
     apiserver_address: Annotated[str | None, typer.Option("--apiserver-address", help="ADDR:PORT for the Kubernetes API server (default 127.0.0.1:6443, or a free port when taken; port 0 picks a free one).")] = None,
+    proxy_mode: Annotated[str, typer.Option("--proxy-mode", help="userspace (default) or nftables (root and the nft command: the kernel DNATs Service traffic, as kube-proxy's nftables mode).")] = "userspace",
+    proxy_nft_table: Annotated[str, typer.Option("--proxy-nft-table", help="With --proxy-mode nftables: the inet table the proxy owns (removed by `down`, even when the proxy was killed).")] = "kubesvc",
     proxy_workers: Annotated[str, typer.Option("--proxy-workers", help="Proxy worker processes sharing the listeners: a number or auto (one per CPU; faster, round robin per process).")] = "1",
     isolation: Annotated[str, typer.Option("--isolation", help="How the kubelet runs pods: loopback (default) or netns (root).")] = "loopback",
     nodes: Annotated[int, typer.Option("--nodes", help="Nodes on this machine (root when more than 1): each a network namespace with its own node IP (172.30.0.0/16, local only), kubelet and proxy; the control plane is shared.")] = 1,
@@ -48,6 +58,8 @@ def up(
     from kubesvc.dataplane import nodes as node_net
 
     node_net.check(nodes)  # more than one node: root and iproute2, before anything starts
+    if "proxy" in names:
+        proxy_mode, proxy_nft_table = check_mode(proxy_mode, proxy_nft_table, proxy_workers, flag="--proxy-mode")
     flags = {
         "nodeport_addresses": list(parse_cidrs(nodeport_addresses or ["127.0.0.0/8"], "--nodeport-addresses")),
         "healthz_bind_address": _address(healthz_bind_address, "--healthz-bind-address"),
@@ -61,6 +73,8 @@ def up(
         "nodes": nodes,
         "kubelet_run_as_root": kubelet_run_as_root,
         "proxy_workers": _proxy_workers(proxy_workers),
+        "proxy_mode": proxy_mode,
+        "proxy_nft_table": proxy_nft_table,
         "ingress_http_address": _address(ingress_http_address, "--ingress-http-address"),
         "ingress_https_address": _address(ingress_https_address, "--ingress-https-address"),
     }
