@@ -100,3 +100,34 @@ def test_autoscale(cli, ks, manifest) -> None:
     assert cli("get", "hpa", "web2", "-o", f"go-template={t}").out == "1 2 70"
     assert cli("autoscale", "deploy", "web", "--max=3").err == (
         'Error from server (AlreadyExists): horizontalpodautoscalers.autoscaling "web" already exists\n')
+
+
+RC = """\
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: frontend}
+spec:
+  replicas: 3
+  template:
+    metadata: {labels: {app: guestbook}}
+    spec: {containers: [{name: c, image: nginx}]}
+"""
+
+
+def test_scale_rcs_as_core_sh(cli, ks, manifest) -> None:
+    """core.sh run_rc_tests: with current-replicas, (wrong) current-replicas, replicas only, from a file, several."""
+    path = manifest(RC, "rc.yaml")
+    assert cli("create", "-f", path).code == 0
+    assert cli("create", "-f", manifest(RC.replace("frontend", "redis-master"), "rc2.yaml")).code == 0
+    assert cli("scale", "--current-replicas=3", "--replicas=2", "replicationcontrollers", "frontend").code == 0
+    assert replicas(cli, "rc frontend") == "2"
+    assert cli("scale", "--current-replicas=3", "--replicas=2", "replicationcontrollers", "frontend").code == 1
+    assert replicas(cli, "rc frontend") == "2"
+    assert cli("scale", "--replicas=3", "replicationcontrollers", "frontend").code == 0
+    assert replicas(cli, "rc frontend") == "3"
+    r = ks("scale", "--replicas=2", "-f", path)
+    assert (r.code, r.out) == (0, "replicationcontroller/frontend scaled\n"), r.err
+    assert replicas(cli, "rc frontend") == "2"
+    r = cli("scale", "rc/frontend", "rc/redis-master", "--replicas=4")
+    assert r.out == "replicationcontroller/frontend scaled\nreplicationcontroller/redis-master scaled\n"
+    assert (replicas(cli, "rc frontend"), replicas(cli, "rc redis-master")) == ("4", "4")

@@ -30,7 +30,9 @@ def _target(args: list[str], verb: str) -> tuple[str, str]:
 
 
 def scale(
-    target: Annotated[list[str], Arg(help="TYPE/NAME or TYPE NAME (deployment, replicaset, statefulset, replicationcontroller).")],
+    target: Annotated[list[str] | None, Arg(help="TYPE NAME..., TYPE/NAME... (deployment, replicaset, statefulset, replicationcontroller).")] = None,
+    filename: common.FilenameOpt = None,
+    recursive: common.RecursiveOpt = False,
     replicas: Annotated[int, Opt("--replicas", help="The new desired number of replicas. Required.")] = -1,
     current_replicas: Annotated[int, Opt("--current-replicas", help="Precondition for current size. Requires that the current size of the resource match this value in order to scale. -1 (default) for no condition.")] = -1,
     resource_version: Annotated[str, Opt("--resource-version", help="Precondition for resource version. Requires that the current resource version match this value in order to scale.")] = "",
@@ -46,24 +48,40 @@ def scale(
     from kubesvc.errors import NotFound
     from kubesvc.registry import scale as scalelib
 
-    kind, name = _target(target, "scale")
     if replicas < 0:
         raise ClientError("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
     mode = common.dry_run_mode(dry_run)
     out_fmt = common.check_output(output)
-    ns, _ = common.namespace(namespace)
-    try:
-        if mode == "client":  # kubectl reads the object, checks nothing and writes nothing
-            obj = copy.deepcopy(common.read_object(common.read_registry(store), kind, ns, name))
+    ns, explicit = common.namespace(namespace)
+    refs: list[tuple[str, str, str]] = []  # (kind, namespace, name), in the order given
+    if filename:
+        from kubesvc.cli import resources
+
+        for item in resources.load(filename, recursive, ns, explicit, "scale"):
+            meta = item.obj.get("metadata") or {}
+            refs.append((item.obj["kind"], meta.get("namespace") or ns, meta.get("name", "")))
+    elif target and (len(target) == 1 and "/" not in target[0]):
+        _target(target, "scale")  # TYPE alone: the usage error
+    elif target:
+        from kubesvc.cli.commands.get import parse_targets
+
+        for kind, names in parse_targets(target):
+            refs.extend((kind, ns, n) for n in names or [])
+    if not refs:
+        raise ClientError("you must specify the type of resource and its name, e.g. `kubesvc scale deployment/web`")
+    for kind, where, name in refs:
+        try:
+            if mode == "client":  # kubectl reads the object, checks nothing and writes nothing
+                obj = copy.deepcopy(common.read_object(common.read_registry(store), kind, where, name))
+            else:
+                obj = scalelib.scale(common.registry(store), kind, where, name, replicas, current=current_replicas,
+                                     resource_version=resource_version, dry_run=mode == "server")
+        except NotFound as e:
+            raise ClientError(f"no objects passed to scale {e}") from None
+        if out_fmt:
+            common.print_objects([obj], out_fmt, True)
         else:
-            obj = scalelib.scale(common.registry(store), kind, ns, name, replicas, current=current_replicas,
-                                 resource_version=resource_version, dry_run=mode == "server")
-    except NotFound as e:
-        raise ClientError(f"no objects passed to scale {e}") from None
-    if out_fmt:
-        common.print_objects([obj], out_fmt, True)
-    else:
-        common.out(f"{BY_KIND[kind].type_name}/{name} scaled{common.dry_run_suffix(mode)}\n")
+            common.out(f"{BY_KIND[kind].type_name}/{name} scaled{common.dry_run_suffix(mode)}\n")
 
 
 rollout = typer.Typer(help="Manage the rollout of a deployment: status, restart, undo.", no_args_is_help=True)
