@@ -88,7 +88,11 @@ class Response:
 
 def json_response(code: int, obj: Any, warnings: list[str] | None = None) -> Response:
     # a newline after the document, as Go's json.Encoder writes it (clients compare error bodies byte for byte)
-    resp = Response(code, json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+    try:
+        body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate echoed from the request: escaped, still valid JSON
+        body = json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
+    resp = Response(code, body + b"\n")
     for w in warnings or ():
         # a quoted-string of ASCII only: control bytes or CR/LF from a field name must never reach the head
         resp.headers.append(("Warning", "299 - " + json.dumps(w, ensure_ascii=True)))
