@@ -4,8 +4,11 @@ its own NodePort address and ephemeral healthz/metrics ports, so tests run in pa
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import socket
+import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +39,8 @@ class Cluster:
         self.proxy: Proc | None = None
         self.fields: dict[str, str] = {}
         self.backends: list[Backend] = []
+        self.mode = "userspace"  # the proxy_mode fixture sets nftables
+        self.nft_table = f"kubesvc-test-{random.randrange(16**8):08x}"  # per test: parallel tests never share a table
 
     # -- objects
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +80,8 @@ class Cluster:
     def start_proxy(self, *extra: str) -> dict[str, str]:
         self.proxy = self.spawn(
             self.store_path, "proxy", "--nodeport-addresses", f"{self.node_ip}/32",
-            "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0", *extra,
+            "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0",
+            *(("--mode", "nftables", "--nft-table", self.nft_table) if self.mode == "nftables" else ()), *extra,
         )
         self.fields = ready_fields(self.proxy.wait_line("kubesvc proxy ready"))
         return self.fields
@@ -96,11 +102,32 @@ class Cluster:
         for b in self.backends:
             b.stop()
         self.store.close()
+        if self.mode == "nftables":  # even when the proxy died: no table outlives its test
+            subprocess.run(["nft", "delete", "table", "inet", self.nft_table], capture_output=True, timeout=30)
+
+
+def nft_usable() -> str | None:
+    """Why nftables-mode tests cannot run here (None: they can)."""
+    if os.geteuid() != 0:
+        return "nftables mode needs root"
+    if shutil.which("nft") is None:
+        return "nftables mode needs the nft command (apt-get install nftables)"
+    return None
+
+
+@pytest.fixture(params=["userspace", "nftables"])
+def proxy_mode(request: pytest.FixtureRequest) -> str:
+    """Run a data-plane test against both proxy modes (nftables skipped without root or nft)."""
+    if request.param == "nftables" and (why := nft_usable()):
+        pytest.skip(why)
+    return str(request.param)
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, kubesvc_proc: Callable[..., Proc], backend: Callable[..., Backend]) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, kubesvc_proc: Callable[..., Proc], backend: Callable[..., Backend], request: pytest.FixtureRequest) -> Iterator[Cluster]:
     c = Cluster(tmp_path, kubesvc_proc, backend)
+    if "proxy_mode" in request.fixturenames:
+        c.mode = request.getfixturevalue("proxy_mode")
     try:
         yield c
     finally:

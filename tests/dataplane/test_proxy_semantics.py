@@ -73,6 +73,7 @@ def addresses(svc: dict, cluster: Cluster) -> list[tuple[str, int]]:
 # ------------------------------------------------------------------------------------------ reject
 
 
+@pytest.mark.usefixtures("proxy_mode")
 @pytest.mark.parametrize("proto", ["TCP", "UDP"])
 def test_no_endpoints_is_refused_on_every_address_and_endpoints_restore_it(cluster: Cluster, backend, proto: str) -> None:  # type: ignore[no-untyped-def]
     """e2e service.go "should be rejected when no endpoints exist": ECONNREFUSED at connect (TCP) or on the
@@ -106,6 +107,7 @@ def test_no_endpoints_is_refused_on_every_address_and_endpoints_restore_it(clust
         assert refused(addr), addr
 
 
+@pytest.mark.usefixtures("proxy_mode")
 def test_tcp_connection_open_when_endpoints_vanish_keeps_running(cluster: Cluster, backend) -> None:  # type: ignore[no-untyped-def]
     """Closing the refusing listener does not cut established connections (the REJECT rule matches new ones only)."""
     b = backend("a", cluster.subnet + "1", 0, "echo")
@@ -126,6 +128,7 @@ def test_tcp_connection_open_when_endpoints_vanish_keeps_running(cluster: Cluste
 # ------------------------------------------------------------------------------------------ source IP
 
 
+@pytest.mark.usefixtures("proxy_mode")
 @pytest.mark.parametrize("policy", ["Cluster", "Local"])
 def test_tcp_source_ip_preserved_on_cluster_ip_and_node_port(cluster: Cluster, backend, policy: str) -> None:  # type: ignore[no-untyped-def]
     """virtual-ips.md iptables "Example": the backend sees the client's IP; source-ip.md: for NodePort,
@@ -153,6 +156,7 @@ def test_curl_from_another_loopback_address_arrives_from_it(cluster: Cluster, ba
     assert out.stdout.strip() == "127.153.250.9"
 
 
+@pytest.mark.usefixtures("proxy_mode")
 def test_udp_source_ip_preserved_on_cluster_ip_and_node_port(cluster: Cluster, backend) -> None:  # type: ignore[no-untyped-def]
     """virtual-ips.md iptables "Example" for UDP: the endpoint sees the client's address, replies come back."""
     b = backend("a", cluster.subnet + "1", 0, "peer", "UDP")

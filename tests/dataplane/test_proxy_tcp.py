@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 from tests.dataplane.conftest import Cluster, ask, who
 
 
@@ -77,6 +79,7 @@ def test_endpoint_that_never_answers_times_out_and_the_next_one_serves(cluster: 
         hole.close()
 
 
+@pytest.mark.usefixtures("proxy_mode")
 def test_service_without_endpoints_refuses_at_once(cluster: Cluster) -> None:
     """No ready endpoint: connect() is refused (no listener: kube-proxy's REJECT), not accepted then reset.
     The full matrix (every address, UDP, endpoints coming back) is in test_proxy_semantics.py."""
@@ -91,6 +94,7 @@ def test_service_without_endpoints_refuses_at_once(cluster: Cluster) -> None:
     assert '"revision"' in status
 
 
+@pytest.mark.usefixtures("proxy_mode")
 def test_nodeport_and_load_balancer_listeners(cluster: Cluster) -> None:
     bs = cluster.three_backends()
     svc = cluster.service("lb", 8080, bs[0].port, selector={"app": "echo"}, type="LoadBalancer")
@@ -101,6 +105,7 @@ def test_nodeport_and_load_balancer_listeners(cluster: Cluster) -> None:
         assert who(addr) in {"a", "b", "c"}, addr
 
 
+@pytest.mark.usefixtures("proxy_mode")
 def test_external_ip_that_is_local_is_served(cluster: Cluster) -> None:
     bs = cluster.three_backends()
     ext = cluster.subnet + "200"

@@ -5,7 +5,8 @@ Rules kept here (kube-proxy's ``pkg/proxy/nftables/proxier.go`` layout, names an
   ``down`` remove one object. Base chains: ``nat-prerouting`` and ``nat-output`` (type nat, priority -100: dstnat)
   jump to ``services``; ``nat-postrouting`` (priority 100: srcnat) to ``masquerading``; ``filter-prerouting``,
   ``filter-output``, ``filter-input`` and ``filter-forward`` (type filter, priority -110, before DNAT) send new
-  connections to ``service-endpoints-check`` (REJECT for an address whose service port has no endpoint) and
+  connections to ``service-endpoints-check`` (REJECT for an address whose service port has no endpoint; for a local
+  destination on input, so that a local UDP client gets ECONNREFUSED rather than EPERM from its send) and
   ``firewall-check`` (``loadBalancerSourceRanges``: DROP from other sources on LB addresses).
 - ``services`` looks up ``daddr . l4proto . dport`` in the verdict map ``service-ips`` (``service-ips6``): cluster IPs
   go to the service port's ``service-<hash>-<ns>/<name>/<proto>/<port>`` chain; NodePorts (one element per node
@@ -49,7 +50,10 @@ BASE_CHAINS = (
     ("nat-output", "nat", "output", -100, ("jump services",)),
     ("nat-postrouting", "nat", "postrouting", 100, ("jump masquerading",)),
     ("filter-prerouting", "filter", "prerouting", -110, ("ct state new jump firewall-check",)),
-    ("filter-output", "filter", "output", -110, ("ct state new jump service-endpoints-check", "ct state new jump firewall-check")),
+    # a local destination is rejected on input instead: a reject on output fails the sender's send() with EPERM,
+    # while the ICMP port unreachable that input sends back reaches a UDP client as ECONNREFUSED, as a closed port does
+    ("filter-output", "filter", "output", -110, ("ct state new fib daddr type != local jump service-endpoints-check",
+                                                  "ct state new jump firewall-check")),
     ("filter-input", "filter", "input", -110, ("ct state new jump service-endpoints-check",)),
     ("filter-forward", "filter", "forward", -110, ("ct state new jump service-endpoints-check",)),
 )
