@@ -192,7 +192,9 @@ def patch(
 
 def _print_failure(err: KubesvcError) -> None:
     if isinstance(err, PatchError) and err.reason == "Invalid":
-        sys.stderr.write(f"The request is invalid: {err.message}\n")
+        # the Status names no kind or name (` "" is invalid: patch: ...`): kubectl prints the cause alone
+        cause = err.message.removeprefix(' "" is invalid: ')
+        sys.stderr.write(f"The request is invalid: {cause}\n")
     elif isinstance(err, PatchError) and err.reason == "NotFound":
         sys.stderr.write(f"Error from server (NotFound): {err.message}\n")
     else:
