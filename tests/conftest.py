@@ -10,6 +10,8 @@ import pytest
 from tests.support.procs import Proc
 from tests.support.servers import Backend
 
+pytest_plugins = ["pytester"]  # tests/plugin runs inner test sessions (a non-root conftest may not load plugins)
+
 
 @pytest.fixture
 def backend() -> Iterator[Callable[..., Backend]]:

@@ -325,7 +325,10 @@ def _spawn(run: RunDir, comp: Component, flags: dict[str, Any], guard: str | Non
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if guard:
             env[runtime.STORE_GUARD_ENV] = guard
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env, start_new_session=True, close_fds=True)
+        # cwd: the caller's unless flags say (the pytest plugin gives "/": pods without workingDir start there, and a
+        # test's cwd under /tmp/pytest-of-<user> (0700) is closed to the kubelet's default pod user, nobody)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=log, env=env, start_new_session=True, close_fds=True,
+                                cwd=flags.get("cwd") or None)
     record = {"pid": proc.pid, "start": _start_time(proc.pid), "argv": argv}
     tmp = run.pid_file(comp.name).with_suffix(".pid.tmp")
     tmp.write_text(json.dumps(record))

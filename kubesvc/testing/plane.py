@@ -138,6 +138,7 @@ class Plane:
             "apiserver_address": "127.0.0.1:0",
             "ingress_http_address": "127.0.0.1:0",
             "ingress_https_address": "127.0.0.1:0",
+            "cwd": "/",  # not the test's cwd: pods without workingDir start here, as in most images
         }
         if self.watchdog is not None:
             self.watchdog.watch(self.store)  # before anything runs: a crash from here on is cleaned up

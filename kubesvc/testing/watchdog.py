@@ -5,7 +5,7 @@ Rules kept here:
   session (a Ctrl-C in the terminal reaches pytest, not the watchdog). It reads lines on stdin: ``+STORE`` (a plane
   starts on STORE), ``-STORE`` (it was stopped, or is kept on purpose).
 - At EOF (the test process closed the pipe: it exited, however it exited) it runs ``kubesvc down`` for every
-  store still registered, then exits. A clean exit of the test process has unregistered everything: nothing to do.
+  store still registered (saying so in ``<store>.d/watchdog.log``), then exits. A clean exit of the test process has unregistered everything: nothing to do.
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ def main() -> int:
     for store in stores:
         if os.path.exists(store + ".d"):
             try:
+                with open(store + ".d/watchdog.log", "a") as log:  # what the plugin's tests look for
+                    log.write("the test process ended without stopping this plane: kubesvc down\n")
                 supervisor.down(store, timeout=10, out=lambda _s: None)
             except Exception:  # noqa: BLE001  (the next store still gets its down)
                 pass
