@@ -1,0 +1,276 @@
+"""`kubesvc proxy --mode nftables`: the rendered ruleset (pure), and real traffic DNATed by the kernel on loopback.
+
+The real tests need root and the nft command (skipped otherwise); each uses its own table, removed even on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kubesvc.dataplane.proxy import nft
+from kubesvc.dataplane.proxy import plan as planning
+from tests.dataplane.conftest import Cluster, nft_usable, who
+
+needs_nft = pytest.mark.skipif(nft_usable() is not None, reason=nft_usable() or "")
+
+
+def svc(name: str, ip: str, ports: list[dict], **spec: object) -> dict:
+    return {"metadata": {"name": name, "namespace": "default"}, "spec": {"clusterIP": ip, "ports": ports, **spec}}
+
+
+def eps(name: str, ips: list[str], port: int, pname: str = "p") -> dict:
+    return {"metadata": {"name": name, "namespace": "default"},
+            "subsets": [{"addresses": [{"ip": i} for i in ips], "ports": [{"name": pname, "port": port}]}]}
+
+
+def lines(text: str, *needles: str) -> list[str]:
+    return [ln for ln in text.splitlines() if all(n in ln for n in needles)]
+
+
+def table_exists(name: str) -> bool:
+    return subprocess.run(["nft", "list", "table", "inet", name], capture_output=True).returncode == 0
+
+
+# ------------------------------------------------------------------------------------------ render (pure)
+
+
+def test_cluster_ip_goes_to_a_numgen_choice_over_every_endpoint() -> None:
+    plan = planning.build([svc("web", "127.96.0.5", [{"name": "p", "port": 80}])], [eps("web", ["127.0.0.2", "127.0.0.3", "127.0.0.4"], 8080)])
+    rs = nft.render(plan, "t")
+    elem = lines(rs.text, "add element inet t service-ips ")
+    assert len(elem) == 1 and "127.96.0.5 . tcp . 80 : goto service-" in elem[0]
+    (choice,) = lines(rs.text, "numgen random mod 3 vmap")
+    assert choice.count("goto endpoint-") == 3
+    dnats = lines(rs.text, "dnat ip to")
+    assert sorted(d.rsplit(" ", 1)[1] for d in dnats) == ["127.0.0.2:8080", "127.0.0.3:8080", "127.0.0.4:8080"]
+    assert not lines(rs.text, "mark-for-masquerade", "ip saddr 127.")  # loopback endpoints reach themselves without it
+    assert lines(rs.text, "add chain inet t nat-output { type nat hook output priority -100;")
+
+
+def test_no_endpoints_is_a_reject_on_every_address_and_no_dnat() -> None:
+    s = svc("empty", "127.96.0.6", [{"name": "p", "port": 53, "protocol": "UDP", "nodePort": 30053}], type="NodePort")
+    rs = nft.render(planning.build([s], [], ["127.0.0.1"]), "t")
+    (elem,) = lines(rs.text, "add element inet t no-endpoint-services ")
+    assert "127.96.0.6 . udp . 53 : goto reject-chain" in elem and "127.0.0.1 . udp . 30053 : goto reject-chain" in elem
+    assert not lines(rs.text, "add element inet t service-ips ") and not lines(rs.text, "dnat")
+
+
+def test_affinity_is_a_dynamic_set_per_endpoint_with_the_timeout() -> None:
+    s = svc("sticky", "127.96.0.7", [{"name": "p", "port": 80}], sessionAffinity="ClientIP",
+            sessionAffinityConfig={"clientIP": {"timeoutSeconds": 42}})
+    rs = nft.render(planning.build([s], [eps("sticky", ["127.0.0.2", "10.1.0.3"], 80)]), "t")
+    sets = lines(rs.text, "add set inet t affinity-")
+    assert len(sets) == 2 and all("flags dynamic,timeout; timeout 42s;" in x for x in sets)
+    assert len(lines(rs.text, "update @affinity-", "{ ip saddr }")) == 2
+    lookups = lines(rs.text, "ip saddr @affinity-", "goto endpoint-")
+    assert len(lookups) == 2
+    order = rs.text.splitlines()
+    assert max(order.index(x) for x in lookups) < order.index(lines(rs.text, "numgen random")[0])  # affinity first
+    assert lines(rs.text, "ip saddr 10.1.0.3 jump mark-for-masquerade")  # hairpin of a non-loopback endpoint
+
+
+def test_external_addresses_local_policy_and_source_ranges() -> None:
+    s = svc("lb", "127.96.0.8", [{"name": "p", "port": 80, "nodePort": 30080}], type="LoadBalancer",
+            externalTrafficPolicy="Local", loadBalancerSourceRanges=["127.5.0.0/16"])
+    s["status"] = {"loadBalancer": {"ingress": [{"ip": "127.240.0.8"}]}}
+    e = eps("lb", ["127.0.0.2", "127.0.0.3"], 80)
+    e["subsets"][0]["addresses"][1]["nodeName"] = "elsewhere"
+    rs = nft.render(planning.build([s], [e], ["127.0.0.1"], lambda ip: ip.startswith("127."), node_name="kubesvc-node"), "t")
+    (elem,) = lines(rs.text, "add element inet t service-ips ")
+    assert "127.96.0.8 . tcp . 80 : goto service-" in elem
+    assert "127.0.0.1 . tcp . 30080 : goto external-" in elem and "127.240.0.8 . tcp . 80 : goto external-" in elem
+    ext_choice = [x for x in lines(rs.text, "numgen random") if " external-" in x]
+    assert len(ext_choice) == 1 and "mod 1 vmap" in ext_choice[0]  # Local: the node-local endpoint only
+    assert not lines(rs.text, "external-", "fib saddr type != local")  # Local keeps the client address
+    assert lines(rs.text, "ip saddr != { 127.5.0.0/16 } drop")
+    (fw,) = lines(rs.text, "add element inet t firewall-ips ")
+    assert "127.240.0.8 . tcp . 80 : goto firewall-" in fw
+
+
+def test_later_syncs_flush_and_delete_what_is_gone_fresh_replaces_the_table() -> None:
+    a = svc("a", "127.96.0.9", [{"name": "p", "port": 80}])
+    b = svc("b", "127.96.0.10", [{"name": "p", "port": 80}])
+    first = nft.render(planning.build([a, b], [eps("a", ["127.0.0.2"], 80), eps("b", ["127.0.0.3"], 80)]), "t", fresh=True)
+    assert first.text.startswith("add table inet t\ndelete table inet t\n")
+    second = nft.render(planning.build([a], [eps("a", ["127.0.0.2"], 80)]), "t", previous=first)
+    assert "delete table" not in second.text
+    gone = sorted(first.chains - second.chains)
+    assert len(gone) == 2 and all("/b/" in c for c in gone)
+    assert [ln.split()[-1] for ln in lines(second.text, "delete chain")] == gone
+    assert not lines(second.text, "delete set")
+
+
+# ------------------------------------------------------------------------------------------ real traffic
+
+
+@needs_nft
+def test_rendered_rulesets_are_accepted_by_nft() -> None:
+    """Every shape above, checked by nft itself (-c: parse and validate in the kernel, apply nothing)."""
+    s = svc("lb", "127.96.0.8", [{"name": "p", "port": 80, "nodePort": 30080}, {"name": "u", "port": 53, "protocol": "UDP"}],
+            type="LoadBalancer", sessionAffinity="ClientIP", loadBalancerSourceRanges=["127.5.0.0/16", "fd00::/8"])
+    s["status"] = {"loadBalancer": {"ingress": [{"ip": "127.240.0.8"}]}}
+    e = eps("lb", ["127.0.0.2", "10.0.0.3"], 80)
+    e["subsets"].append({"addresses": [], "ports": [{"name": "u", "port": 53}]})
+    rs = nft.render(planning.build([s], [e], ["127.0.0.1"]), f"kubesvc-test-check-{os.getpid()}", fresh=True)
+    r = subprocess.run(["nft", "-c", "-f", "-"], input=rs.text, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@needs_nft
+def test_random_choice_spreads_over_every_endpoint_and_metrics_count_rules(cluster: Cluster) -> None:
+    cluster.mode = "nftables"
+    bs = cluster.three_backends()
+    s = cluster.service("echo", 8080, bs[0].port, selector={"app": "echo"})
+    fields = cluster.start_proxy()
+    assert fields["mode"] == "nftables" and fields["nftTable"] == cluster.nft_table and fields["listeners"] == "0"
+    vip = (s["spec"]["clusterIP"], 8080)
+    seen = Counter(who(vip) for _ in range(60))
+    assert set(seen) == {"a", "b", "c"}  # random, not a rotation: each of 3 is missed by 60 draws with p < 1e-10
+    m = cluster.metrics()
+    rules = int(next(ln for ln in m.splitlines() if ln.startswith("kubesvc_proxy_nftables_rules ")).split()[1])
+    assert rules > 10 and "kubesvc_proxy_syncs_total 1" in m and "kubeproxy_sync_proxy_rules_last_duration_seconds" in m
+    # a backend added and removed: the table follows (one transaction per sync)
+    cluster.delete("Pod", "pod-b")
+    cluster.synced()
+    assert {who(vip) for _ in range(30)} == {"a", "c"}
+
+
+@needs_nft
+def test_client_ip_affinity_sticks_per_client_address(cluster: Cluster) -> None:
+    cluster.mode = "nftables"
+    bs = cluster.three_backends()
+    s = cluster.service("sticky", 8080, bs[0].port, selector={"app": "echo"}, sessionAffinity="ClientIP")
+    cluster.start_proxy()
+    vip = (s["spec"]["clusterIP"], 8080)
+
+    def who_from(src: str) -> str:
+        with socket.socket() as c:
+            c.settimeout(5)
+            c.bind((src, 0))
+            c.connect(vip)
+            c.shutdown(socket.SHUT_WR)
+            return c.recv(100).decode().split(":")[0]
+
+    clients = [cluster.subnet + str(100 + i) for i in range(12)]
+    pinned = {c: who_from(c) for c in clients}
+    assert all(who_from(c) == pinned[c] for c in clients for _ in range(3))
+    assert len(set(pinned.values())) > 1  # different clients spread (12 clients all on one of 3: p ~ 1e-5)
+    # the affinity sets survive an unrelated sync
+    cluster.service("other", 9090, 9090)
+    cluster.synced()
+    assert all(who_from(c) == pinned[c] for c in clients)
+
+
+@needs_nft
+def test_source_ranges_drop_other_clients_on_the_lb_address(cluster: Cluster) -> None:
+    cluster.mode = "nftables"
+    bs = cluster.three_backends()
+    allowed = cluster.subnet + "50"
+    s = cluster.service("fw", 8080, bs[0].port, selector={"app": "echo"}, type="LoadBalancer",
+                        loadBalancerSourceRanges=[f"{allowed}/32"])
+    cluster.start_proxy()
+    lb = (s["status"]["loadBalancer"]["ingress"][0]["ip"], 8080)
+
+    def connect_from(src: str) -> int:
+        with socket.socket() as c:
+            c.settimeout(2)
+            c.bind((src, 0))
+            try:
+                c.connect(lb)
+                return 0
+            except OSError as e:
+                return e.errno or -1
+
+    assert connect_from(allowed) == 0
+    assert connect_from(cluster.subnet + "51") != 0  # dropped (a local sender's connect fails at once: EPERM)
+    assert who((s["spec"]["clusterIP"], 8080)) in {"a", "b", "c"}  # the cluster IP is not firewalled
+
+
+@needs_nft
+def test_table_removed_on_stop_and_a_killed_proxys_table_replaced_at_start(cluster: Cluster) -> None:
+    cluster.mode = "nftables"
+    bs = cluster.three_backends()
+    s = cluster.service("echo", 8080, bs[0].port, selector={"app": "echo"})
+    vip = (s["spec"]["clusterIP"], 8080)
+    cluster.start_proxy()
+    assert table_exists(cluster.nft_table)
+    assert cluster.proxy is not None
+    cluster.proxy.stop()
+    assert not table_exists(cluster.nft_table)
+    # killed: the table stays behind (nothing can remove it), and the next start replaces it
+    cluster.start_proxy()
+    os.kill(cluster.proxy.p.pid, signal.SIGKILL)
+    cluster.proxy.stop()
+    assert table_exists(cluster.nft_table)
+    cluster.delete("Service", "echo")
+    fresh = cluster.service("echo2", 8081, bs[0].port, selector={"app": "echo"})
+    cluster.start_proxy()
+    listing = subprocess.run(["nft", "list", "table", "inet", cluster.nft_table], capture_output=True, text=True).stdout
+    assert "/echo/" not in listing and "/echo2/" in listing
+    assert who((fresh["spec"]["clusterIP"], 8081)) in {"a", "b", "c"}
+    with pytest.raises(OSError):  # the old Service's rules are gone with the old table
+        socket.create_connection(vip, timeout=2).close()
+
+
+@needs_nft
+def test_up_proxy_mode_nftables_and_down_removes_a_killed_proxys_table(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    table = f"kubesvc-test-{os.getpid()}-up"
+    kubesvc = ["python", "-m", "kubesvc", "--store", store]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    try:
+        up = subprocess.run([*kubesvc, "up", "--components", "proxy", "--proxy-mode", "nftables", "--proxy-nft-table", table,
+                             "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=60, env=env)
+        assert up.returncode == 0, up.stderr
+        assert f"nftTable={table}" in up.stdout and table_exists(table)
+        pid = json.loads((tmp_path / "s.db.d" / "proxy.pid").read_text())["pid"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+            time.sleep(0.02)
+        assert table_exists(table)
+        down = subprocess.run([*kubesvc, "down"], capture_output=True, text=True, timeout=60, env=env)
+        assert down.returncode == 0, down.stderr
+        assert not table_exists(table)
+    finally:
+        subprocess.run([*kubesvc, "down"], capture_output=True, timeout=60, env=env)
+        subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
+
+
+# ------------------------------------------------------------------------------------------ refusals
+
+
+def test_nftables_mode_without_nft_or_root_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubesvc.cli.app import build_app
+
+    app = build_app()
+    store = str(tmp_path / "s.db")
+    runner = CliRunner(mix_stderr=False) if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else CliRunner()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nft on this PATH
+    if os.geteuid() == 0:
+        r = runner.invoke(app, ["--store", store, "proxy", "--mode", "nftables"])
+        assert r.exit_code == 1
+        assert "error: --mode nftables: the nft command was not found; install nftables" in r.stderr
+        r = runner.invoke(app, ["--store", store, "up", "--proxy-mode", "nftables"])
+        assert r.exit_code == 1 and "error: --proxy-mode nftables: the nft command was not found" in r.stderr
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    r = runner.invoke(app, ["--store", store, "proxy", "--mode", "nftables"])
+    assert r.exit_code == 1
+    assert "error: --mode nftables: programming nftables needs root (CAP_NET_ADMIN)" in r.stderr
+    assert "Traceback" not in r.stderr
+    for argv, msg in ((["proxy", "--mode", "kernel"], "error: --mode: unknown proxy mode 'kernel'; choose userspace or nftables"),
+                      (["proxy", "--nft-table", "bad name"], "error: --nft-table: 'bad name' is not a table name")):
+        r = runner.invoke(app, ["--store", store, *argv])
+        assert r.exit_code == 1 and msg in r.stderr, r.output
