@@ -164,7 +164,11 @@ def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[str], workl
         for n, workers in enumerate(worker_counts):
             store = os.path.join(tmp, f"traffic{workers}.db")
             reg = Registry(Store(store))
-            name = "kubesvc" if workers == "1" else f"kubesvc --workers {workers}"
+            nft_mode = workers == "nftables"
+            if nft_mode and (os.geteuid() != 0 or peers.have("nft")):
+                print("nftables row: skipped (needs root and nft; BENCH=1 bash scripts/sysdeps.sh as root)")
+                continue
+            name = "kubesvc nftables" if nft_mode else "kubesvc" if workers == "1" else f"kubesvc --workers {workers}"
             for i, (app, be, port, proto, targets) in enumerate((("iperf", be_iperf, 5201, "TCP", iperf_t), ("web", be_web, 8080, "TCP", web_t),
                                                                   ("echo", be_udp, 9000, "UDP", udp_t))):
                 reg.create(pod(f"{app}-0", be[0], app, be[1]))
@@ -172,7 +176,9 @@ def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[str], workl
                 obj["spec"]["clusterIP"] = f"127.100.{n}.{10 + i}"
                 reg.create(obj)
                 targets[name] = (obj["spec"]["clusterIP"], port)
-            proxy = start_proxy(store, *(["--workers", workers] if workers != "1" else []))
+            extra = ["--mode", "nftables", "--nft-table", f"kubesvc-bench-{os.getpid()}"] if nft_mode else \
+                (["--workers", workers] if workers != "1" else [])
+            proxy = start_proxy(store, *extra)  # an nftables-mode proxy removes its table when stopped
             started.append(proxy)
             cpu[name] = lambda proxy=proxy: [proxy.p.pid, *peers.children(proxy.p.pid)]  # type: ignore[misc]
             peers.wait_tcp(web_t[name])
@@ -277,8 +283,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--workers", default="1,auto",
-                    help="--workers values of the kubesvc proxies measured side by side (comma-separated; auto = one per CPU, as HAProxy's default nbthread)")
+    ap.add_argument("--workers", default="1,auto,nftables",
+                    help="--workers values of the kubesvc proxies measured side by side (comma-separated; auto = one per CPU, as HAProxy's default nbthread; "
+                         "nftables = a proxy in --mode nftables, root only: the kernel forwards)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help=f"traffic rows to run (comma-separated from {', '.join(WORKLOADS)})")
     ap.add_argument("--only", choices=["traffic", "sync", "memory"], default=None)
     args = ap.parse_args()
