@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 COMPONENTS = ("proxy", "dns", "apiserver", "kubelet", "ingress")
+MAX_NODES = 8  # kubesvc.dataplane.nodes.MAX_NODES (not imported here: loading the plugin stays cheap)
 
 
 class PlaneError(Exception):
@@ -99,6 +100,7 @@ class Plane:
     components: Sequence[str] = COMPONENTS
     timeout: float = 20.0
     watchdog: Any = None  # a Watchdog, or None
+    nodes: int = 1  # more than 1: `up --nodes N` (root, iproute2): a proxy and a kubelet per node, each in a netns
     ready: dict[str, dict[str, str]] = field(default_factory=dict)  # ready-line fields by component
     pids: dict[str, int] = field(default_factory=dict)  # component -> pid, as started
     started_in: float = 0.0  # seconds `start` took
@@ -139,7 +141,16 @@ class Plane:
             "ingress_http_address": "127.0.0.1:0",
             "ingress_https_address": "127.0.0.1:0",
             "cwd": "/",  # not the test's cwd: pods without workingDir start here, as in most images
+            "nodes": self.nodes,
         }
+        if self.nodes > 1:
+            from kubesvc.dataplane import nodes
+            from kubesvc.errors import ClientError
+
+            try:
+                nodes.check(self.nodes)
+            except ClientError as e:
+                raise PlaneError(str(e)) from None
         if self.watchdog is not None:
             self.watchdog.watch(self.store)  # before anything runs: a crash from here on is cleaned up
         said: list[str] = []

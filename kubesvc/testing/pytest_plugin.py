@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 
 import pytest
 
-from kubesvc.testing.plane import COMPONENTS, Plane, PlaneError
+from kubesvc.testing.plane import COMPONENTS, MAX_NODES, Plane, PlaneError
 
 SCOPES = ("function", "module", "session")
 KEPT_FILE = "kubesvc-kept.txt"
@@ -33,6 +33,7 @@ class _State:
         self.live: list[Plane] = []
         self.watchdog: Any = None
         self.unions: dict[str, set[str]] = {}  # module nodeid (or "" for the session) -> components
+        self.nodes: dict[str, int] = {}  # the same -> the most nodes a test asks for
 
 
 _STATE = pytest.StashKey[_State]()
@@ -52,7 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "kubesvc(components=[...], nodes=1): the kubesvc components the kubesvc_cluster fixture starts for this test "
-        f"(of {', '.join(COMPONENTS)}; default all); nodes=0 leaves out the kubelet, nodes=1 adds it")
+        f"(of {', '.join(COMPONENTS)}; default all); nodes=0 leaves out the kubelet, nodes=N adds it (N > 1: root, "
+        "a network namespace per node)")
     config.stash[_STATE] = _State()
 
 
@@ -68,10 +70,11 @@ def _keep(config: pytest.Config) -> bool:
     return bool(opt) if opt is not None else bool(config.getini("kubesvc_keep"))
 
 
-def wanted(marker: pytest.Mark | None) -> set[str]:
-    """The components a ``kubesvc`` marker asks for (all without one). Raises PlaneError on a bad marker."""
+def wanted(marker: pytest.Mark | None) -> tuple[set[str], int]:
+    """The components and node count a ``kubesvc`` marker asks for (all, 1 without one). Raises PlaneError on a bad
+    marker."""
     if marker is None:
-        return set(COMPONENTS)
+        return set(COMPONENTS), 1
     kwargs = dict(marker.kwargs)
     comps = kwargs.pop("components", marker.args[0] if marker.args else None)
     nodes = kwargs.pop("nodes", None)
@@ -84,14 +87,12 @@ def wanted(marker: pytest.Mark | None) -> set[str]:
     if unknown:
         raise PlaneError(f"@pytest.mark.kubesvc: unknown component {', '.join(unknown)}; choose from {', '.join(COMPONENTS)}")
     if nodes is not None:
-        if not isinstance(nodes, int) or nodes < 0:
-            raise PlaneError(f"@pytest.mark.kubesvc: nodes={nodes!r}: want 0 or 1")
-        if nodes > 1:
-            raise PlaneError(f"@pytest.mark.kubesvc: nodes={nodes}: kubesvc runs one kubelet (node) per store; use nodes=1")
-        names = names | {"kubelet"} if nodes == 1 else names - {"kubelet"}
+        if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= MAX_NODES:
+            raise PlaneError(f"@pytest.mark.kubesvc: nodes={nodes!r}: want 0 (no kubelet) to {MAX_NODES}")
+        names = names | {"kubelet"} if nodes else names - {"kubelet"}
     if not names:
         raise PlaneError("@pytest.mark.kubesvc: no component to start")
-    return names
+    return names, max(1, nodes or 1)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -101,20 +102,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if "kubesvc_cluster" not in getattr(item, "fixturenames", ()):
             continue
         try:
-            names = wanted(item.get_closest_marker("kubesvc"))
+            names, nodes = wanted(item.get_closest_marker("kubesvc"))
         except PlaneError:
             continue  # the test itself reports it, at set-up
         module = item.getparent(pytest.Module)
         for key in ("", module.nodeid if module is not None else ""):
             state.unions.setdefault(key, set()).update(names)
+            state.nodes[key] = max(state.nodes.get(key, 1), nodes)
 
 
-def _components(request: pytest.FixtureRequest) -> set[str]:
+def _components(request: pytest.FixtureRequest) -> tuple[set[str], int]:
     state = request.config.stash[_STATE]
     if request.scope == "function":
         return wanted(request.node.get_closest_marker("kubesvc"))
     key = request.node.nodeid if request.scope == "module" else ""
-    return state.unions.get(key) or set(COMPONENTS)
+    return state.unions.get(key) or set(COMPONENTS), state.nodes.get(key, 1)
 
 
 @pytest.fixture(scope=_scope)
@@ -123,7 +125,7 @@ def kubesvc_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     kubectl(), kubesvc(), apply(), wait_for(), service_url(), resolve(), port_forward(), logs()."""
     state = request.config.stash[_STATE]
     try:
-        names = _components(request)
+        names, nodes = _components(request)
     except PlaneError as e:
         why = str(e)
     else:
@@ -134,7 +136,8 @@ def kubesvc_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         from kubesvc.testing.watchdog import Watchdog
 
         state.watchdog = Watchdog()
-    plane = Plane(tmp_path_factory.mktemp("kubesvc", numbered=True), components=sorted(names), watchdog=state.watchdog)
+    plane = Plane(tmp_path_factory.mktemp("kubesvc", numbered=True), components=sorted(names), watchdog=state.watchdog,
+                  nodes=nodes)
     state.live.append(plane)
     try:
         plane.start()

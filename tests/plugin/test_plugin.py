@@ -82,7 +82,7 @@ def _left_running(records: list[dict[str, Any]]) -> list[str]:
 def _no_kubesvc_nft_table() -> None:
     if shutil.which("nft") and os.geteuid() == 0:
         out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-        assert "kubesvc" not in out, out
+        assert "kubesvc" not in {line.split()[-1] for line in out.splitlines() if line.startswith("table ")}, out  # the proxy's
 
 
 @pytest.fixture
@@ -112,8 +112,8 @@ def test_nothing_started(request):
     assert not [m for m in sys.modules if m.startswith(("kubesvc.dataplane", "kubesvc.store", "kubesvc.cli"))]
     assert request.config.stash[__import__("kubesvc.testing.pytest_plugin", fromlist=["_STATE"])._STATE].watchdog is None
 
-@pytest.mark.kubesvc(nodes=2)
-def test_two_nodes(kubesvc_cluster):
+@pytest.mark.kubesvc(nodes=9)
+def test_nine_nodes(kubesvc_cluster):
     pass
 
 @pytest.mark.kubesvc(components=["proxy", "etcd"])
@@ -122,7 +122,7 @@ def test_unknown_component(kubesvc_cluster):
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", timeout=120)
     result.assert_outcomes(passed=1, errors=2)
-    result.stdout.fnmatch_lines(["*nodes=2: kubesvc runs one kubelet (node) per store; use nodes=1*",
+    result.stdout.fnmatch_lines(["*nodes=9: want 0 (no kubelet) to 8*",
                                  "*unknown component etcd; choose from proxy, dns, apiserver, kubelet, ingress*"])
     result.stdout.no_fnmatch_line("*Traceback*")
     helped = pytester.runpytest_subprocess("--help", timeout=60)
@@ -288,5 +288,34 @@ def test_two(kubesvc_cluster):
         for r in records:
             _wait_gone(r["watchdog"])
         assert _left_running(records) == []
+    finally:
+        _stop_leftovers(records)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nsenter"), reason="nodes=2 needs root, ip and nsenter")
+def test_two_nodes_and_their_namespaces_go_at_teardown(pytester: pytest.Pytester, inner: Path) -> None:
+    """nodes=2: `up --nodes 2` (a proxy and a kubelet per node, each node a network namespace); the teardown removes
+    the namespaces with the processes."""
+    pytester.makepyfile(test_nodes='''
+import pytest
+from kubesvc_record import record
+
+@pytest.mark.kubesvc(components=["apiserver"], nodes=2)
+def test_nodes(kubesvc_cluster):
+    nodes = kubesvc_cluster.kubectl("get", "nodes", "-o", "json")["items"]
+    assert sorted(n["metadata"]["name"] for n in nodes) == ["kubesvc-node", "kubesvc-node-2"]
+    record(kubesvc_cluster)
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    records = _records(inner)
+    try:
+        result.assert_outcomes(passed=1)
+        assert records[0]["components"] == ["apiserver", "kubelet", "kubelet-2"]
+        _wait_gone(records[0]["watchdog"])
+        assert _left_running(records) == []
+        from kubesvc.dataplane import nodes
+
+        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        assert nodes.prefix(records[0]["store"]) not in namespaces
     finally:
         _stop_leftovers(records)
