@@ -242,38 +242,25 @@ class Registry:
                propagation: str = "Background") -> dict[str, Any]:
         """Delete one object; its dependents (ownerReferences) go with it in the same transaction, or with
         ``propagation="Orphan"`` stay, with the reference to the deleted owner removed (as the garbage
-        collector orphans them). ``Foreground`` ends the same as ``Background`` here: one transaction."""
+        collector orphans them). ``Foreground`` keeps the owner (deletionTimestamp, ``foregroundDeletion``
+        finalizer) until its blocking dependents are gone (``registry.gc``). An object with finalizers is
+        only marked (deletionTimestamp)."""
 
         def run(txn: Txn) -> dict[str, Any]:
+            from kubesvc.registry import gc
+
+            k = BY_KIND[kind]
+            current = txn.get(kind, namespace if k.namespaced else "", name)
+            if current is None:
+                raise NotFound(k.resource, name)
             if propagation == "Orphan":
-                self._orphan_dependents(txn, kind, namespace, name)
+                gc.orphan(self, txn, current)
+            elif propagation == "Foreground":
+                return gc.foreground(self, txn, current)
             return self._delete(txn, kind, namespace, name)
 
         result: dict[str, Any] = self._run(dry_run, run)
         return result
-
-    def _orphan_dependents(self, txn: Txn, kind: str, namespace: str, name: str) -> None:
-        """(delete --cascade=orphan) Drop the owner's ownerReferences from its dependents, before it goes."""
-        from kubesvc.registry import kinds
-
-        k = BY_KIND[kind]
-        owner = txn.get(kind, namespace if k.namespaced else "", name)
-        uid = (owner or {}).get("metadata", {}).get("uid")
-        if not uid:
-            return
-        ns = owner["metadata"].get("namespace", "default") if owner else "default"
-        for dep_kind in kinds.for_kind(kind).dependents:
-            for obj in txn.list(dep_kind, ns):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if any(r.get("uid") == uid for r in refs):
-                    new = copy.deepcopy(obj)
-                    kept = [r for r in refs if r.get("uid") != uid]
-                    if kept:
-                        new["metadata"]["ownerReferences"] = kept
-                    else:
-                        new["metadata"].pop("ownerReferences", None)
-                    stored = txn.update(new, check_version=True)
-                    self._after_write(txn, BY_KIND[dep_kind], obj, stored)
 
     def bind_pod(self, namespace: str, name: str, node: str) -> dict[str, Any]:
         """The binding subresource: set ``spec.nodeName`` once (a no-op when already bound there)."""
@@ -352,6 +339,9 @@ class Registry:
             return old
         stored = txn.update(new, check_version=True)
         self._after_write(txn, k, old, stored)
+        if stored["metadata"].get("deletionTimestamp") and old["metadata"].get("finalizers") \
+                and not stored["metadata"].get("finalizers"):  # the last finalizer went: the object goes
+            return self._delete(txn, k.kind, stored["metadata"].get("namespace", ""), stored["metadata"]["name"])
         return stored
 
     def _delete(self, txn: Txn, kind: str, namespace: str, name: str) -> dict[str, Any]:
@@ -363,9 +353,16 @@ class Registry:
         current = txn.get(kind, ns, name)
         if current is None:
             raise NotFound(k.resource, name)
+        if current["metadata"].get("finalizers"):
+            from kubesvc.registry import gc
+
+            return gc.mark_deleting(self, txn, current)
         st.before_delete(self, txn, current)
         old = txn.delete(kind, ns, name)
         st.after_delete(self, txn, old)
+        from kubesvc.registry import gc
+
+        gc.background(self, txn, old)  # dependents of any kind (ownerReferences), as the garbage collector
         self._after_write(txn, k, old, None)
         return old
 

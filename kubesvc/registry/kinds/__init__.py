@@ -11,7 +11,7 @@ Rules kept here:
 - Hooks run inside the write transaction, in the pipeline's order (``registry.generic``):
   create: ``prepare_for_create`` -> ``default`` -> ``validate`` -> ``restore_status`` -> ``allocate`` -> store -> ``after_write``;
   update: ``prepare_for_update`` -> ``default`` -> ``validate_update`` -> ``restore_status`` -> ``allocate`` -> store -> ``after_write``;
-  delete: ``before_delete`` -> store -> ``after_delete`` (dependents, release) -> ``after_write``.
+  delete: ``before_delete`` -> store -> ``after_delete`` (release) -> dependents (``registry.gc``) -> ``after_write``.
 - Modules are imported on first write: ``get`` never pays for them.
 """
 
@@ -35,7 +35,8 @@ class Strategy:
     """The default strategy (plain kinds); subclasses override the hooks they need."""
 
     kinds: ClassVar[tuple[str, ...]] = ()
-    # Kinds whose objects name an object of this kind in ownerReferences and go with it on delete.
+    # Kinds whose objects usually name an object of this kind in ownerReferences (documentation only:
+    # ``registry.gc`` finds dependents of every kind).
     dependents: ClassVar[tuple[str, ...]] = ()
 
     def prepare_for_create(self, txn: Txn, obj: Obj) -> None:
@@ -70,18 +71,8 @@ class Strategy:
         """Refuse the delete (Forbidden) or take contents with it, before the object goes."""
 
     def after_delete(self, registry: Registry, txn: Txn, old: Obj) -> None:
-        """Dependents named by ownerReferences go in the same transaction (background cascade)."""
-        if not self.dependents:
-            return
-        uid = old["metadata"].get("uid")
-        ns = old["metadata"].get("namespace", "default")
-        if not uid:
-            return
-        for kind in self.dependents:
-            for obj in txn.list(kind, ns):
-                owned = any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
-                if owned and txn.get(kind, ns, obj["metadata"]["name"]) is not None:  # not gone in a nested cascade
-                    registry._delete(txn, kind, ns, obj["metadata"]["name"])
+        """Release what the object held. Its dependents (ownerReferences, any kind) are the registry's
+        garbage collection's (``registry.gc``), after this hook."""
 
     def after_write(self, registry: Registry, txn: Txn, old: Obj | None, new: Obj | None) -> None:
         """Controllers that run inside the write (old None: created; new None: deleted)."""

@@ -1,5 +1,6 @@
-"""Strategies of apps/v1 (``pkg/registry/apps``): the workload owners, whose dependents (ReplicaSets,
-Pods) go with them in the delete's transaction. Everything else is the default strategy."""
+"""Strategies of apps/v1 (``pkg/registry/apps``): the workload owners. Their dependents (ReplicaSets, Pods,
+through ``ownerReferences``) are found and deleted, orphaned or waited for by the registry's garbage
+collection (``registry.gc``) per the delete's propagation policy; ``dependents`` names them for the docs."""
 
 from __future__ import annotations
 

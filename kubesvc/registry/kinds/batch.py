@@ -5,7 +5,8 @@ Rules kept here:
   (``batch.kubernetes.io/controller-uid: <uid>``) and the template gets the ``controller-uid``,
   ``job-name`` labels in both their legacy and ``batch.kubernetes.io/`` forms; a label the user set
   is kept (a conflict then fails validation). The uid is fixed here so that the store keeps it.
-- A Job's pods and a CronJob's Jobs go with it on delete.
+- A Job's pods and a CronJob's Jobs are its dependents (ownerReferences): the registry's garbage
+  collection (``registry.gc``) deletes, orphans or waits for them per the propagation policy.
 """
 
 from __future__ import annotations
