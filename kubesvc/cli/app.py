@@ -104,6 +104,8 @@ COMMANDS: dict[str, str] = {
     "autoscale": "autoscale:autoscale",  # scale helper (issue 13)
     "set": "set:app",  # verbs helper (issue 14)
     "explain": "explain:explain",  # openapi helper
+    "top": "top:top",  # observe helper (issue 19)
+    "trace": "trace:trace",  # observe helper (issue 19)
     "patch": "patch:patch",  # verbs helper (issue 14)
     "wait": "wait:wait",  # verbs helper (issue 14)
     "replace": "replace:replace",  # verbs helper (issue 14)

@@ -48,6 +48,7 @@ from kubesvc.dataplane import runtime
 from kubesvc.dataplane.dns import config, records
 from kubesvc.dataplane.dns.handler import Forward, Handler, client_allowed, header_reply, prepare_all
 from kubesvc.dataplane.dns.wire import Prepared
+from kubesvc.dataplane.observe import HUB, dns_snapshot
 from kubesvc.errors import AlreadyExists, ClientError, Invalid
 from kubesvc.registry.allocators import IPRange
 from kubesvc.store.db import Store
@@ -236,6 +237,8 @@ class Server:
 
     def answer(self, data: bytes, peer: str, tcp: bool, send: Callable[[bytes], None]) -> asyncio.Task[None] | None:
         """Answer ``data`` through ``send``, now or (forwarded) from the task returned."""
+        if HUB.on:
+            send = HUB.counting(send)
         if not self.allows(peer):
             if len(data) >= 12 and not data[2] & 0x80:
                 send(header_reply(data, dns.rcode.REFUSED))
@@ -303,6 +306,8 @@ class UDPProtocol(asyncio.DatagramProtocol):
                 reply = None  # the general path below answers (and logs what went wrong)
             if reply is not None:
                 t.sendto(reply, addr)
+                if HUB.on:
+                    HUB.dns_reply(reply)
                 return
         server.answer(data, host, False, lambda reply: t.sendto(reply, addr))
 
@@ -461,12 +466,14 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
     health = runtime.Health()
     following = loop.create_task(runtime.StoreFollower(opts.store_path, opts.poll_interval, follower.sync, health, logger=log).run())
     addr = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+    await HUB.start(opts.store_path, "dns", dns_snapshot)  # `kubesvc top`
     runtime.announce_ready("dns", {"udp": addr, "tcp": addr, "zone": snap.table.zone.to_text(omit_final_dot=True),
                                    "nameserver": cluster_ip, "udp_rcvbuf": rcvbuf})
     log.info("serving", extra={"kv": {"addr": addr, "revision": snap.revision}})
     try:
         await stop.wait()
     finally:
+        HUB.stop()
         tcp.close()
         udp.close()
         for conn in list(server.tcp_conns):

@@ -55,6 +55,7 @@ from kubesvc.dataplane.ingress.exchange import (
     drop_listed,
 )
 from kubesvc.dataplane.ingress.upstream import STATUS_LINES, Clock, Endpoint, Upstream, UpstreamConn, reason_phrase
+from kubesvc.dataplane.observe import HUB
 
 log = logging.getLogger("kubesvc.ingress")
 
@@ -682,6 +683,8 @@ class ClientConn(asyncio.Protocol):
         ex.done = True
         if self.shared.access_log is not None:
             self.log(ex)
+        if HUB.on:
+            HUB.ingress_exchange(self.peer, ex)
         self.shared.requests += 1
         if self.closing:
             return

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from kubesvc.controllers import endpointslices
-from kubesvc.dataplane import runtime
+from kubesvc.dataplane import observe, runtime
 from kubesvc.dataplane.ingress import routes, tls
 from kubesvc.dataplane.ingress.http import ClientConn, HTTPConfig, Shared
 from kubesvc.dataplane.ingress.upstream import Clock
@@ -338,12 +338,14 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
     gc.collect()
     gc.freeze()  # start-up objects (typer, the store, the first table) never need scanning again
     extra = {"workers": opts.workers} if opts.workers > 1 else {}
+    await observe.HUB.start(opts.store_path, "ingress", observe.ingress_snapshot)  # `kubesvc top`/`trace`
     runtime.announce_ready("ingress-worker" if worker else "ingress", {**fields, "class": opts.ingress_class, "revision": rev, **extra})
     if not worker:
         log.info("serving", extra={"kv": {**fields, "class": opts.ingress_class, **extra}})
     try:
         await stop.wait()
     finally:
+        observe.HUB.stop()
         for s in servers:
             s.close()
         if crew is not None:

@@ -27,7 +27,7 @@ class NoEndpoints(Exception):
 
 
 class Balancer:
-    __slots__ = ("endpoints", "index", "affinity", "ttl", "sticky", "clock", "rng", "_set")
+    __slots__ = ("endpoints", "index", "affinity", "ttl", "sticky", "clock", "rng", "_set", "hit")
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class Balancer:
         self.sticky: dict[str, tuple[Endpoint, float]] = {}  # client ip -> (endpoint, last used)
         self.clock = clock
         self.rng = rng or random.Random()
+        self.hit = False  # the last affinity pick reused the client's entry (for `kubesvc trace`)
 
     def configure(self, client_ip_affinity: bool, ttl_seconds: int) -> None:
         if not client_ip_affinity:
@@ -75,7 +76,9 @@ class Balancer:
                 hit = self.sticky.get(client_ip)
                 if hit is not None and int(now - hit[1]) < self.ttl:
                     self.sticky[client_ip] = (hit[0], now)
+                    self.hit = True
                     return hit[0]
+            self.hit = False
             ep = eps[self.index % len(eps)]
             self.index = (self.index + 1) % len(eps)
             self.sticky[client_ip] = (ep, now)

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubesvc.dataplane import runtime
+from kubesvc.dataplane import observe, runtime
 from kubesvc.dataplane.proxy import nft
 from kubesvc.dataplane.proxy import plan as planning
 from kubesvc.dataplane.proxy.balancer import Balancer
@@ -516,6 +516,7 @@ class ProxyServer:
             self.write_status()
         except OSError:
             pass  # still dirty: the status-file task retries at once, logs the cause and turns /healthz 503
+        await observe.HUB.start(self.store_path, "proxy", lambda: observe.proxy_snapshot(self))  # `kubesvc top`/`trace`
         if self.options.workers > 1 and not self.is_worker:
             await self._start_workers()
         if on_ready is not None:
@@ -561,6 +562,7 @@ class ProxyServer:
             self._worker_dir = None
 
     async def shutdown(self) -> None:
+        observe.HUB.stop()
         self._stop_workers()
         for srv in self.http + [s for servers in self.hc_servers.values() for s in servers]:
             srv.close()

@@ -36,6 +36,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
+from kubesvc.dataplane.observe import HUB
 from kubesvc.dataplane.proxy.balancer import NoEndpoints
 from kubesvc.dataplane.proxy.metrics import tcp_bytes
 from kubesvc.dataplane.runtime import bind_socket
@@ -162,7 +163,7 @@ def allowed_by(nets: list[Any] | None, ip: str) -> bool:
 class Pair:
     """The shared state of one proxied connection."""
 
-    __slots__ = ("backend", "client", "done", "endpoint", "eofs", "state")
+    __slots__ = ("backend", "client", "done", "endpoint", "eofs", "state", "trace")
 
     def __init__(self, state: PortState) -> None:
         self.state = state
@@ -171,6 +172,7 @@ class Pair:
         self.eofs = 0
         self.done = False
         self.endpoint: tuple[str, int] | None = None
+        self.trace: Any = None  # observe.Trace, only while `kubesvc top`/`trace` is attached
 
     def finish(self, lost: asyncio.Transport, exc: Exception | None) -> None:
         if self.done:
@@ -186,11 +188,11 @@ class Pair:
             if counted is not None:
                 received, acked = counted
                 if other is self.backend:
-                    m.bytes_in += acked
-                    m.bytes_out += received
-                else:
-                    m.bytes_in += received
-                    m.bytes_out += acked
+                    received, acked = acked, received  # now: client->endpoint, endpoint->client
+                m.bytes_in += received
+                m.bytes_out += acked
+                if self.trace is not None:
+                    HUB.proxy_close(self.trace, received, acked)
             if exc is None:
                 other.close()
             else:
@@ -281,6 +283,8 @@ class BackendSide(_Side):
         self.transport = t
         pair.backend = t
         pair.endpoint = self.endpoint
+        if HUB.on:
+            self.client.observe(t, self.endpoint)
         self.link(t, client)  # t is not reading yet: set_protocol costs nothing
         cs = self.client
         cs.link(client, t)
@@ -310,6 +314,8 @@ class BackendSide(_Side):
         state = self.pair.state
         state.metrics.connect_failures += 1
         ep = self.endpoint
+        if HUB.on:
+            cs.failed = [*(cs.failed or ()), HUB.proxy_dial_failed(state.spn, f"{ep[0]}:{ep[1]}", exc)]
         log.debug("connect failed", extra={"kv": {"service": state.label, "endpoint": f"{ep[0]}:{ep[1]}",
                                                   "error": str(exc) or type(exc).__name__, "attempt": cs.attempt + 1}})
         cs.attempt += 1
@@ -323,6 +329,8 @@ class ClientSide(_Side):
     pending_eof = False
     attempt = 0
     peer_ip: str | None = None
+    why = "round robin"  # set only while observed (observe.HUB.on)
+    failed: list[dict[str, Any]] | None = None  # dials that failed before this one, only while observed
 
     def __init__(self, listener: TcpListener) -> None:
         self.pair = Pair(listener.state)
@@ -361,6 +369,16 @@ class ClientSide(_Side):
         pair.client = t
         self.dial()  # no task of ours: the connect starts now, reading starts when we return
 
+    def observe(self, backend: asyncio.Transport, ep: tuple[str, int]) -> None:
+        """`kubesvc top`/`trace` is attached: count this connection and tell its subscribers."""
+        t = self.transport
+        peer = t.get_extra_info("peername") if t is not None else None
+        client = f"{peer[0]}:{peer[1]}" if peer else ""
+        _, ip, port = self.listener.key
+        kind = self.listener.kind
+        frontend = {"kind": {"cluster": "clusterIP"}.get(kind, kind), "address": f"{ip}:{port}"}
+        self.pair.trace = HUB.proxy_open(self.pair.state.spn, client, frontend, f"{ep[0]}:{ep[1]}", self.why, self.failed)
+
     def client_ip(self) -> str:
         ip = self.peer_ip
         if ip is None:
@@ -388,6 +406,8 @@ class ClientSide(_Side):
                 pair.finish(pair.client, ConnectionError("no endpoint"))
                 reset(pair.client)
             return
+        if HUB.on:
+            self.why = "failover" if attempt > 0 else "affinity" if balancer.affinity and balancer.hit else "round robin"
         backend = BackendSide(pair, self, ep)
         listener = self.listener
         loop = listener.loop
