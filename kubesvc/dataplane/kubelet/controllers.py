@@ -71,7 +71,9 @@ class Controllers:
 
     def _sync_replicas(self, owner: Obj, pods: list[Obj]) -> None:
         ns = owner["metadata"].get("namespace", "default")
-        plan = rp.plan_replicas(owner, [p for p in pods if p["metadata"].get("namespace", "default") == ns])
+        from kubesvc.controllers import gc
+
+        plan = rp.plan_replicas(owner, gc.claim(self.registry, owner, pods))  # matching orphans adopted
         for _ in range(plan.create):
             for _attempt in range(3):
                 try:
