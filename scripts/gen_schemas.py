@@ -36,6 +36,7 @@ ROOTS = {
     "ClusterRole": "io.k8s.api.rbac.v1.ClusterRole",
     "ClusterRoleBinding": "io.k8s.api.rbac.v1.ClusterRoleBinding",
     "EndpointSlice": "io.k8s.api.discovery.v1.EndpointSlice",
+    "APIService": "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService",
 }
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 SHARED = {META + n: f"_defs.json#/$defs/{n}" for n in (

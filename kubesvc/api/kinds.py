@@ -68,6 +68,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", (),
          namespaced=False),
     Kind("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", "endpointslice", ()),
+    Kind("APIService", "apiregistration.k8s.io", "v1", "apiservices", "apiservice", (), namespaced=False),
 )
 
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}

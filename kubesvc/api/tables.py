@@ -647,6 +647,7 @@ _COLUMNS.update({
     "RoleBinding": _cols("Name", "Role", "Age", wide=("Users", "Groups", "ServiceAccounts")),
     "ClusterRoleBinding": _cols("Name", "Role", "Age", wide=("Users", "Groups", "ServiceAccounts")),
     "EndpointSlice": _cols("Name", "AddressType", "Ports", "Endpoints", "Age"),
+    "APIService": _cols("Name", "Service", "Available", "Age"),
 })
 
 
@@ -801,6 +802,19 @@ def _row_priority_class(obj: dict[str, Any], now: datetime) -> list[str]:
             str(obj.get("preemptionPolicy") or "")]
 
 
+def _row_api_service(obj: dict[str, Any], now: datetime) -> list[str]:
+    # kube-aggregator's apiservice ConvertToTable: Local or namespace/name; the Available condition.
+    svc = _d(obj, "spec", "service")
+    service = f"{svc.get('namespace', '')}/{svc.get('name', '')}" if isinstance(svc, dict) else "Local"
+    available = "Unknown"
+    for cond in _list(_d(obj, "status", "conditions")):
+        if isinstance(cond, dict) and cond.get("type") == "Available":
+            status = str(cond.get("status") or "")
+            reason = str(cond.get("reason") or "")
+            available = f"{status} ({reason})" if status != "True" and reason else status
+    return [_name(obj), service, available, _age(obj, now)]
+
+
 def _hpa_metrics(hpa: dict[str, Any]) -> str:
     specs = [m for m in _list(_d(hpa, "spec", "metrics")) if isinstance(m, dict)]
     if not specs:
@@ -887,4 +901,5 @@ _ROWS.update({
     "RoleBinding": _row_binding,
     "ClusterRoleBinding": _row_binding,
     "EndpointSlice": _row_endpoint_slice,
+    "APIService": _row_api_service,
 })

@@ -242,6 +242,7 @@ _KIND_TEXT = {
     "ClusterRole": "Permissions (rules) across the cluster.",
     "ClusterRoleBinding": "Grants a ClusterRole to subjects across the cluster.",
     "PodTemplate": "A stored pod template.",
+    "APIService": "An aggregated API group version and the Service behind it (stored only).",
 }
 _FIELD_TEXT = {
     "apiVersion": "The group and version of the schema this object is written in.",
