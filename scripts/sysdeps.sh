@@ -5,6 +5,8 @@ need=()
 command -v dig >/dev/null || need+=(dnsutils)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+# tests/cli/test_top.py drives `kubesvc top` in a tmux session (send-keys, capture-pane); test_top's NO_COLOR check uses script
+command -v tmux >/dev/null || need+=(tmux)
 # tests/dataplane/test_up_rootless.py runs kubesvc as a system user it creates (useradd, runuser), from a venv on
 # a Python outside /root: Debian's python3 (the suite's X.Y; the test skips on another).
 command -v useradd >/dev/null || need+=(passwd)
