@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from tests.cli.observe_bed import Bed, bed  # noqa: F401
-from tests.support.procs import ROOT, Proc, wait_for
+from tests.support.procs import ROOT, wait_for
 
 
 def _row(text: str, first: str) -> list[str]:
@@ -28,7 +28,8 @@ def _row(text: str, first: str) -> list[str]:
 
 def _top_once(bed: Bed, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     e = dict(os.environ, **(env or {}))
-    e.pop("NO_COLOR", None) if env is None or "NO_COLOR" not in env else None
+    if env is None or "NO_COLOR" not in env:
+        e.pop("NO_COLOR", None)
     return subprocess.run([sys.executable, "-m", "kubesvc", "--store", bed.store_path, "top", *args], capture_output=True, text=True,
                           timeout=60, cwd=str(ROOT), env=e)
 
@@ -85,7 +86,8 @@ def test_live_view_in_tmux_counts_connections_and_quits_on_q(bed: Bed) -> None: 
     def screen() -> str:
         return tmux("capture-pane", "-p", "-t", "top")
 
-    cmd = (f"unset COLUMNS LINES; cd {shlex.quote(str(ROOT))} && {shlex.quote(sys.executable)} -m kubesvc --store {shlex.quote(bed.store_path)} top --interval 200ms"
+    cmd = (f"unset COLUMNS LINES; cd {shlex.quote(str(ROOT))} && "
+           f"{shlex.quote(sys.executable)} -m kubesvc --store {shlex.quote(bed.store_path)} top --interval 200ms"
            "; echo TOP-EXITED $?; sleep 120")
     held = []
     try:
