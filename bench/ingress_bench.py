@@ -11,7 +11,8 @@ per request (stabler than req/s on a shared machine, where wrk, the backend and 
 the cores). Rounds alternate between the two proxies; the median round counts and the spread (lowest-highest of the
 per-round kubesvc/nginx ratios) shows how noisy the machine was. Access logs off on both.
 Needs wrk and nginx (BENCH=1 scripts/sysdeps.sh). Everything binds 127.0.0.1 with free ports; runs are bounded.
-Run: make bench   (or: .venv/bin/python bench/ingress_bench.py [seconds [rounds [workers,...]]])
+Run: make bench   (or: .venv/bin/python bench/ingress_bench.py [seconds [rounds [workers,... [rows,...]]]], rows among
+`keepalive` (50 connections), `single` (1 connection) and `new` (every head new); all three by default)
 """
 
 from __future__ import annotations
@@ -117,7 +118,10 @@ def median(xs: list[float]) -> float:
     return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2
 
 
-def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int) -> list[str]:
+ROWS = {"keepalive": (50, False), "single": (1, False), "new": (50, True)}
+
+
+def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int, which: list[str]) -> list[str]:
     """Table rows for kubesvc --workers N against nginx worker_processes N."""
     ng_addr = ("127.0.0.1", free_port("127.0.0.1"))
     ng = nginx_proxy(tmp, ng_addr, backend, workers)
@@ -131,7 +135,8 @@ def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int) 
         script = Path(tmp, "unique.lua")
         script.write_text(_peers.UNIQUE_PATHS)
         rows = []
-        for conns, lua in ((50, ""), (1, ""), (50, str(script))):
+        for conns, unique in (ROWS[w] for w in which):
+            lua = str(script) if unique else ""
             res: dict[str, list[tuple[float, float, float]]] = {"ks": [], "ng": []}  # (rps, p99, cpu us/request)
             for _ in range(rounds):
                 for name, addr in (("ks", ks_addr), ("ng", ng_addr)):
@@ -162,6 +167,10 @@ def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else ROUNDS
     counts = [int(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else [1, 2]
+    which = sys.argv[4].split(",") if len(sys.argv) > 4 else list(ROWS)
+    if set(which) - set(ROWS):
+        print(f"ingress_bench: rows are {', '.join(ROWS)}")
+        return 2
     tmp = tempfile.mkdtemp()
     backend_proc: Spawned | None = None
     try:
@@ -169,7 +178,7 @@ def main() -> int:
         backend_proc = _peers.nginx(tmp, backend)
         rows = []
         for n in counts:
-            rows += compare(tmp, backend, n, seconds, rounds)
+            rows += compare(tmp, backend, n, seconds, rounds, which)
         print(f"wrk -t1 through each proxy to the same nginx backend (`return 200`, 1 worker), kept-alive connections; "
               f"median of {rounds} alternating rounds of {seconds:g} s. Nw = kubesvc --workers N vs nginx worker_processes N.\n")
         print("| workload | kubesvc ingress | nginx proxy_pass | ratio (kubesvc/nginx) | per-round ratio spread |")
