@@ -14,6 +14,9 @@ order rotated per repetition:
   time per request (all its processes, user+sys);
 - new connections: the same wrk run with `Connection: close` (nginx closes after each answer, wrk reconnects),
   so every request costs one accepted connection and one dialled connection in the proxy;
+- kept-alive with `kubesvc top` attached (workload ``observed``): the kept-alive row through one proxy, alternately
+  without and with `kubesvc top --interval 250ms` running in a tmux pane (a real terminal: its Live view polls the
+  proxy's snapshot socket 4 times a second and turns its per-connection counting on); the ratio is with/without;
 - UDP: a Python client keeping 16 datagrams of 64 bytes in flight to a uvloop echo server (no HAProxy row:
   HAProxy does not proxy UDP; the ratio is against direct);
 - sync latency (create Service+Endpoints with 1,000 Services stored -> first echoed byte) and resident
@@ -136,7 +139,7 @@ def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Call
     print(f"{name}: " + " ".join(f"{k}={row[k]:,.1f}" for k in targets) + f" {unit}  {ratios}{extra}", flush=True)
 
 
-WORKLOADS = ("bulk", "keepalive", "newconn", "udp")
+WORKLOADS = ("bulk", "keepalive", "newconn", "udp", "observed")
 
 
 def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[str], workloads: tuple[str, ...] = WORKLOADS) -> None:
@@ -199,6 +202,65 @@ def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[str], workl
 
 
 # ------------------------------------------------------------------------------------------ control plane
+
+def observed(tmp: str, reps: int, seconds: float) -> None:
+    """Kept-alive req/s through one proxy without and with a live `kubesvc top` attached (in a tmux pane)."""
+    import shlex
+    import subprocess
+
+    missing = peers.have("wrk", "nginx", "tmux")
+    if missing:
+        print(f"observed row: skipped ({', '.join(missing)} not installed)")
+        return
+    be = ("127.244.0.21", peers.free_port("127.244.0.21"))
+    started: list = []
+    sock = f"kubesvc-bench-{os.getpid()}"
+    try:
+        started.append(peers.nginx(tmp, be))
+        store = os.path.join(tmp, "observed.db")
+        reg = Registry(Store(store))
+        reg.create(pod("web-0", be[0], "web", be[1]))
+        obj = svc("web", 8080, be[1], {"app": "web"})
+        obj["spec"]["clusterIP"] = "127.100.9.11"
+        reg.create(obj)
+        proxy = start_proxy(store)
+        started.append(proxy)
+        addr = ("127.100.9.11", 8080)
+        peers.wait_tcp(addr)
+        top = (f"unset COLUMNS LINES; cd {shlex.quote(str(ROOT))} && {shlex.quote(sys.executable)} -m kubesvc --store {shlex.quote(store)} "
+               "top --interval 250ms")
+        samples: dict[str, list[tuple[float, float]]] = {"without top": [], "with top": []}
+        order = list(samples)
+        cpu_us: dict[str, list[float]] = {k: [] for k in samples}  # the proxy's CPU time per request: what top could cost it
+        for r in range(reps):
+            for k in order[r % 2:] + order[: r % 2]:
+                if k == "with top":
+                    subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "50", top], check=True, timeout=30)
+                    time.sleep(1.5)  # started and attached
+                try:
+                    c0 = peers.cpu_seconds([proxy.p.pid])
+                    rate, p99 = peers.wrk(addr, 64, seconds)
+                    cpu_us[k].append((peers.cpu_seconds([proxy.p.pid]) - c0) / (rate * max(1, round(seconds))) * 1e6)
+                    samples[k].append((rate, p99))
+                finally:
+                    if k == "with top":
+                        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=30)
+        row: dict = {"unit": "req/s"}
+        for k, vals in samples.items():
+            row[k] = statistics.median(v[0] for v in vals)
+            row[f"{k}_p99_ms"] = statistics.median(v[1] for v in vals)
+            row[f"{k}_samples"] = vals
+            row[f"{k}_cpu_us"] = statistics.median(cpu_us[k])
+        row["with/without"] = statistics.median(a[0] / b[0] for a, b in zip(samples["with top"], samples["without top"], strict=False))
+        RESULTS["kept-alive HTTP via L4, wrk 64 conns, kubesvc top attached"] = row
+        print(f"kept-alive with `kubesvc top` attached: without={row['without top']:,.0f} with={row['with top']:,.0f} req/s "
+              f"(p99 {row['without top_p99_ms']:.2f} / {row['with top_p99_ms']:.2f} ms; proxy CPU {row['without top_cpu_us']:.1f} / "
+              f"{row['with top_cpu_us']:.1f} us/request)  with/without={row['with/without']:.2f}x", flush=True)
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=30)
+        for p in reversed(started):
+            p.stop()
+
 
 def sync_latency(tmp: str, proxy_args: list[str]) -> None:
     store = os.path.join(tmp, "sync.db")
@@ -298,7 +360,9 @@ def main() -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "traffic"):
-            traffic(tmp, args.reps, args.seconds, worker_counts, workloads)
+            traffic(tmp, args.reps, args.seconds, worker_counts, tuple(w for w in workloads if w != "observed"))
+            if "observed" in workloads:
+                observed(tmp, args.reps, args.seconds)
         if args.only in (None, "sync"):
             sync_latency(tmp, proxy_args)
         if args.only in (None, "memory"):
