@@ -15,7 +15,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "kubesvc"
 RANK = {"errors": 0, "config": 0, "api": 1, "store": 2, "registry": 3, "controllers": 3, "dataplane": 5,
-        "apiserver": 5, "cli": 6}
+        "apiserver": 5, "cli": 6, "testing": 6}  # testing: the pytest plugin and its Plane, beside the CLI
 SQL_MODULES = {"sqlite3", "sqlite_utils"}
 UI = {"typer", "rich", "click"}
 FEATURES = ("proxy", "dns", "ingress")

@@ -328,35 +328,38 @@ class Plane:
         """A URL that reaches the Service port from this machine, once the proxy serves it: the cluster IP and port
         when the proxy could bind it; else (a port below net.ipv4.ip_unprivileged_port_start, without root) its
         NodePort; else a relay on 127.0.0.1 to one endpoint, kept until the plane stops."""
+        if "proxy" not in self.ready:
+            raise PlaneError("service_url needs the proxy: ask for it (components=[..., 'proxy'])")
         svc = self.get(f"service/{name}", namespace=namespace)
         sp = _pick_port(svc, port)
         spn = f"{namespace}/{name}:{sp['name']}" if sp.get("name") else f"{namespace}/{name}"
         proto = sp.get("protocol", "TCP")
+        cluster = f"{(svc.get('spec') or {}).get('clusterIP')}:{sp['port']}/{proto} (cluster)"
+        node = f":{sp.get('nodePort')}/{proto} (nodePort)" if sp.get("nodePort") else None
         deadline = time.monotonic() + timeout
         while True:
-            served = self._served(spn)
-            if served is not None:
-                break
+            served, failed = self._served(spn)
+            if cluster in served:
+                return f"{scheme}://{cluster.split('/')[0]}"
+            node_addr = next((a for a in served if node and a.endswith(node) and not a.startswith("0.0.0.0")), None)
+            if failed and node_addr:  # the cluster port could not be bound (e.g. below 1024 without root)
+                return f"{scheme}://{node_addr.split('/')[0]}"
+            if failed and (not node or time.monotonic() > deadline):
+                fwd = self._forward(f"service/{name}", sp["port"], namespace, 0, timeout)  # lives until the plane stops
+                return f"{scheme}://127.0.0.1:{fwd.port}"
             if time.monotonic() > deadline:
                 raise PlaneError(f"the proxy does not serve {spn} after {timeout:g}s (is the proxy among the components?)")
             time.sleep(0.05)
-        cluster_ip = (svc.get("spec") or {}).get("clusterIP")
-        for want in (f"{cluster_ip}:{sp['port']}/{proto} (cluster)", f":{sp.get('nodePort')}/{proto} (nodePort)"):
-            for addr in served:
-                if (addr == want or (want.startswith(":") and addr.endswith(want))) and addr.split(":")[0] != "0.0.0.0":
-                    return f"{scheme}://{addr.split('/')[0]}"
-        fwd = self._forward(f"service/{name}", sp["port"], namespace, 0, timeout)  # lives until the plane stops
-        return f"{scheme}://127.0.0.1:{fwd.port}"
 
-    def _served(self, spn: str) -> list[str] | None:
+    def _served(self, spn: str) -> tuple[list[str], bool]:
+        """What the proxy's status file says of a Service port: the addresses it listens on, and whether it reported
+        an error for it (a listener it could not bind)."""
         try:
             status = jsonlib.loads((self.run_dir / "proxy.status.json").read_text())
         except (OSError, ValueError):
-            return None
-        for entry in status.get("servicePorts", []):
-            if entry.get("service") == spn:
-                return list(entry.get("addresses") or [])
-        return None
+            return [], False
+        served = [a for e in status.get("servicePorts", []) if e.get("service") == spn for a in e.get("addresses") or []]
+        return served, any(e.get("service") == spn for e in status.get("errors", []))
 
     def resolve(self, name: str, rdtype: str = "A", *, namespace: str = "default") -> list[str]:
         """Ask the plane's DNS (``dnspython``), with a pod's search path (``<ns>.svc.<zone>``, ``svc.<zone>``,

@@ -134,9 +134,10 @@ def test_unknown_component(kubesvc_cluster):
 
 
 def test_a_session_plane_shared_by_tests_with_every_helper(pytester: pytest.Pytester, inner: Path) -> None:
-    """kubesvc_scope=session (the ini key): one plane, the union of the components the tests ask for, shared by three
-    tests that use kubeconfig with kubectl and the Python client, apply, wait_for, service_url, resolve, port_forward,
-    logs and kubesvc(); stopped at the end with everything it ran."""
+    """kubesvc_scope=session (the ini key): one plane, the union of the components the tests ask for, shared by four
+    tests that use kubeconfig with kubectl and the Python client, apply, wait_for, service_url (and its fallbacks when
+    the proxy cannot bind a cluster port), resolve, port_forward, logs and kubesvc(); stopped at the end with
+    everything it ran."""
     pytester.makepyfile(test_shared=BACKEND + '''
 import urllib.request
 import pytest
@@ -178,13 +179,35 @@ def test_dns_and_clients(kubesvc_cluster):
     assert c.kubesvc("get", "svc", "echo", json=True)["spec"]["clusterIP"] == ip
     record(c)
 
+def test_service_url_when_the_cluster_port_cannot_be_bound(kubesvc_cluster):
+    """As for port 80 without root: the proxy cannot bind the cluster IP's port (here: this test holds it), so
+    service_url answers with the NodePort, or without one with a port-forward to a pod."""
+    import socket
+    c = kubesvc_cluster
+    held = [socket.create_server((ip, 8081)) for ip in ("127.96.0.50", "127.96.0.51")]
+    try:
+        for name, ip, kind in (("np", "127.96.0.50", "NodePort"), ("ci", "127.96.0.51", "ClusterIP")):
+            c.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                     "spec": {"type": kind, "clusterIP": ip, "selector": {"app": "echo"}, "ports": [{"port": 8081, "targetPort": 8000}]}})
+        c.wait_for("endpoints/np")
+        node_port = c.get("service/np")["spec"]["ports"][0]["nodePort"]
+        url = c.service_url("np")
+        assert url.endswith(f":{node_port}")
+        assert urllib.request.urlopen(url + "/", timeout=10).status == 200
+        url = c.service_url("ci")
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":8081")
+        assert urllib.request.urlopen(url + "/", timeout=10).status == 200
+    finally:
+        for sock in held:
+            sock.close()
+
 def test_unmarked(kubesvc_cluster):
     record(kubesvc_cluster)
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "kubesvc_scope=session", timeout=180)
     records = _records(inner)
     try:
-        result.assert_outcomes(passed=3)
+        result.assert_outcomes(passed=4)
         assert len({r["store"] for r in records}) == 1, records
         assert records[0]["components"] == ["apiserver", "dns", "ingress", "kubelet", "proxy"]  # unmarked: all
         assert len(records[0]["procs"]) >= 5  # the components and the pod
