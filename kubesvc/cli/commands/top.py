@@ -250,25 +250,25 @@ def render(model: dict[str, Any], store_path: str, color: bool, live: bool) -> A
     parts: list[Any] = [Text(head, style=style("bold"))]
 
     t = Table(box=None, pad_edge=False, header_style=style("bold"), show_edge=False)
-    for col in ("SERVICE / ENDPOINT", "PORT", "TYPE", "CLUSTER-IP", "EXTERNAL", "READY", "ACTIVE", "CONNS", "NEW/S", "BYTES/S", "SHARE", "AFFINITY",
-                "FAILURES"):
+    for col in ("SERVICE / ENDPOINT", "PORT", "TYPE", "CLUSTER-IP", "EXTERNAL", "READY", "ACTIVE", "NEW/S", "BYTES/S", "SHARE", "AFFINITY",
+                "FAILED DIALS"):
         t.add_column(col, no_wrap=True)
     for r in model["services"]:
         t.add_row(Text(r["service"], style=style("bold cyan")), r["port"], r["type"], r["clusterIP"], ",".join(r["external"]) or "<none>",
-                  f"{r['ready']}/{r['endpointCount']}", str(r["active"]), str(r["connections"]), _num(r["newPerSecond"]),
-                  _num(r["bytesPerSecond"], "B"), f"last {r['recentTotal']}" if r["recentTotal"] else "", "",
+                  f"{r['ready']}/{r['endpointCount']}", str(r["active"]), _num(r["newPerSecond"]),
+                  _num(r["bytesPerSecond"], "B"), f"of {r['recentTotal']}" if r["recentTotal"] else "", "",
                   Text(str(r["failures"]), style=style("red") if r["failures"] else ""))
         for e in r["endpoints"]:
             aff = ""
             if e["affinity"]:
                 client, left = e["affinity"][0]
                 aff = f"{client} {left}s" + (f" +{len(e['affinity']) - 1}" if len(e["affinity"]) > 1 else "")
-            fails = f"refused {e['refused']}, timed out {e['timedOut']}" if e["refused"] or e["timedOut"] else ""
+            fails = ", ".join(f"{n} {what}" for n, what in ((e["refused"], "refused"), (e["timedOut"], "timed out")) if n)
             t.add_row(f"  {e['address']}", "", "", "", "", Text("yes" if e["ready"] else "no", style=style("green" if e["ready"] else "red")),
-                      str(e["active"]), "", _num(e["newPerSecond"]), _num(e["bytesPerSecond"], "B"),
+                      str(e["active"]), _num(e["newPerSecond"]), _num(e["bytesPerSecond"], "B"),
                       f"{e['share'] * 100:.0f}% ({e['recent']})" if e["share"] is not None else "-", aff, Text(fails, style=style("red")))
     if not model["services"]:
-        t.add_row("No Services found.", *[""] * 12)
+        t.add_row("No Services found.", *[""] * 11)
     parts += [Text(""), t]
     if model["failovers"]:
         parts.append(Text(""))
