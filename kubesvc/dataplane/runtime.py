@@ -16,6 +16,11 @@ Rules kept here:
   (``BACKOFF_FIRST`` doubling to ``BACKOFF_MAX``), and the component's ``Health`` names it with the reason until a
   step succeeds again (logged as recovered); ``/healthz`` answers 503 with those reasons meanwhile. Nothing dies
   quietly: a bug, a locked or vanished store, a read-only run directory or a full disk are all a log line and a 503.
+- ``/healthz``: every long-running component serves its ``Health`` on loopback (``serve_health``; proxy 10256,
+  kubelet 10248, DNS 8181, ingress 10254, each ``--healthz-bind-address``): 200 while every supervised task
+  succeeds, 503 with the failing tasks and their reasons while one does not. When the default address is taken, a
+  free port on loopback is used and named in a warning and in the ready line (``healthz=``); an address given by
+  flag must bind.
 - ``StoreFollower`` is the one store-following loop of proxy, DNS, ingress and kubelet: it probes SQLite's
   ``data_version`` every ``interval`` on the event loop (a few microseconds) and awaits the component's ``sync``
   when another connection committed (or every ``period``); a failed sync is retried (the change is not lost).
@@ -211,6 +216,107 @@ async def supervise(task: str, step: Callable[[], Awaitable[Any]], interval: flo
             lg.info(f"{task} recovered", extra={"kv": {"task": task}})
             health.recover(task)
         await asyncio.sleep(interval)
+
+
+# ------------------------------------------------------------------------------------- /healthz
+
+Route = Callable[[], tuple[int, str, str]]  # -> (status, content type, body)
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One request per connection; enough for curl, Prometheus and health probes (the proxy's /healthz and
+    /metrics, every other component's /healthz)."""
+
+    def __init__(self, routes: dict[str, Route]) -> None:
+        self.routes = routes
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if b"\r\n\r\n" not in self.buf and b"\n\n" not in self.buf:
+            if len(self.buf) > 16384:
+                self._reply(400, "text/plain", "bad request\n")
+            return
+        line = self.buf.split(b"\n", 1)[0].decode("latin-1").strip().split()
+        method, path = (line + ["", ""])[:2]
+        path = path.split("?", 1)[0]
+        route = self.routes.get(path)
+        if method not in ("GET", "HEAD"):
+            self._reply(405, "text/plain", "method not allowed\n")
+        elif route is None:
+            self._reply(404, "text/plain", "404 page not found\n")
+        else:
+            status, ctype, body = route()
+            self._reply(status, ctype, "" if method == "HEAD" else body)
+
+    def _reply(self, status: int, ctype: str, body: str) -> None:
+        data = body.encode()
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Bad Request')}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        )
+        assert self.transport is not None
+        self.transport.write(head.encode() + data)
+        self.transport.close()
+
+
+async def serve_http(host: str, port: int, routes: dict[str, Route]) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: HttpProtocol(routes), host, port, reuse_address=True)
+
+
+def healthz(component: str, health: Health) -> Route:
+    """``/healthz`` of a component: 200 ``{"component": ..., "status": "ok"}`` while every supervised task
+    succeeds; 503 with ``"status": "failing"`` and ``"failing": ["store: OperationalError: ..."]`` while one does
+    not (the store follower among them: the component is not following the store)."""
+
+    def route() -> tuple[int, str, str]:
+        body: dict[str, Any] = {"component": component, "status": "ok" if health.ok else "failing"}
+        if not health.ok:
+            body["failing"] = health.reasons()
+        return (200 if health.ok else 503), "application/json", json.dumps(body) + "\n"
+
+    return route
+
+
+async def serve_health(text: str | None, default: str, flag: str, component: str, health: Health,
+                       paths: tuple[str, ...] = HEALTH_PATHS, logger: logging.Logger | None = None
+                       ) -> tuple[asyncio.Server | None, str | None]:
+    """Serve ``health`` on ``text`` (ADDR:PORT, port 0 picks one; "" disables; None: ``default``). Returns the
+    server and the address bound (None, None when disabled), which the ready line carries as ``healthz=``. An
+    address given by flag that cannot be bound raises a one-line ``ClientError`` naming ``flag``; when the default
+    one cannot (another instance on this machine has it), a free port on the same address is used instead, with a
+    warning naming it (as ``kubesvc up`` falls back for its other listen addresses)."""
+    from kubesvc.errors import ClientError
+
+    if text == "":
+        return None, None
+    given = text is not None
+    host, port = parse_address(text if given else default, flag, default)  # type: ignore[misc,arg-type]
+    routes = dict.fromkeys(paths, healthz(component, health))
+    try:
+        srv = await serve_http(host, port, routes)
+    except OSError as e:
+        why = bind_reason(e, port)
+        if given:
+            raise ClientError(f"cannot listen on {text} ({flag}): {why}; choose another {flag} (port 0 picks a free one, "
+                              '"" disables)') from None
+        try:
+            srv = await serve_http(host, 0, routes)
+        except OSError as e2:
+            (logger or log).warning(f"cannot serve /healthz: {flag} {default}: {why}, and no free port: {bind_reason(e2, 0)}")
+            return None, None
+        h, p = srv.sockets[0].getsockname()[:2]
+        (logger or log).warning(f"{flag} {default}: {why}; serving /healthz on {h}:{p}", extra={"kv": {"healthz": f"{h}:{p}"}})
+    h, p = srv.sockets[0].getsockname()[:2]
+    return srv, (f"[{h}]:{p}" if ":" in h else f"{h}:{p}")
 
 
 class StoreFollower:

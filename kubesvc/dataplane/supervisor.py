@@ -737,12 +737,39 @@ def status(store_path: str, *, out: Out) -> int:
         out(_describe(comp.name, r.pid, r.ready) + _note_lines(notes, comp.name))
         if comp.keeps_status:
             out(_status_details(run.status_file(comp.name)))
+        if r.ready.get("healthz") and not comp.netns:  # a node's namespace is out of reach from here
+            out(_health_line(r.ready["healthz"]))
     out(f"logs: {run.path}/\n")
     if problem:
         why = "its components stop on their own" if now else "its components stopped"
         out(f"error: {problem}; {why}: run `kubesvc down`, then `kubesvc up`\n")
         return 1
     return 0 if all(c.name in now for c in enabled(run)) else 3
+
+
+def _health_line(addr: str) -> str:
+    """``  health: ok`` or ``  health: failing: store: OperationalError: ...`` (one line per failing task), from
+    the component's /healthz."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{addr}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            code, body = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        code, body = e.code, e.read()
+    except OSError as e:
+        return f"  health: {url} does not answer ({getattr(e, 'reason', None) or e})\n"
+    try:
+        failing = json.loads(body).get("failing") or []
+    except (ValueError, AttributeError):
+        failing = []
+    if code == 200:
+        return "  health: ok\n"
+    if not failing:
+        return f"  health: not ready ({url} answers {code})\n"
+    return "".join(f"  health: failing: {why}\n" for why in failing)
 
 
 def _status_details(path: Path) -> str:

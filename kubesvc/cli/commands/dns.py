@@ -24,6 +24,7 @@ def dns(
     max_tcp_connections: Annotated[int, Opt("--max-tcp-connections", help="Most TCP connections open at once; a new one past it closes the least recently active idle one.")] = 512,
     tcp_idle_timeout: Annotated[str, Opt("--tcp-idle-timeout", help="Close a TCP connection after this long without a query (e.g. 5s, 500ms).")] = "5s",
     udp_receive_buffer: Annotated[int, Opt("--udp-receive-buffer", help="Bytes asked for the UDP receive buffer, capped by net.core.rmem_max; 0 keeps the system's default.")] = 4194304,
+    healthz_bind_address: Annotated[str | None, Opt("--healthz-bind-address", help="ADDR:PORT of /health, /ready and /healthz (200, or 503 naming what fails, e.g. not following the store); port 0 picks one, \"\" disables. Default 127.0.0.1:8181 (a free port when taken: see the ready line).")] = None,
     print_resolv_conf: Annotated[bool, Opt("--print-resolv-conf", help="Print the resolv.conf a pod in the namespace (-n) would get, and exit.")] = False,
     verbose: Annotated[int, Opt("--verbose", "-v", count=True, help="More logs on stderr (-vv: every sync and upstream failure).")] = 0,
     namespace: NamespaceOpt = None,
@@ -52,6 +53,7 @@ def dns(
         store_path=path, listen=listen, ttl=ttl, pods=pods, allow_from=tuple(allow_from or ()),
         resolv_conf=resolv_conf, upstream_timeout=upstream_timeout, verbosity=verbose,
         max_tcp_connections=max_tcp_connections, tcp_idle_timeout=idle, udp_receive_buffer=udp_receive_buffer,
+        healthz_bind_address=healthz_bind_address,
     )
     code = server.run(opts)
     if code:

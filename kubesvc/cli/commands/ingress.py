@@ -37,6 +37,7 @@ def ingress(
     keepalive_timeout: Annotated[str, Opt("--keepalive-timeout", help="Idle time after which a keep-alive client connection is closed.")] = "75s",
     max_header_size: Annotated[str, Opt("--max-header-size", help="Largest request head (431 beyond; a single line over 8k is 414/431 too).")] = "32k",
     workers: Annotated[int, Opt("--workers", help="Processes serving the same listeners (SO_REUSEPORT), each following the store; e.g. one per core.")] = 1,
+    healthz_bind_address: Annotated[str | None, Opt("--healthz-bind-address", help="ADDR:PORT of /healthz (200, or 503 naming what fails, e.g. not following the store); port 0 picks one, \"\" disables. Default 127.0.0.1:10254 (a free port when taken: see the ready line).")] = None,
     verbosity: Annotated[int, Opt("-v", "--v", help="Log verbosity: 0 start/stop/errors, 1 every sync.")] = 0,
     store: StoreOpt = None,
 ) -> None:
@@ -60,12 +61,14 @@ def ingress(
     opts = server.IngressOptions(
         store_path=common.store_path(store), http_address=http_address, https_address=https_address,
         ingress_class=ingress_class, default_ssl_certificate=default_ssl_certificate, access_log=access_log,
-        http=cfg, verbosity=verbosity, workers=workers,
+        http=cfg, verbosity=verbosity, workers=workers, healthz_bind_address=healthz_bind_address,
     )
     if not 1 <= workers <= 64:
         raise ClientError(f"--workers: want 1 to 64, got {workers}")
     server.parse_address(http_address, "--http-address")
     server.parse_address(https_address, "--https-address")
+    if healthz_bind_address:
+        server.parse_address(healthz_bind_address, "--healthz-bind-address")
     common.registry(store)  # open (and create) the store now, so a bad path is a one-line error
     code = server.run(opts)
     if code:

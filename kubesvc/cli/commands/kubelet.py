@@ -25,6 +25,7 @@ def kubelet(
     workdir: Annotated[str | None, Opt("--workdir", help="Working directory of containers without workingDir (default: the current one).")] = None,
     run_as_root: Annotated[bool, Opt("--run-as-root", help="When the kubelet runs as root: run containers without securityContext.runAsUser as root (default: as nobody, uid 65534).")] = False,
     cluster_dns: Annotated[str, Opt("--cluster-dns", help="HOST[:PORT] of the cluster DNS that netns pods reach through 169.254.1.1 (default: the kube-dns Service's cluster IP, port 53).")] = "",
+    healthz_bind_address: Annotated[str | None, Opt("--healthz-bind-address", help="ADDR:PORT of /healthz (200, or 503 naming what fails: following the store, the controllers); port 0 picks one, \"\" disables. Default 127.0.0.1:10248 (a free port when taken: see the ready line).")] = None,
     verbose: Annotated[int, Opt("--verbose", "-v", count=True, help="More logs on stderr.")] = 0,
     store: StoreOpt = None,
 ) -> None:
@@ -45,8 +46,12 @@ def kubelet(
         store_path=common.store_path(store), node_name=node_name, isolation=isolation, pod_cidr=pod_cidr,
         backoff_base=restart_backoff, backoff_cap=max_restart_backoff, sync_period=sync_period,
         default_workdir=os.path.abspath(workdir or "."), controllers=controllers, verbosity=verbose,
-        run_as_root=run_as_root, cluster_dns=cluster_dns,
+        run_as_root=run_as_root, cluster_dns=cluster_dns, healthz_bind_address=healthz_bind_address,
     )
+    if healthz_bind_address:
+        from kubesvc.dataplane import runtime
+
+        runtime.parse_address(healthz_bind_address, "--healthz-bind-address", server.HEALTHZ_DEFAULT, allow_empty=True)
     code = server.run(opts)
     if code:
         raise common.Exit(code)

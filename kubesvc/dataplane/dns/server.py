@@ -84,6 +84,11 @@ class DNSOptions:
     max_tcp_connections: int = MAX_TCP_CONNECTIONS
     tcp_idle_timeout: float = TCP_IDLE_TIMEOUT
     udp_receive_buffer: int = UDP_RECEIVE_BUFFER  # bytes; 0 leaves the system's default
+    healthz_bind_address: str | None = None  # /health, /ready, /healthz; None: HEALTHZ_DEFAULT (best effort), "": off
+
+
+HEALTHZ_DEFAULT = "127.0.0.1:8181"  # CoreDNS's ready plugin port (its health plugin's 8080 is ingress's fallback)
+HEALTH_PATHS = ("/health", "/ready", "/healthz", "/livez", "/readyz")  # CoreDNS's health and ready, and k8s's
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -464,16 +469,26 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> int:
     follower = Follower(opts, handler, loop, snap.revision)
     follower._report(snap.forward.warnings)
     health = runtime.Health()
+    try:
+        health_srv, health_addr = await runtime.serve_health(opts.healthz_bind_address, HEALTHZ_DEFAULT, "--healthz-bind-address",
+                                                             "dns", health, HEALTH_PATHS, log)
+    except BaseException:
+        tcp.close()
+        udp.close()
+        follower.close()
+        raise
     following = loop.create_task(runtime.StoreFollower(opts.store_path, opts.poll_interval, follower.sync, health, logger=log).run())
     addr = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
     await HUB.start(opts.store_path, "dns", dns_snapshot)  # `kubesvc top`
     runtime.announce_ready("dns", {"udp": addr, "tcp": addr, "zone": snap.table.zone.to_text(omit_final_dot=True),
-                                   "nameserver": cluster_ip, "udp_rcvbuf": rcvbuf})
+                                   "nameserver": cluster_ip, "udp_rcvbuf": rcvbuf, **({"healthz": health_addr} if health_addr else {})})
     log.info("serving", extra={"kv": {"addr": addr, "revision": snap.revision}})
     try:
         await stop.wait()
     finally:
         HUB.stop()
+        if health_srv is not None:
+            health_srv.close()
         tcp.close()
         udp.close()
         for conn in list(server.tcp_conns):
@@ -499,4 +514,6 @@ def run(opts: DNSOptions) -> int:
             raise ClientError(f'invalid --allow-from "{cidr}": want a CIDR such as 10.0.0.0/8') from None
     if opts.listen:
         parse_listen(opts.listen)
+    if opts.healthz_bind_address:
+        runtime.parse_address(opts.healthz_bind_address, "--healthz-bind-address", HEALTHZ_DEFAULT, allow_empty=True)
     return runtime.run(lambda stop: serve(opts, stop))

@@ -63,6 +63,10 @@ class IngressOptions:
     verbosity: int = 0
     workers: int = 1  # processes sharing the listening sockets (SO_REUSEPORT) when > 1; see workers.py
     worker_of: int = 0  # set in a worker process: the primary's pid
+    healthz_bind_address: str | None = None  # /healthz of the primary; None: HEALTHZ_DEFAULT (best effort), "": off
+
+
+HEALTHZ_DEFAULT = "127.0.0.1:10254"  # ingress-nginx's /healthz port
 
 
 def parse_address(text: str, flag: str) -> tuple[str, int] | None:
@@ -302,6 +306,19 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
         alog.close()
         raise
 
+    health = runtime.Health()
+    try:
+        health_srv, health_addr = await runtime.serve_health("" if worker else opts.healthz_bind_address, HEALTHZ_DEFAULT,
+                                                             "--healthz-bind-address", "ingress", health, logger=log)
+    except BaseException:
+        for s in servers:
+            s.close()
+        alog.close()
+        raise
+    if health_srv is not None:
+        servers.append(health_srv)  # closed with the listeners
+        fields["healthz"] = health_addr  # type: ignore[assignment]
+
     crew: Workers | None = None
     if opts.workers > 1 and not worker:
         crew = Workers(dataclasses.replace(opts, http_address=fields.get("http", ""), https_address=fields.get("https", "")),
@@ -323,7 +340,6 @@ async def serve(opts: IngressOptions, stop: asyncio.Event) -> int:
             sync_status(store, snap.table, ip, store.list("Ingress"))
         rev = store.revision()
     follower = Follower(opts, apply, snap.revision, ip)
-    health = runtime.Health()
     following = loop.create_task(runtime.StoreFollower(opts.store_path, opts.poll_interval, follower.sync, health, logger=log).run())
 
     async def sweep() -> None:

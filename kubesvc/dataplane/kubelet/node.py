@@ -59,6 +59,7 @@ class KubeletOptions:
     verbosity: int = 0
     run_as_root: bool = False  # when the kubelet is root: containers without runAsUser run as root, not nobody
     cluster_dns: str = ""  # HOST[:PORT] of the cluster DNS (default: the kube-dns Service's cluster IP, port 53)
+    healthz_bind_address: str | None = None  # /healthz; None: 127.0.0.1:10248 (best effort), "": off
 
 
 class Node:

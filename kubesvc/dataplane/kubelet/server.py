@@ -28,6 +28,8 @@ from kubesvc.errors import ClientError
 
 log = logging.getLogger("kubesvc.kubelet")
 
+HEALTHZ_DEFAULT = "127.0.0.1:10248"  # the kubelet's own healthz port
+
 
 def _lock(store_path: str, node_name: str = "kubesvc-node") -> IO[str]:
     d = logs.pods_dir(store_path).parent
@@ -67,25 +69,41 @@ async def _main(stop: asyncio.Event, opts: KubeletOptions) -> int:
     node = Node(opts)
     ctrl = Controllers(node.registry, opts.node_name) if opts.controllers else None
     health = runtime.Health()
+    health_srv = None
 
-    async def sync(_probe: object) -> None:
+    async def sync_pods(_probe: object) -> None:
         node.sync_pods()  # a failure goes to the supervisor: logged with its cause, retried with back-off
-        if ctrl is not None:
-            ctrl.sync()
+
+    async def sync_controllers(_probe: object) -> None:
+        assert ctrl is not None
+        ctrl.sync()
 
     try:
+        health_srv, health_addr = await runtime.serve_health(opts.healthz_bind_address, HEALTHZ_DEFAULT, "--healthz-bind-address",
+                                                             "kubelet", health, logger=log)
         _sync(node, ctrl)
         runtime.announce_ready("kubelet", {"node": opts.node_name, "isolation": opts.isolation,
-                                           "pods": str(logs.pods_dir(opts.store_path))})
+                                           "pods": str(logs.pods_dir(opts.store_path)),
+                                           **({"healthz": health_addr} if health_addr else {})})
         log.info("kubelet started", extra={"kv": {"node": opts.node_name, "isolation": opts.isolation}})
-        follower = runtime.StoreFollower(opts.store_path, 0.05, sync, health, period=opts.sync_period, logger=log)
-        following = asyncio.get_running_loop().create_task(follower.run())
+        # the node's pods and the controllers follow the store as two supervised tasks: /healthz names the one
+        # failing ("store: ..." or "controllers: ..."), and a failing controller does not stop the pods' sync
+        loop = asyncio.get_running_loop()
+        following = [loop.create_task(runtime.StoreFollower(opts.store_path, 0.05, sync_pods, health, period=opts.sync_period,
+                                                            logger=log).run())]
+        if ctrl is not None:
+            following.append(loop.create_task(runtime.StoreFollower(opts.store_path, 0.05, sync_controllers, health,
+                                                                    period=opts.sync_period, logger=log,
+                                                                    task="controllers").run()))
         try:
             await stop.wait()
         finally:
-            following.cancel()
-            await asyncio.gather(following, return_exceptions=True)
+            for t in following:
+                t.cancel()
+            await asyncio.gather(*following, return_exceptions=True)
     finally:
+        if health_srv is not None:
+            health_srv.close()
         await node.shutdown()
         log.info("kubelet stopped")
     return 0

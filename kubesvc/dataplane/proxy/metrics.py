@@ -10,12 +10,13 @@ Rules kept here:
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from kubesvc.dataplane.runtime import Route, serve_http  # noqa: F401 (the HTTP endpoint, shared with every /healthz)
 
 _TCP_INFO_LEN = 136
 _BYTES_ACKED_OFFSET = 120  # struct tcp_info: tcpi_bytes_acked (u64), then tcpi_bytes_received (u64)
@@ -111,53 +112,3 @@ def render(ports: Iterable[tuple[tuple[str, str, str], str, dict[str, int]]], sy
                f"kubesvc_proxy_bind_errors {bind_errors}\n")
     return "".join(out)
 
-
-# ------------------------------------------------------------------------------------------- HTTP
-
-Route = Callable[[], tuple[int, str, str]]  # -> (status, content type, body)
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
-
-
-class _HttpProtocol(asyncio.Protocol):
-    """One request per connection; enough for curl, Prometheus and health probes."""
-
-    def __init__(self, routes: dict[str, Route]) -> None:
-        self.routes = routes
-        self.buf = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if b"\r\n\r\n" not in self.buf and b"\n\n" not in self.buf:
-            if len(self.buf) > 16384:
-                self._reply(400, "text/plain", "bad request\n")
-            return
-        line = self.buf.split(b"\n", 1)[0].decode("latin-1").strip().split()
-        method, path = (line + ["", ""])[:2]
-        path = path.split("?", 1)[0]
-        route = self.routes.get(path)
-        if method not in ("GET", "HEAD"):
-            self._reply(405, "text/plain", "method not allowed\n")
-        elif route is None:
-            self._reply(404, "text/plain", "404 page not found\n")
-        else:
-            status, ctype, body = route()
-            self._reply(status, ctype, "" if method == "HEAD" else body)
-
-    def _reply(self, status: int, ctype: str, body: str) -> None:
-        data = body.encode()
-        head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Bad Request')}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
-        )
-        assert self.transport is not None
-        self.transport.write(head.encode() + data)
-        self.transport.close()
-
-
-async def serve_http(host: str, port: int, routes: dict[str, Route]) -> asyncio.AbstractServer:
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _HttpProtocol(routes), host, port, reuse_address=True)

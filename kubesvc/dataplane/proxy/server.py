@@ -318,7 +318,7 @@ class ProxyServer:
         for port in want:
             if port in self.hc_servers:
                 continue
-            servers = []
+            servers: list[asyncio.AbstractServer] = []
             for ip in nodes:
                 try:
                     servers.append(await serve_http(ip, port, HealthCheckRoutes(self, port)))  # type: ignore[arg-type]
