@@ -93,7 +93,7 @@ class Shared:
         self.requests = 0
         self.route_cache: dict[tuple[bytes, bytes], Hit] = {}
         # requests that came as one chunk holding exactly one bodyless head, by their bytes: what clients repeat
-        # on a kept-alive connection (see ClientConn.replay)
+        # on a kept-alive connection (see cycle.Cycle.replay)
         self.request_heads = HeadCache()
 
     def install(self, table: RouteTable, backends: dict[str, list[Endpoint] | None]) -> None:
@@ -191,7 +191,7 @@ class Exchange:
     up_keep = False
     tunnel = False
     cacheable = False  # the head may be remembered for replay (one lone bodyless request in its chunk)
-    prefix: bytes | None = None  # the upstream request head's parts (see ClientConn.head_parts)
+    prefix: bytes | None = None  # the upstream request head's parts (see cycle.Cycle.head_parts)
     tail = b""
 
     def __init__(self) -> None:

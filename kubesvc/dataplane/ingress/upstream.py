@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 if TYPE_CHECKING:
-    from kubesvc.dataplane.ingress.http import ClientConn
+    from kubesvc.dataplane.ingress.cycle import Cycle
 
 Endpoint = tuple[str, int]
 HEAD_CACHE_SIZE = 1024  # entries, each at most HEAD_MAX bytes of key
@@ -140,7 +140,7 @@ class UpstreamConn(asyncio.Protocol):
         self.addr = addr
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.owner: ClientConn | None = None
+        self.owner: Cycle | None = None
         self.deadline = 0.0
         self.closed = False
         self.hout: list[bytes] = []
