@@ -34,4 +34,6 @@ step kubesvc get all
 step bash examples/demo-traffic.sh
 # Workloads that really run: a Deployment of local processes, a pod replaced and a rolling update under load.
 step bash examples/demo-workloads.sh
+# A StatefulSet behind a headless Service resolved by name from a pod; agnhost netexec answering /hostname in turn.
+step bash examples/demo-statefulset.sh
 printf '\ndemo finished\n'
