@@ -143,6 +143,9 @@ class Plane:
             "cwd": "/",  # not the test's cwd: pods without workingDir start here, as in most images
             "nodes": self.nodes,
         }
+        for listen in supervisor.LISTENS:  # any other listener a component has (or gains): a free port too
+            if listen.component in self.components:
+                flags.setdefault(listen.key, "127.0.0.1:0")
         if self.nodes > 1:
             from kubesvc.dataplane import nodes
             from kubesvc.errors import ClientError
