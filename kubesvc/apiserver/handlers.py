@@ -529,7 +529,10 @@ def _delete(req: Request, ctx: Context, k: Kind, ns: str, name: str) -> Response
             if pre.get(key) and pre[key] != meta.get(key):
                 raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {k.resource} "{name}": Precondition failed: {word} in precondition: {pre[key]}, {word} in object meta: {meta.get(key)}',
                                {"name": name, "group": k.group, "kind": k.plural})
-    old = ctx.registry.delete(k.kind, ns, name, dry_run=dry)
+    policy = req.param("propagationPolicy") or opts.get("propagationPolicy")
+    if policy is None and opts.get("orphanDependents") is True:  # the older DeleteOptions field
+        policy = "Orphan"
+    old = ctx.registry.delete(k.kind, ns, name, dry_run=dry, propagation=policy or "Background")
     return json_response(200, views.with_type(old, k))
 
 
