@@ -133,6 +133,7 @@ def test_unknown_component(kubesvc_cluster):
     assert not inner.exists()
 
 
+@pytest.mark.timeout(300)  # inner sessions of several planes: slow on a loaded 2-CPU machine
 def test_a_session_plane_shared_by_tests_with_every_helper(pytester: pytest.Pytester, inner: Path) -> None:
     """kubesvc_scope=session (the ini key): one plane, the union of the components the tests ask for, shared by four
     tests that use kubeconfig with kubectl and the Python client, apply, wait_for, service_url (and its fallbacks when
@@ -283,6 +284,7 @@ def test_keep(kubesvc_cluster):
         _stop_leftovers(records)
 
 
+@pytest.mark.timeout(300)  # inner sessions of several planes: slow on a loaded 2-CPU machine
 def test_xdist_workers_get_their_own_planes_and_the_example_passes(pytester: pytest.Pytester, inner: Path) -> None:
     """docs/commands/pytest.md's example (examples/pytest) as a user runs it, under pytest-xdist with two workers
     (each its own plane: own store, own ports), beside a file that records what its worker got."""
