@@ -50,8 +50,11 @@ def test_cluster_ip_goes_to_a_numgen_choice_over_every_endpoint() -> None:
     rs = nft.render(plan, "t")
     elem = lines(rs.text, "add element inet t service-ips ")
     assert len(elem) == 1 and "127.96.0.5 . tcp . 80 : goto service-" in elem[0]
-    (choice,) = lines(rs.text, "numgen random mod 3 vmap")
-    assert choice.count("goto endpoint-") == 3
+    (svc_chain,) = [c for c in rs.model.chains if c.startswith("service-")]
+    choice = lines(rs.text, f"add rule inet t {svc_chain} ")  # a cascade: endpoint i taken with probability 1/(N - i)
+    assert [c.split(" ", 5)[5].rsplit("goto ", 1)[0] for c in choice] == ["numgen random mod 3 == 0 ", "numgen random mod 2 == 0 ", ""]
+    assert len({c.split()[-1] for c in choice}) == 3 and all(c.split()[-1].startswith("endpoint-") for c in choice)
+    assert "vmap {" not in rs.text  # no anonymous vmap per Service (the kernel names each by scanning every set)
     dnats = lines(rs.text, "dnat ip to")
     assert sorted(d.rsplit(" ", 1)[1] for d in dnats) == ["127.0.0.2:8080", "127.0.0.3:8080", "127.0.0.4:8080"]
     assert not lines(rs.text, "mark-for-masquerade", "ip saddr 127.")  # loopback endpoints reach themselves without it
@@ -76,7 +79,7 @@ def test_affinity_is_a_dynamic_set_per_endpoint_with_the_timeout() -> None:
     lookups = lines(rs.text, "ip saddr @affinity-", "goto endpoint-")
     assert len(lookups) == 2
     order = rs.text.splitlines()
-    assert max(order.index(x) for x in lookups) < order.index(lines(rs.text, "numgen random")[0])  # affinity first
+    assert max(order.index(x) for x in lookups) < order.index(lines(rs.text, "numgen random mod 2 == 0 goto endpoint-")[0])  # affinity first
     assert lines(rs.text, "ip saddr 10.1.0.3 jump mark-for-masquerade")  # hairpin of a non-loopback endpoint
 
 
@@ -90,8 +93,8 @@ def test_external_addresses_local_policy_and_source_ranges() -> None:
     (elem,) = lines(rs.text, "add element inet t service-ips ")
     assert "127.96.0.8 . tcp . 80 : goto service-" in elem
     assert "127.0.0.1 . tcp . 30080 : goto external-" in elem and "127.240.0.8 . tcp . 80 : goto external-" in elem
-    ext_choice = [x for x in lines(rs.text, "numgen random") if " external-" in x]
-    assert len(ext_choice) == 1 and "mod 1 vmap" in ext_choice[0]  # Local: the node-local endpoint only
+    ext_choice = [x for x in lines(rs.text, "add rule inet t external-") if "endpoint-" in x]
+    assert len(ext_choice) == 1 and " goto endpoint-" in ext_choice[0] and "numgen" not in ext_choice[0]  # Local: the node-local one
     assert not lines(rs.text, "external-", "fib saddr type != local")  # Local keeps the client address
     assert lines(rs.text, "ip saddr != { 127.5.0.0/16 } drop")
     (fw,) = lines(rs.text, "add element inet t firewall-ips ")

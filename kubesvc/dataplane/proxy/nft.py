@@ -65,11 +65,37 @@ class NftError(Exception):
 
 
 @dataclass
+class Model:
+    """What a table holds besides its fixed skeleton (base chains, maps, helper chains): the per service port chains
+    with their rules, the affinity sets with their declarations, and the map elements. A sync diffs two models."""
+
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sets: dict[str, str] = field(default_factory=dict)  # name -> "{ type ...; }"
+    elements: dict[str, dict[str, str]] = field(default_factory=dict)  # map -> key -> verdict
+
+    @property
+    def rules(self) -> int:
+        return sum(len(r) for r in self.chains.values()) + sum(len(e) for e in self.elements.values()) + SKELETON_RULES
+
+
+@dataclass
 class Ruleset:
-    text: str  # the nft -f transaction
+    text: str  # the nft -f transaction ("" when a partial sync found nothing to change)
     chains: set[str] = field(default_factory=set)  # regular chains made for service ports (deleted when gone)
     sets: set[str] = field(default_factory=set)  # affinity sets
     rules: int = 0  # rules + map elements (the rule-count metric)
+    model: Model = field(default_factory=Model)  # what the table holds once ``text`` is applied
+    cache: dict[planning.ServicePort, Unit] = field(default_factory=dict, repr=False)  # rendered units, reused by the next sync
+    full: bool = True  # a full sync (every chain and map rewritten) or a partial one (changes only)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One service port's part of the model (pure function of its ``ServicePort``: cached between syncs)."""
+
+    chains: tuple[tuple[str, tuple[str, ...]], ...]
+    sets: tuple[tuple[str, str], ...]
+    elements: tuple[tuple[str, str, str], ...]  # (map, key, verdict)
 
 
 def _hash(text: str) -> str:
@@ -101,27 +127,159 @@ def _map_suffix(ip: str) -> str:
     return "6" if ":" in ip else ""
 
 
-def render(plan: planning.Plan, table: str = DEFAULT_TABLE, previous: Ruleset | None = None, fresh: bool = False) -> Ruleset:
-    """The transaction that makes the table match ``plan``. ``previous``: what the last sync made (its chains and sets
-    that are no longer wanted are deleted). ``fresh``: delete any existing table of that name first."""
+SKELETON_CHAINS = (
+    ("mark-for-masquerade", (f"meta mark set meta mark or {MASQ_BIT}",)),
+    ("masquerading", (f"meta mark & {MASQ_BIT} == 0 return", f"meta mark set meta mark xor {MASQ_BIT}", "masquerade fully-random")),
+    ("reject-chain", ("reject",)),
+    ("services", ("ip daddr . meta l4proto . th dport vmap @service-ips", "ip6 daddr . meta l4proto . th dport vmap @service-ips6")),
+    ("service-endpoints-check", ("ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+                                 "ip6 daddr . meta l4proto . th dport vmap @no-endpoint-services6")),
+    ("firewall-check", ("ip daddr . meta l4proto . th dport vmap @firewall-ips", "ip6 daddr . meta l4proto . th dport vmap @firewall-ips6")),
+)
+SKELETON_RULES = sum(len(lines) for _, lines in SKELETON_CHAINS) + sum(len(j) for *_, j in BASE_CHAINS)
+
+
+def render_unit(sp: planning.ServicePort) -> Unit:
+    """The chains, sets and map elements of one service port."""
+    chains: dict[str, list[str]] = {}
+    sets: dict[str, str] = {}
+    elements: list[tuple[str, str, str]] = []
+    proto = sp.protocol.lower()
+    tag = _tag(sp.name, sp.protocol)
+
+    def endpoint_choice(svc_rules: list[str], eps: tuple[planning.Endpoint, ...]) -> None:
+        """Rules of a service/external chain after its own first rules: affinity lookups, then the random choice.
+        The choice is a cascade of ``numgen random mod (N - i) == 0 goto endpoint-i`` (each reached rule takes its
+        endpoint with probability 1/(N - i): uniform overall, iptables' ``statistic`` cascade) rather than one
+        ``numgen random mod N vmap { ... }``: each such vmap is an anonymous set, and the kernel names a new
+        anonymous set by scanning every set of the table, so 10,000 of them took ~10 s of kernel time per commit."""
+        targets = []
+        for ip, port in eps:
+            fam = _family(ip)
+            ep_tag = f"{tag}__{_addr(ip).replace(':', '.')}/{port}"
+            ep_chain = f"endpoint-{_hash(ep_tag)}-{ep_tag}"
+            aff = f"affinity-{_hash(ep_tag + f'@{sp.affinity_seconds}')}-{ep_tag}" if sp.affinity else ""
+            if ep_chain not in chains:
+                ep_rules = chains[ep_chain] = []
+                if not _is_loopback(ip):
+                    ep_rules.append(f"{fam} saddr {ip} jump mark-for-masquerade")
+                if aff:
+                    atype = "ipv6_addr" if fam == "ip6" else "ipv4_addr"
+                    sets[aff] = f"{{ type {atype}; flags dynamic,timeout; timeout {sp.affinity_seconds}s; }}"
+                    ep_rules.append(f"update @{aff} {{ {fam} saddr }}")
+                ep_rules.append(f"meta l4proto {proto} dnat {fam} to {_addr(ip)}:{port}")
+            if aff:
+                svc_rules.append(f"{fam} saddr @{aff} goto {ep_chain}")
+            targets.append(ep_chain)
+        n = len(targets)
+        svc_rules += [f"numgen random mod {n - i} == 0 goto {c}" for i, c in enumerate(targets[:-1])]
+        svc_rules.append(f"goto {targets[-1]}")
+
+    internal, external = sp.endpoints_for("cluster"), sp.endpoints_for("external")
+    svc_chain = f"service-{_hash(tag)}-{tag}"
+    ext_chain = f"external-{_hash(tag)}-{tag}"
+    fw_chain = f"firewall-{_hash(tag)}-{tag}"
+    if internal:
+        chains[svc_chain] = []
+        endpoint_choice(chains[svc_chain], internal)
+    externals = [a for a in sp.addresses if a[2] != "cluster"]
+    if externals and external:
+        ext_rules = chains[ext_chain] = []
+        if sp.external_endpoints is None or len(external) != sp.local_endpoints:
+            # externalTrafficPolicy Cluster: traffic that did not start on this host is masqueraded
+            ext_rules.append("fib saddr type != local jump mark-for-masquerade")
+        if sp.external_endpoints is None:
+            ext_rules.append(f"goto {svc_chain}")
+        else:  # the policies differ (Local on one side): its own choice over its endpoints
+            endpoint_choice(ext_rules, external)
+    ranges = [r for r in sp.source_ranges if r]
+    if ranges and any(kind == "loadBalancer" for _, _, kind in sp.addresses):
+        fw_rules = chains[fw_chain] = []
+        for fam, want in (("ip", 4), ("ip6", 6)):
+            nets = [r for r in ranges if ipaddress.ip_network(r, strict=False).version == want]
+            if nets:
+                fw_rules.append(f"{fam} saddr != {{ {', '.join(nets)} }} drop")
+            else:
+                fw_rules.append(f"meta nfproto {'ipv4' if want == 4 else 'ipv6'} drop")
+    for ip, port, kind in sp.addresses:
+        key = f"{ip} . {proto} . {port}"
+        suffix = _map_suffix(ip)
+        eps = internal if kind == "cluster" else external
+        if not eps:
+            elements.append(("no-endpoint-services" + suffix, key, "goto reject-chain"))
+        else:
+            elements.append(("service-ips" + suffix, key, f"goto {svc_chain if kind == 'cluster' else ext_chain}"))
+        if kind == "loadBalancer" and fw_chain in chains:
+            elements.append(("firewall-ips" + suffix, key, f"goto {fw_chain}"))
+    return Unit(tuple((c, tuple(r)) for c, r in chains.items()), tuple(sets.items()), tuple(elements))
+
+
+def build_model(plan: planning.Plan, cache: dict[planning.ServicePort, Unit] | None = None) -> tuple[Model, dict[planning.ServicePort, Unit]]:
+    """The model of ``plan``, reusing the units of ``cache`` (the previous sync's) for unchanged service ports;
+    returns the cache for the next sync (this plan's units only)."""
+    model = Model(elements={m + s: {} for m in MAPS for s in ("", "6")})
+    old = cache or {}
+    new: dict[planning.ServicePort, Unit] = {}
+    chains, sets, elements = model.chains, model.sets, model.elements
+    for sp in plan.ports.values():
+        unit = old.get(sp)
+        if unit is None:
+            unit = render_unit(sp)
+        new[sp] = unit
+        chains.update(unit.chains)
+        sets.update(unit.sets)
+        for m, key, verdict in unit.elements:
+            elements[m][key] = verdict
+    return model, new
+
+
+def _chain_lines(t: str, name: str, rules: tuple[str, ...], out: list[str]) -> None:
+    out += [f"add rule {t} {name} {r}" for r in rules]
+
+
+def _element_lines(t: str, m: str, items: list[str], out: list[str], verb: str = "add", batch: int = 2000) -> None:
+    for i in range(0, len(items), batch):
+        out.append(f"{verb} element {t} {m} {{ {', '.join(items[i:i + batch])} }}")
+
+
+def render(plan: planning.Plan, table: str = DEFAULT_TABLE, previous: Ruleset | None = None, fresh: bool = False,
+           partial: bool = False, existing: set[str] | None = None) -> Ruleset:
+    """The transaction that makes the table match ``plan``.
+
+    Full (the default): ``add`` then ``flush`` of every chain and map, all rules and elements, and ``delete`` of the
+    chains and sets ``previous`` made, or ``existing`` names (the kernel's chains and sets found by ``list_objects``:
+    a periodic full sync thus also removes what was added behind our back), that are no longer wanted; affinity
+    sets are added, never flushed. ``fresh``: delete any existing table of that name first.
+    ``partial`` (with ``previous``): only the differences from ``previous.model``, as kube-proxy's partial syncs:
+    new chains, changed chains flushed and rewritten, element deletes/adds, gone chains and sets deleted; the text is
+    empty when nothing changed."""
     t = f"inet {table}"
+    model, cache = build_model(plan, previous.cache if previous is not None else None)
     out: list[str] = []
-    rules = 0
-    chains: set[str] = set()
-    sets: set[str] = set()
-    elements: dict[str, list[str]] = {m + s: [] for m in MAPS for s in ("", "6")}
-    body: list[str] = []  # per service port chains, rules and sets
+    if partial and previous is not None and not fresh:
+        _partial(t, previous.model, model, out)
+    else:
+        _full(t, model, out, fresh)
+        if not fresh:
+            gone_chains = (set(previous.model.chains) if previous is not None else set()) | (existing or set())
+            gone_sets = (set(previous.model.sets) if previous is not None else set()) | (existing or set())
+            stale_chains = sorted(c for c in gone_chains - model.chains.keys() if _own_chain(c))
+            out += [f"flush chain {t} {c}" for c in stale_chains]  # drop their references first (same transaction)
+            out += [f"delete chain {t} {c}" for c in stale_chains]
+            out += [f"delete set {t} {s}" for s in sorted(gone_sets - model.sets.keys()) if s.startswith("affinity-")]
+    text = "\n".join(out) + "\n" if out else ""
+    return Ruleset(text, set(model.chains), set(model.sets), model.rules, model, cache, full=not partial or previous is None or fresh)
 
-    def chain(name: str) -> None:
-        chains.add(name)
-        body.append(f"add chain {t} {name}")
-        body.append(f"flush chain {t} {name}")
 
-    def rule(name: str, text: str) -> None:
-        nonlocal rules
-        rules += 1
-        body.append(f"add rule {t} {name} {text}")
+SKELETON_NAMES = frozenset(name for name, *_ in BASE_CHAINS) | frozenset(name for name, _ in SKELETON_CHAINS)
 
+
+def _own_chain(name: str) -> bool:
+    """A per service port chain (the skeleton's chains are rewritten by every full sync, never deleted)."""
+    return name.startswith(("service-", "external-", "firewall-", "endpoint-")) and name not in SKELETON_NAMES
+
+
+def _full(t: str, model: Model, out: list[str], fresh: bool) -> None:
     if fresh:
         out += [f"add table {t}", f"delete table {t}"]
     out.append(f"add table {t} {{ comment \"kubesvc proxy rules\"; }}")
@@ -132,97 +290,41 @@ def render(plan: planning.Plan, table: str = DEFAULT_TABLE, previous: Ruleset | 
         out.append(f"add map {t} {m} {{ type ipv4_addr . inet_proto . inet_service : verdict; }}")
         out.append(f"add map {t} {m}6 {{ type ipv6_addr . inet_proto . inet_service : verdict; }}")
         out += [f"flush map {t} {m}", f"flush map {t} {m}6"]
-    for name, lines in (
-        ("mark-for-masquerade", (f"meta mark set meta mark or {MASQ_BIT}",)),
-        ("masquerading", (f"meta mark & {MASQ_BIT} == 0 return", f"meta mark set meta mark xor {MASQ_BIT}", "masquerade fully-random")),
-        ("reject-chain", ("reject",)),
-        ("services", ("ip daddr . meta l4proto . th dport vmap @service-ips", "ip6 daddr . meta l4proto . th dport vmap @service-ips6")),
-        ("service-endpoints-check", ("ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
-                                     "ip6 daddr . meta l4proto . th dport vmap @no-endpoint-services6")),
-        ("firewall-check", ("ip daddr . meta l4proto . th dport vmap @firewall-ips", "ip6 daddr . meta l4proto . th dport vmap @firewall-ips6")),
-    ):
+    for name, lines in SKELETON_CHAINS:
         out += [f"add chain {t} {name}", f"flush chain {t} {name}"]
-        out += [f"add rule {t} {name} {line}" for line in lines]
-        rules += len(lines)
-
-    def endpoint_choice(svc_chain: str, eps: tuple[planning.Endpoint, ...], sp: planning.ServicePort, tag: str) -> None:
-        """Rules of a service/external chain after its own first rules: affinity lookups, then numgen."""
-        targets = []
-        proto = sp.protocol.lower()
-        for ip, port in eps:
-            fam = _family(ip)
-            ep_tag = f"{tag}__{_addr(ip).replace(':', '.')}/{port}"
-            ep_chain = f"endpoint-{_hash(ep_tag)}-{ep_tag}"
-            aff = f"affinity-{_hash(ep_tag + f'@{sp.affinity_seconds}')}-{ep_tag}" if sp.affinity else ""
-            if ep_chain not in chains:
-                chain(ep_chain)
-                if not _is_loopback(ip):
-                    rule(ep_chain, f"{fam} saddr {ip} jump mark-for-masquerade")
-                if aff:
-                    sets.add(aff)
-                    atype = "ipv6_addr" if fam == "ip6" else "ipv4_addr"
-                    body.append(f"add set {t} {aff} {{ type {atype}; flags dynamic,timeout; timeout {sp.affinity_seconds}s; }}")
-                    rule(ep_chain, f"update @{aff} {{ {fam} saddr }}")
-                rule(ep_chain, f"meta l4proto {proto} dnat {fam} to {_addr(ip)}:{port}")
-            if aff:
-                rule(svc_chain, f"{fam} saddr @{aff} goto {ep_chain}")
-            targets.append(ep_chain)
-        vmap = ", ".join(f"{i} : goto {c}" for i, c in enumerate(targets))
-        rule(svc_chain, f"numgen random mod {len(targets)} vmap {{ {vmap} }}")
-
-    for spn, sp in plan.ports.items():
-        proto = sp.protocol.lower()
-        tag = _tag(spn, sp.protocol)
-        internal, external = sp.endpoints_for("cluster"), sp.endpoints_for("external")
-        svc_chain = f"service-{_hash(tag)}-{tag}"
-        ext_chain = f"external-{_hash(tag)}-{tag}"
-        fw_chain = f"firewall-{_hash(tag)}-{tag}"
-        if internal:
-            chain(svc_chain)
-            endpoint_choice(svc_chain, internal, sp, tag)
-        externals = [(ip, port, kind) for ip, port, kind in sp.addresses if kind != "cluster"]
-        if externals and external:
-            chain(ext_chain)
-            if sp.external_endpoints is None or len(external) != sp.local_endpoints:
-                # externalTrafficPolicy Cluster: traffic that did not start on this host is masqueraded
-                rule(ext_chain, "fib saddr type != local jump mark-for-masquerade")
-            if sp.external_endpoints is None:
-                rule(ext_chain, f"goto {svc_chain}")
-            else:  # the policies differ (Local on one side): its own choice over its endpoints
-                endpoint_choice(ext_chain, external, sp, tag)
-        ranges = [r for r in sp.source_ranges if r]
-        if ranges and any(kind == "loadBalancer" for _, _, kind in sp.addresses):
-            chain(fw_chain)
-            for fam, want in (("ip", 4), ("ip6", 6)):
-                nets = [r for r in ranges if ipaddress.ip_network(r, strict=False).version == want]
-                if nets:
-                    rule(fw_chain, f"{fam} saddr != {{ {', '.join(nets)} }} drop")
-                else:
-                    rule(fw_chain, f"meta nfproto {'ipv4' if want == 4 else 'ipv6'} drop")
-        for ip, port, kind in sp.addresses:
-            key = f"{ip} . {proto} . {port}"
-            suffix = _map_suffix(ip)
-            eps = internal if kind == "cluster" else external
-            if not eps:
-                elements["no-endpoint-services" + suffix].append(f"{key} : goto reject-chain")
-            else:
-                elements["service-ips" + suffix].append(f"{key} : goto {svc_chain if kind == 'cluster' else ext_chain}")
-            if kind == "loadBalancer" and fw_chain in chains:
-                elements["firewall-ips" + suffix].append(f"{key} : goto {fw_chain}")
-    out += body
-    for m, els in elements.items():
-        if els:
-            rules += len(els)
-            out.append(f"add element {t} {m} {{ {', '.join(els)} }}")
+        _chain_lines(t, name, lines, out)
+    for name, decl in model.sets.items():
+        out.append(f"add set {t} {name} {decl}")
+    for name in model.chains:
+        out += [f"add chain {t} {name}", f"flush chain {t} {name}"]
+    for name, rules in model.chains.items():
+        _chain_lines(t, name, rules, out)
+    for m, els in model.elements.items():
+        _element_lines(t, m, [f"{k} : {v}" for k, v in els.items()], out)
     for base, _, _, _, jumps in BASE_CHAINS:
-        out += [f"add rule {t} {base} {j}" for j in jumps]
-        rules += len(jumps)
-    if previous is not None and not fresh:
-        stale_chains = sorted(previous.chains - chains)
-        out += [f"flush chain {t} {c}" for c in stale_chains]  # drop their references first (same transaction)
-        out += [f"delete chain {t} {c}" for c in stale_chains]
-        out += [f"delete set {t} {s}" for s in sorted(previous.sets - sets)]
-    return Ruleset("\n".join(out) + "\n", chains, sets, rules)
+        _chain_lines(t, base, jumps, out)
+
+
+def _partial(t: str, old: Model, new: Model, out: list[str]) -> None:
+    for name in new.sets.keys() - old.sets.keys():
+        out.append(f"add set {t} {name} {new.sets[name]}")
+    changed = [c for c, rules in new.chains.items() if old.chains.get(c) != rules]
+    for name in changed:
+        out.append(f"add chain {t} {name}" if name not in old.chains else f"flush chain {t} {name}")
+    for name in changed:
+        _chain_lines(t, name, new.chains[name], out)
+    for m, els in new.elements.items():
+        was = old.elements.get(m, {})
+        drop = [k for k, v in was.items() if els.get(k) != v]
+        if drop:
+            _element_lines(t, m, drop, out, "delete")
+        add = [f"{k} : {v}" for k, v in els.items() if was.get(k) != v]
+        if add:
+            _element_lines(t, m, add, out)
+    stale = sorted(old.chains.keys() - new.chains.keys())
+    out += [f"flush chain {t} {c}" for c in stale]
+    out += [f"delete chain {t} {c}" for c in stale]
+    out += [f"delete set {t} {s}" for s in sorted(old.sets.keys() - new.sets.keys())]
 
 
 # I/O ---------------------------------------------------------------------------------------------------------------
@@ -259,6 +361,27 @@ def delete_table(table: str = DEFAULT_TABLE) -> bool:
     """Remove the table if it exists. True when one was removed."""
     r = _nft(["delete", "table", "inet", table])
     return r.returncode == 0
+
+
+def list_objects(table: str = DEFAULT_TABLE) -> set[str]:
+    """The names of the chains and sets the kernel holds in the table (a periodic full sync deletes those of ours
+    that the model does not know: left by a failed sync, or added behind our back). Empty when there is no table."""
+    import json
+
+    names: set[str] = set()
+    for kind in ("chains", "sets"):
+        r = _nft(["-j", "list", kind, "inet"])
+        if r.returncode != 0:
+            continue
+        try:
+            items = json.loads(r.stdout).get("nftables", [])
+        except ValueError:
+            continue
+        for item in items:
+            obj = item.get("chain") or item.get("set") or {}
+            if obj.get("table") == table and obj.get("family") == "inet" and obj.get("name"):
+                names.add(obj["name"])
+    return names
 
 
 def table_exists(table: str = DEFAULT_TABLE) -> bool:

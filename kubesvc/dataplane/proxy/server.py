@@ -23,7 +23,9 @@ Rules kept here (STYLE rule 3; spec dataplane.md §1.9):
   (``runtime.WorkerProcesses``); workers stop with the primary (SIGTERM, or PR_SET_PDEATHSIG when it is killed).
 - ``mode="nftables"``: the same loop, but a sync renders the plan into one nftables table (``nft.render``) and applies
   it as one transaction on the snapshot thread instead of opening listeners; the first sync replaces any table of
-  that name (one a killed proxy left), shutdown deletes it. A failed apply is a failed sync (logged, retried,
+  that name (one a killed proxy left), shutdown deletes it. Syncs are partial (only changed chains and map elements,
+  nothing at all when the table already matches) except the first, the one after a refused transaction and one every
+  ``NFT_FULL_SYNC_SECONDS`` (60; env ``KUBESVC_PROXY_NFT_FULL_SYNC_SECONDS``), which rewrite the whole table. A failed apply is a failed sync (logged, retried,
   ``/healthz`` 503 until it applies). The health-check node ports, /healthz and /metrics are served as in userspace.
 """
 
@@ -63,6 +65,7 @@ RETRY_BIND_SECONDS = 2.0
 WORKER_READY_SECONDS = 60.0
 STATUS_WRITE_SECONDS = 0.5
 SHUTDOWN_GRACE_SECONDS = 1.0
+NFT_FULL_SYNC_SECONDS = float(os.environ.get("KUBESVC_PROXY_NFT_FULL_SYNC_SECONDS", "60"))  # nftables: full resync period
 
 Listener = TcpListener | UdpListener
 
@@ -190,6 +193,8 @@ class ProxyServer:
         self.hc_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.hc_counts: dict[int, tuple[str, str, int]] = {}
         self.ruleset: nft.Ruleset | None = None  # nftables mode: what the last sync applied
+        self._nft_failed = False  # the last nftables transaction was refused: the next sync is a full one
+        self._nft_full_at = 0.0  # monotonic time of the last full nftables sync
         self.last_sync_seconds = 0.0
 
     @property
@@ -290,10 +295,26 @@ class ProxyServer:
         await self._health_checks(plan)
         return opened, len(to_close)
 
+    def _render_apply_nft(self, plan: planning.Plan) -> nft.Ruleset:
+        """Snapshot thread: render and apply one transaction (all or nothing: on failure the kernel keeps the last good
+        rules and the next sync is a full one). Partial syncs write only what changed; a full sync (the first, after a
+        failure, and every ``NFT_FULL_SYNC_SECONDS``) rewrites every chain and map and deletes chains and sets of ours
+        that the model does not know, repairing a table edited behind our back."""
+        table, prev = self.options.nft_table, self.ruleset
+        now = time.monotonic()
+        full = prev is None or self._nft_failed or now - self._nft_full_at >= NFT_FULL_SYNC_SECONDS
+        existing = nft.list_objects(table) if full and prev is not None else None
+        ruleset = nft.render(plan, table, prev, fresh=prev is None, partial=not full, existing=existing)
+        self._nft_failed = True
+        if ruleset.text:
+            nft.apply(ruleset)
+        self._nft_failed = False
+        if full:
+            self._nft_full_at = now
+        return ruleset
+
     async def _apply_nft(self, plan: planning.Plan) -> tuple[int, int]:
-        """One transaction for the whole table (all or nothing: on failure the kernel keeps the last good rules)."""
-        ruleset = nft.render(plan, self.options.nft_table, self.ruleset, fresh=self.ruleset is None)
-        await asyncio.get_running_loop().run_in_executor(self._executor, nft.apply, ruleset)
+        ruleset = await asyncio.get_running_loop().run_in_executor(self._executor, self._render_apply_nft, plan)
         before = self.ruleset.chains if self.ruleset is not None else set()
         self.ruleset = ruleset
         known = set(self.plan.problems)
@@ -371,6 +392,8 @@ class ProxyServer:
         if self.failed:
             await self._apply(self.plan)
             self._status_dirty = True
+        if self.nftables and self.ruleset is not None and time.monotonic() - self._nft_full_at >= NFT_FULL_SYNC_SECONDS:
+            await self.sync()  # the periodic full resync (repairs a table edited behind our back)
         if self.is_worker:
             if os.getppid() != self._parent and self._stop is not None:  # primary gone (PDEATHSIG is the fast path)
                 self._stop.set()
