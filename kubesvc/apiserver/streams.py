@@ -20,6 +20,13 @@ Rules kept here (docs/concepts/apiserver.md, "Streaming: logs, exec, attach, por
   ``SPDY/3.1+portforward.k8s.io``, kubectl 1.32's default) or after ``Upgrade: SPDY/3.1`` (its fallback).
   Each connection is a pair of streams (``streamType`` error and data, same ``requestID``, ``port``); the
   data stream is relayed to ``podIP:port``; a refused dial is written on the error stream.
+  The kubelet's own WebSocket channel protocol is served beside it (``v4.channel.k8s.io``, binary, and
+  ``v4.base64.channel.k8s.io``, text: ASCII channel digit then base64), which the Python client speaks: the
+  ports come from the query (``ports``, as the API server takes them, or the kubelet's ``port``; repeated or
+  comma-separated); port i has data channel 2i and error channel 2i+1, and the server's first message on
+  each carries the port as 2 bytes little-endian. One connection per port is dialled at once; a refused dial
+  is written on the error channel. The WebSocket closes when every port's connection has ended (as the
+  kubelet's handler returns), or when the client goes.
 - proxy: ``pods/NAME[:PORT]/proxy/PATH`` and ``services/[https:]NAME[:PORT]/proxy/PATH`` relay one HTTP
   request to the pod or to a ready endpoint of the service (``Connection: close``, the credential removed)
   and the answer back unchanged; the client connection then closes.
@@ -30,6 +37,7 @@ Rules kept here (docs/concepts/apiserver.md, "Streaming: logs, exec, attach, por
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -57,6 +65,7 @@ Obj = dict[str, Any]
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io")
 PORTFORWARD_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 PORTFORWARD_PROTOCOL = "portforward.k8s.io"
+PORTFORWARD_CHANNELS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 WS_MAX_MESSAGE = 1 << 24  # a SPDY frame's largest size
 _LONG = re.compile(r"^/api/v1/namespaces/[^/]+/(pods|services)/[^/]+/(exec|attach|portforward|log|proxy)(/.*)?$")
@@ -176,11 +185,29 @@ def route(req: Any, ctx: Any, kind: str, namespace: str, raw_name: str, sub: str
         if req.method not in ("GET", "POST"):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         kind_ = _need_upgrade(req, "", sub)
+        ports = portforward_ports(req.query.get("ports", []) + req.query.get("port", []))
         st = pod.get("status") or {}
         if st.get("phase") != "Running" or not st.get("podIP"):
             raise bad_request(f"unable to forward port because pod is not running. Current status={st.get('phase', 'Pending')}")
-        return Response(101, stream=PortForward(kind_, str(st["podIP"]), name, pod["metadata"].get("uid", "")))
+        return Response(101, stream=PortForward(kind_, str(st["podIP"]), name, pod["metadata"].get("uid", ""),
+                                                ports))
     raise not_found_path()
+
+
+def portforward_ports(values: list[str]) -> list[int]:
+    """The ports of a channel-protocol port-forward (kubelet's extractPorts wording); SPDY clients send none."""
+    ports: list[int] = []
+    for value in values:
+        if not value:
+            raise bad_request('query parameter "port" cannot be empty')
+        for part in value.split(","):
+            if not part.strip().isdigit() or int(part) > 65535:
+                raise bad_request(f'unable to parse "{value}" as a port: strconv.ParseUint: parsing "{part}": '
+                                  + ("value out of range" if part.strip().isdigit() else "invalid syntax"))
+            if int(part) < 1:
+                raise bad_request(f'port "{value}" must be > 0')
+            ports.append(int(part))
+    return ports
 
 
 def _need_upgrade(req: Any, want: str, sub: str) -> str:
@@ -406,6 +433,12 @@ class WebSocket:
         if self.proto.state.name != "OPEN":
             raise ConnectionResetError("the WebSocket is closed")
         self.proto.send_binary(data)
+        await self.flush()
+
+    async def send_text(self, text: str) -> None:
+        if self.proto.state.name != "OPEN":
+            raise ConnectionResetError("the WebSocket is closed")
+        self.proto.send_text(text.encode())
         await self.flush()
 
     async def close(self, code: int = 1000) -> None:
@@ -667,16 +700,23 @@ class _Transport:
 
 @dataclass
 class PortForward(Action):
-    upgrade: str  # "websocket" (SPDY tunnelled) or "spdy"
+    upgrade: str  # "websocket" (SPDY tunnelled, or the channel protocol) or "spdy"
     pod_ip: str
     pod_name: str
     pod_uid: str
+    ports: list[int] = field(default_factory=list)  # from the query: the channel protocol's
 
     async def serve(self, io: StreamIO) -> bool:
         ws: WebSocket | None = None
         if self.upgrade == "websocket":
-            ws = await WebSocket.accept(io, (PORTFORWARD_TUNNEL,))
+            offered = {p.strip() for k, v in io.items if k.lower() == "sec-websocket-protocol" for p in v.split(",")}
+            if PORTFORWARD_TUNNEL not in offered and offered & set(PORTFORWARD_CHANNELS) and not self.ports:
+                return await io.send_status(400, "BadRequest", 'query parameter "port" is required')
+            ws = await WebSocket.accept(io, (PORTFORWARD_TUNNEL, *PORTFORWARD_CHANNELS))
             if ws is None:
+                return False
+            if ws.subprotocol in PORTFORWARD_CHANNELS:
+                await self._serve_channels(ws)
                 return False
         else:
             io.writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
@@ -728,6 +768,94 @@ class PortForward(Action):
                     pair.task.cancel()
             if ws is not None:
                 await ws.close()
+
+    async def _serve_channels(self, ws: WebSocket) -> None:
+        """The kubelet's WebSocket port-forward (``portforward/websocket.go``): two channels per port."""
+        b64 = "base64" in ws.subprotocol
+        lock = asyncio.Lock()  # one message at a time: the pumps and the error writes share the socket
+
+        async def send(channel: int, data: bytes) -> None:
+            async with lock:
+                if b64:
+                    await ws.send_text(chr(ord("0") + channel) + base64.b64encode(data).decode())
+                else:
+                    await ws.send(bytes([channel]) + data)
+
+        writers: list[asyncio.StreamWriter | None] = [None] * len(self.ports)
+        buffered: list[list[bytes]] = [[] for _ in self.ports]
+        connected = [asyncio.Event() for _ in self.ports]
+
+        async def forward(i: int, port: int) -> None:
+            try:
+                reader, writer = await asyncio.open_connection(self.pod_ip, port)
+            except OSError as e:
+                why = os.strerror(e.errno) if e.errno else str(e)
+                await send(2 * i + 1, (f"error forwarding port {port} to pod {self.pod_name}, uid {self.pod_uid}: "
+                                       f"dial tcp {self.pod_ip}:{port}: connect: {why.lower()}").encode())
+                return
+            finally:
+                connected[i].set()
+            writers[i] = writer
+            try:
+                for chunk in buffered[i]:
+                    writer.write(chunk)
+                buffered[i].clear()
+                while data := await reader.read(65536):
+                    await send(2 * i, data)
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writers[i] = None
+                writer.close()
+
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+        reading: asyncio.Task[bytes | None] | None = None
+        all_done: asyncio.Task[Any] | None = None
+        try:
+            for i, port in enumerate(self.ports):
+                head = port.to_bytes(2, "little")
+                await send(2 * i, head)
+                await send(2 * i + 1, head)
+            tasks = [loop.create_task(forward(i, port)) for i, port in enumerate(self.ports)]
+            all_done = loop.create_task(asyncio.wait(tasks))
+            while True:
+                reading = loop.create_task(ws.recv())
+                await asyncio.wait({reading, all_done}, return_when=asyncio.FIRST_COMPLETED)
+                if not reading.done():
+                    break  # every port's connection has ended: the handler returns, the socket closes
+                message = reading.result()
+                reading = None
+                if message is None:
+                    break
+                if b64:
+                    if not message or not 0 <= message[0] - ord("0") < 2 * len(self.ports):
+                        continue
+                    channel, payload = message[0] - ord("0"), base64.b64decode(message[1:])
+                else:
+                    if not message:
+                        continue
+                    channel, payload = message[0], message[1:]
+                if channel % 2 or channel // 2 >= len(self.ports) or not payload:
+                    continue  # error channels are the server's to write
+                i = channel // 2
+                w = writers[i]
+                if w is not None:
+                    w.write(payload)
+                    with contextlib.suppress(ConnectionError):
+                        await w.drain()
+                elif not connected[i].is_set():
+                    buffered[i].append(payload)
+        except (ConnectionError, TimeoutError, ssl.SSLError, ValueError):
+            pass
+        finally:
+            if reading is not None:
+                reading.cancel()
+            if all_done is not None:
+                all_done.cancel()
+            for task in tasks:
+                task.cancel()
+            await ws.close()
 
     async def _syn(self, t: _Transport, conn: spdy.Connection, f: spdy.Frame, pairs: dict[str, _Pair],
                    by_stream: dict[int, _Pair]) -> None:
