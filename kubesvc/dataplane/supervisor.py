@@ -135,8 +135,21 @@ DEFAULT_COMPONENTS = tuple(c.name for c in COMPONENTS)
 PER_NODE = ("proxy", "kubelet")  # with --nodes N: one of each per node, in the node's network namespace
 
 
+def _fabric_dns(run: RunDir) -> Component:
+    """``--nodes N``: a second DNS server, ``dns-net``, in the fabric namespace on the bridge address 172.30.0.1:53
+    (the same store, so the same answers), for the nodes' kubelets to relay their pods' queries to, and for clients
+    in the fabric. The host's DNS server stays where it is, on loopback."""
+    from kubesvc.dataplane import nodes
+
+    def argv(flags: dict[str, Any], run: RunDir) -> list[str]:
+        return ["dns", "--listen", f"{nodes.CLIENT_IP}:53", "--allow-from", nodes.NETWORK]
+
+    return Component("dns-net", argv, netns=nodes.fabric(run.store))
+
+
 def _per_node(base: Component, n: Any) -> Component:
     """``base`` for node ``n`` (``nodes.NodeNet``): node 1 keeps the name, node i is ``<name>-i``."""
+    from kubesvc.dataplane import nodes
     name = base.name if n.index == 1 else f"{base.name}-{n.index}"
 
     def argv(flags: dict[str, Any], run: RunDir) -> list[str]:
@@ -146,8 +159,11 @@ def _per_node(base: Component, n: Any) -> Component:
             out = base.argv(flags, run)
             out[out.index("--status-file") + 1] = str(run.status_file(name))
             return [*out, "--hostname-override", n.name]
-        flags = {**flags, "isolation": "netns"}
-        extra = ["--node-name", n.name, "--pod-cidr", n.pod_cidr]
+        # the node's pods reach the cluster DNS through this kubelet's relay, and from the node namespace the
+        # DNS server that answers is the fabric's (``dns-net``): the host's loopback is out of reach
+        dns = ["--cluster-dns", f"{nodes.CLIENT_IP}:53"] if "dns" in (flags.get("components") or ["dns"]) else []
+        flags = {**flags, "isolation": "netns", "dns_listen": ""}
+        extra = ["--node-name", n.name, "--pod-cidr", n.pod_cidr, *dns]
         return [*base.argv(flags, run), *extra, *([] if n.index == 1 else ["--no-controllers"])]
 
     return Component(name, argv, keeps_status=base.keeps_status, netns=n.netns)
@@ -164,6 +180,8 @@ def all_components(run: RunDir) -> list[Component]:
     out: list[Component] = []
     for c in COMPONENTS:
         out += [_per_node(c, n) for n in nodes.plan(run.store, count)] if c.name in PER_NODE else [c]
+        if c.name == "dns":
+            out.append(_fabric_dns(run))
     return out
 
 
