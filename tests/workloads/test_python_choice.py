@@ -1,0 +1,23 @@
+"""Images run with the host's python3 (agnhost, python) pick one the pod's user can run: a virtualenv first on PATH
+whose python3 links into root's home is passed over for the system one."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from kubesvc.dataplane.kubelet.images import python3
+
+
+def test_a_venv_python_nobody_can_run_is_passed_over() -> None:
+    venv_bin = os.path.join(sys.prefix, "bin")
+    real = os.path.realpath(os.path.join(venv_bin, "python3"))
+    st = os.stat(os.path.dirname(real))
+    if st.st_mode & 0o001 and os.stat(real).st_mode & 0o001 and not real.startswith("/root/"):
+        pytest.skip("this venv's python3 is runnable by anyone")
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("no system python3")
+    assert python3({"PATH": f"{venv_bin}:/usr/bin"}) == "/usr/bin/python3"
+    assert python3({"PATH": venv_bin}) == os.path.join(venv_bin, "python3")  # nothing better: the first one
