@@ -252,6 +252,145 @@ def test_up_proxy_mode_nftables_and_down_removes_a_killed_proxys_table(tmp_path:
         subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
 
 
+# ------------------------------------------------------------------------------------------ partial and full syncs
+
+
+def listing(table: str) -> dict:
+    """``nft -j list table`` normalised: no handles, no table name, set elements sorted (the kernel's order is its own),
+    rules in order per chain; chains, sets and maps by name."""
+    r = subprocess.run(["nft", "-j", "list", "table", "inet", table], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out: dict = {"chains": {}, "rules": {}, "sets": {}}
+    for item in json.loads(r.stdout)["nftables"]:
+        for kind, obj in item.items():
+            if kind in ("metainfo", "table"):
+                continue
+            obj = {k: v for k, v in obj.items() if k not in ("handle", "table", "family")}
+            if kind == "rule":
+                out["rules"].setdefault(obj.pop("chain"), []).append(json.dumps(obj, sort_keys=True))
+            elif kind in ("set", "map"):
+                obj["elem"] = sorted(json.dumps(e, sort_keys=True) for e in obj.get("elem", []))
+                out["sets"][obj["name"]] = obj
+            else:
+                out[kind + "s"][obj["name"]] = obj
+    return out
+
+
+SAMPLE_BACKENDS = {"a": ["127.0.0.2", "127.0.0.3"], "b": ["127.0.0.4", "10.9.0.5"], "c": ["127.0.0.6"]}
+
+
+def sample_plan(services: dict[str, dict], backends: dict[str, list[str]]) -> planning.Plan:
+    svcs = [svc(n, f"127.96.1.{10 + ord(n)}", [{"name": "p", "port": 80, "nodePort": 30000 + ord(n)}], **spec) for n, spec in services.items()]
+    return planning.build(svcs, [eps(n, ips, 8080) for n, ips in backends.items() if n in services], ["127.0.0.1"])
+
+
+@pytest.fixture
+def two_tables() -> object:
+    """(the table under test, a reference table): both removed even on failure."""
+    names = (f"kubesvc-test-{os.getpid()}-sync", f"kubesvc-test-{os.getpid()}-ref")
+    yield names
+    for n in names:
+        subprocess.run(["nft", "delete", "table", "inet", n], capture_output=True, timeout=30)
+
+
+def assert_matches_fresh(plan: planning.Plan, table: str, ref: str, rs: nft.Ruleset) -> None:
+    """The table equals what a fresh full render of ``plan`` makes in an empty table, and holds exactly the model."""
+    nft.apply(nft.render(plan, ref, fresh=True))
+    got, want = listing(table), listing(ref)
+    assert got == want
+    assert set(got["chains"]) == set(rs.model.chains) | nft.SKELETON_NAMES
+    assert {n for n in got["sets"] if n.startswith("affinity-")} == set(rs.model.sets)
+    for m, els in rs.model.elements.items():
+        assert len(got["sets"][m]["elem"]) == len(els), m
+
+
+@needs_nft
+def test_partial_syncs_write_only_changes_and_leave_exactly_the_rendered_table(two_tables: tuple[str, str]) -> None:
+    table, ref = two_tables
+    services: dict[str, dict] = {"a": {"type": "NodePort"}, "b": {"sessionAffinity": "ClientIP"}}
+    plan = sample_plan(services, SAMPLE_BACKENDS)
+    rs = nft.render(plan, table, fresh=True)
+    nft.apply(rs)
+    assert_matches_fresh(plan, table, ref, rs)
+    steps = [
+        ("added", lambda: services.update(c={"type": "LoadBalancer"}), "/c/"),
+        ("endpoints changed", lambda: SAMPLE_BACKENDS.update(a=["127.0.0.2", "127.0.0.7", "127.0.0.8"]), "/a/"),
+        ("affinity timeout changed", lambda: services.update(b={"sessionAffinity": "ClientIP",
+                                                                "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 30}}}), "/b/"),
+        ("to no endpoints", lambda: SAMPLE_BACKENDS.update(c=[]), "/c/"),
+        ("removed", lambda: services.pop("a"), "/a/"),
+    ]
+    backends0 = {k: list(v) for k, v in SAMPLE_BACKENDS.items()}
+    try:
+        for what, change, touched in steps:
+            change()
+            plan = sample_plan(services, SAMPLE_BACKENDS)
+            nxt = nft.render(plan, table, rs, partial=True)
+            assert not nxt.full and "flush map" not in nxt.text and "add table" not in nxt.text, what
+            named = [ln for ln in nxt.text.splitlines() if "-default/" in ln]
+            assert named and all(touched in ln for ln in named), (what, nxt.text)  # only the changed Service's objects
+            nft.apply(nxt)
+            assert_matches_fresh(plan, table, ref, nxt)
+            assert nft.render(plan, table, nxt, partial=True).text == ""  # nothing changed: nothing to apply
+            rs = nxt
+    finally:
+        SAMPLE_BACKENDS.clear()
+        SAMPLE_BACKENDS.update(backends0)
+
+
+@needs_nft
+def test_a_full_resync_repairs_a_table_edited_behind_our_back(two_tables: tuple[str, str]) -> None:
+    table, ref = two_tables
+    plan = sample_plan({"a": {"type": "NodePort"}, "b": {"sessionAffinity": "ClientIP"}}, {"a": ["127.0.0.2"], "b": ["127.0.0.4", "10.9.0.5"]})
+    rs = nft.render(plan, table, fresh=True)
+    nft.apply(rs)
+    svc_a = next(c for c in rs.model.chains if c.startswith("service-") and "/a/" in c)
+    ep_b = next(c for c in rs.model.chains if c.startswith("endpoint-") and "/b/" in c)
+    key = next(iter(rs.model.elements["service-ips"]))
+    t = f"inet {table}"
+    edits = (f"delete element {t} service-ips {{ {key} }}\n"
+             f"add rule {t} {svc_a} meta l4proto tcp dnat ip to 127.0.0.99:1\n"
+             f"flush chain {t} {ep_b}\n"
+             f"add chain {t} service-GHOST000-default/ghost/tcp/-\n"
+             f"add set {t} affinity-GHOST000-default/ghost/tcp/-__127.0.0.9/1 {{ type ipv4_addr; }}\n"
+             f"add element {t} no-endpoint-services {{ 127.96.9.9 . tcp . 9 : goto reject-chain }}\n")
+    nft.apply(nft.Ruleset(edits))
+    assert listing(table) != (nft.apply(nft.render(plan, ref, fresh=True)), listing(ref))[1]
+    assert nft.render(plan, table, rs, partial=True).text == ""  # a partial sync trusts its model: it sees nothing to do
+    existing = nft.list_objects(table)
+    assert "service-GHOST000-default/ghost/tcp/-" in existing and svc_a in existing
+    full = nft.render(plan, table, rs, existing=existing)
+    assert full.full
+    nft.apply(full)
+    subprocess.run(["nft", "delete", "table", "inet", ref], capture_output=True, timeout=30)
+    assert_matches_fresh(plan, table, ref, full)
+
+
+@needs_nft
+def test_the_proxy_resyncs_the_whole_table_periodically(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBESVC_PROXY_NFT_FULL_SYNC_SECONDS", "1")
+    cluster.mode = "nftables"
+    bs = cluster.three_backends()
+    s = cluster.service("echo", 8080, bs[0].port, selector={"app": "echo"})
+    cluster.start_proxy()
+    vip = (s["spec"]["clusterIP"], 8080)
+    assert who(vip) in {"a", "b", "c"}
+    key = f"{vip[0]} . tcp . 8080"
+    r = subprocess.run(["nft", "delete", "element", "inet", cluster.nft_table, "service-ips", f"{{ {key} }}"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(OSError):  # behind our back: the cluster IP leads nowhere (nothing listens on it)
+        socket.create_connection(vip, timeout=2).close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the store does not move: only the periodic full resync can bring it back
+        try:
+            assert who(vip) in {"a", "b", "c"}
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        pytest.fail("the periodic full resync did not restore the deleted map element")
+
+
 # ------------------------------------------------------------------------------------------ refusals
 
 
