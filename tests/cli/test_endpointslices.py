@@ -57,6 +57,9 @@ def same(api: Api, *args: str) -> str:
 
 @needs_kubectl
 def test_slices_get_describe_create_delete_as_kubectl(api: Api, ns: str) -> None:
+    """endpoint-slices.md "EndpointSlice API" and service.md "Services without selectors": a hand-written slice in a
+    multi-document file is created with its Service, shows in get/describe as kubectl prints it, and on
+    ``describe svc``; deleted with either tool."""
     r = api.ks("create", "-n", ns, "-f", api.write(f"{ns}.yaml", MULTI.replace("NS", ns)))
     assert r.code == 0, r.err
     assert r.out.splitlines() == ["service/ext created", "endpointslice.discovery.k8s.io/ext-1 created",
@@ -86,6 +89,8 @@ def test_slices_get_describe_create_delete_as_kubectl(api: Api, ns: str) -> None
 
 @needs_kubectl
 def test_controller_slices_match_kubectl(api: Api, ns: str) -> None:
+    """endpoint-slices.md "EndpointSlice API": the controller's slice for a selector Service, found by its
+    ``kubernetes.io/service-name`` label, reads the same through kubectl and kubesvc (get, describe, describe svc)."""
     doc = {"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns},
          "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
@@ -112,6 +117,9 @@ def ingress_class(name: str, default: bool) -> dict[str, object]:
 
 
 def test_default_ingress_class_is_stamped_on_create_only(cli, store_path) -> None:  # noqa: F811
+    """ingress.md "Default IngressClass": a new Ingress without a class gets the class annotated
+    ``ingressclass.kubernetes.io/is-default-class: "true"`` (the newest of several); an explicit class or the legacy
+    annotation is kept (the DefaultIngressClass admission plugin's rules, applied on create only)."""
     def create(obj: dict[str, object]) -> None:
         r = cli("apply", "-f", "-", input=json.dumps(obj))
         assert r.code == 0, r.err

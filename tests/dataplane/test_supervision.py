@@ -59,6 +59,9 @@ def healthz(cluster: Cluster) -> tuple[int, dict]:
 
 
 def test_status_file_write_failure_is_logged_503_and_new_services_still_served(cluster: Cluster, frozen_dir) -> None:  # type: ignore[no-untyped-def]
+    """kube-proxy reference ``--healthz-bind-address`` (the health server answers 503 while the proxy is not
+    in sync) and kubesvc's docs/concepts/proxy.md "Supervision": a failing task is logged with its cause, /healthz
+    names it, and following the store goes on."""
     d, freeze = frozen_dir
     status_file = d / "proxy.status.json"
     bs = cluster.three_backends()
