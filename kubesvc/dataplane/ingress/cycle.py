@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import re
 from random import getrandbits
 from typing import Any
 
@@ -83,7 +82,7 @@ class Cycle(FlowControl):
                 return self.fail(400)
         if not host and ex.version == "1.1":
             return self.fail(400)
-        if host and not valid_host(host):
+        if host and not (self.shared.hosts.get(host) or self.shared.host(host))[0]:  # valid_host, remembered
             return self.fail(400)
         ex.host = host
         ex.req_id = rid or b"%032x" % getrandbits(128)
@@ -450,29 +449,3 @@ class Cycle(FlowControl):
             self.fail(408)
         else:
             self.abort()
-
-
-_HOST_BAD = re.compile(rb"[\x00-\x20/\\?#@\x7f-\xff]|\.\.|^\.")
-
-
-def valid_host(host: bytes) -> bool:
-    """A Host header nginx would route: name or address, then an optional port of 1-65535 (RFC 9110 §7.2).
-    No path, userinfo, spaces, control bytes or empty labels."""
-    if host[:1] == b"[":
-        end = host.find(b"]")
-        if end < 0:
-            return False
-        rest = host[end + 1 :]
-        name = host[1:end]
-        if not name or not re.fullmatch(rb"[0-9A-Fa-f:.]+", name):
-            return False
-    else:
-        colon = host.find(b":")
-        name, rest = (host, b"") if colon < 0 else (host[:colon], host[colon:])
-        if not name or _HOST_BAD.search(name):
-            return False
-    if rest:
-        port = rest[1:]
-        if rest[:1] != b":" or (port and not (port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535)):
-            return False
-    return True

@@ -20,12 +20,13 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubesvc.dataplane.ingress.routes import Route, RouteTable, normalize_host, normalize_path
+from kubesvc.dataplane.ingress.routes import HostRoutes, Route, RouteTable, normalize_host, normalize_path
 from kubesvc.dataplane.ingress.upstream import Clock, Endpoint, HeadCache, Pool, Upstream, UpstreamConn
 
 BUFFER_LIMIT = 256 * 1024
@@ -70,6 +71,7 @@ class HTTPConfig:
 
 
 Hit = tuple[Route | None, bytes | None, Upstream | None, int]  # a route-cache entry (see Shared.lookup)
+HostHit = tuple[bool, HostRoutes, bytes | None]  # a host-cache entry (see Shared.host)
 
 
 class Reject(Exception):
@@ -92,6 +94,7 @@ class Shared:
         self.https_port = 443
         self.requests = 0
         self.route_cache: dict[tuple[bytes, bytes], Hit] = {}
+        self.hosts: dict[bytes, HostHit] = {}  # Host header -> what routing needs of it (see ``host``)
         # requests that came as one chunk holding exactly one bodyless head, by their bytes: what clients repeat
         # on a kept-alive connection (see cycle.Cycle.replay)
         self.request_heads = HeadCache()
@@ -107,7 +110,25 @@ class Shared:
         self.upstreams = ups
         self.table = table
         self.route_cache = {}
+        self.hosts = {}
         self.pool.drop_unknown(keep)
+
+    def host(self, host: bytes) -> HostHit:
+        """(whether ``valid_host``, the host's rule group, the https redirect prefix of a TLS host) for a Host header;
+        remembered until the next table, so a request for a new path on a known host only matches the path."""
+        h = normalize_host(host.decode("latin-1"))
+        table = self.table
+        redirect = None
+        if self.https_port:  # 0: no HTTPS listener, no redirect
+            tls = table.tls_for(h)
+            if tls is not None and tls.ssl_redirect:
+                port = self.https_port
+                redirect = b"https://" + (h.encode() if port == 443 else b"%s:%d" % (h.encode(), port))
+        hit = (not host or valid_host(host), table.group(h), redirect)
+        if len(self.hosts) >= ROUTE_CACHE_SIZE:
+            self.hosts.clear()
+        self.hosts[host] = hit
+        return hit
 
     def lookup(self, host: bytes, raw_path: bytes) -> Hit:
         """(route, https redirect prefix, upstream, body limit) for a Host header and request path; remembered
@@ -117,23 +138,17 @@ class Shared:
             path = normalize_path(raw_path.decode("latin-1")) if raw_path != b"*" else "/"
         except UnicodeDecodeError:
             path = None
-        h = normalize_host(host.decode("latin-1"))
         hit: Hit
         if path is None:
             hit = (None, b"", None, 0)
         else:
-            route = self.table.match(h, path)
-            redirect = None
-            if route is not None and route.ssl_redirect and self.https_port:  # 0: no HTTPS listener, no redirect
-                tls = self.table.tls_for(h)
-                if tls is not None and tls.ssl_redirect:
-                    port = self.https_port
-                    redirect = b"https://" + (h.encode() if port == 443 else b"%s:%d" % (h.encode(), port))
+            _, group, redirect = self.hosts.get(host) or self.host(host)
+            route = group.best(path) or group.default or self.table.default  # RouteTable.match
             if route is None:
                 hit = (None, None, None, 0)
             else:
                 limit = route.body_limit if route.body_limit is not None else self.cfg.body_limit
-                hit = (route, redirect, self.upstreams.get(route.backend.key), limit)
+                hit = (route, redirect if route.ssl_redirect else None, self.upstreams.get(route.backend.key), limit)
         if len(self.route_cache) >= ROUTE_CACHE_SIZE:
             self.route_cache.clear()
         self.route_cache[(host, raw_path)] = hit
@@ -199,3 +214,29 @@ class Exchange:
         self.hout: list[bytes] = []  # forwarded request header lines: name, ": ", value, CRLF, ...
         self.special: dict[bytes, bytes] = {}  # lower-case name -> value of the HOP and RECORD headers
         self.started = time.time()
+
+
+_HOST_BAD = re.compile(rb"[\x00-\x20/\\?#@\x7f-\xff]|\.\.|^\.")
+
+
+def valid_host(host: bytes) -> bool:
+    """A Host header nginx would route: name or address, then an optional port of 1-65535 (RFC 9110 §7.2).
+    No path, userinfo, spaces, control bytes or empty labels."""
+    if host[:1] == b"[":
+        end = host.find(b"]")
+        if end < 0:
+            return False
+        rest = host[end + 1 :]
+        name = host[1:end]
+        if not name or not re.fullmatch(rb"[0-9A-Fa-f:.]+", name):
+            return False
+    else:
+        colon = host.find(b":")
+        name, rest = (host, b"") if colon < 0 else (host[:colon], host[colon:])
+        if not name or _HOST_BAD.search(name):
+            return False
+    if rest:
+        port = rest[1:]
+        if rest[:1] != b":" or (port and not (port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535)):
+            return False
+    return True

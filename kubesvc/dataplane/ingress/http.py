@@ -41,8 +41,8 @@ from typing import Any
 
 import httptools
 
-from kubesvc.dataplane.ingress.cycle import Cycle, valid_host
-from kubesvc.dataplane.ingress.exchange import BUFFER_LIMIT, HOP, RECORD, Exchange, HTTPConfig, Reject, Shared
+from kubesvc.dataplane.ingress.cycle import Cycle
+from kubesvc.dataplane.ingress.exchange import BUFFER_LIMIT, HOP, RECORD, Exchange, HTTPConfig, Reject, Shared, valid_host
 from kubesvc.dataplane.ingress.upstream import Clock, UpstreamConn
 
 log = logging.getLogger("kubesvc.ingress")
