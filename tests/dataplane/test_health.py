@@ -3,12 +3,13 @@ controllers in it) serve ``/healthz`` on loopback, 200 while every supervised ta
 failing task and its reason while one does not: above all, while the component is not following the store.
 ``kubesvc status`` shows it. (The proxy's own case is tests/dataplane/test_supervision.py.)
 
-How the store following is made to fail, for real and reversibly, without root: a table of the store that each
-sync reads (``meta``, the revision DNS and ingress read first; ``objects`` for the kubelet) is renamed away under
-the running component by another SQLite connection, as a damaged store or one rewritten by another kubesvc
-version would look; every sync then fails with SQLite's own ``no such table: ...``. Renaming it back is the
-recovery. The controllers' own failure: a trigger makes the store refuse the Pods a ReplicaSet controller creates,
-while reads (the node's pod sync) go on.
+How the store following is made to fail, for real and reversibly, without root: the store's ``objects`` table is
+renamed away under the running component by another SQLite connection (and the revision moved on, so that every
+component looks), as a damaged store or one rewritten by another kubesvc version would look; every sync then
+fails with SQLite's own ``no such table: objects``. Renaming it back is the recovery. (Not ``meta``: a component
+opening its store connection in that moment would take the store for a new one and create the schema.) The
+controllers' own failure: a trigger makes the store refuse the Pods a ReplicaSet controller creates, while reads
+(the node's pod sync) go on.
 """
 
 from __future__ import annotations
@@ -36,22 +37,26 @@ from tests.support.procs import ROOT, Proc, ready_fields, wait_for
 
 def get(addr: str, path: str = "/healthz") -> tuple[int, dict[str, Any]]:
     try:
-        with urllib.request.urlopen(f"http://{addr}{path}", timeout=5) as r:
+        with urllib.request.urlopen(f"http://{addr}{path}", timeout=10) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
 
 
 @contextmanager
-def moved_away(store: str, table: str = "meta") -> Iterator[None]:
-    """The store's ``table`` renamed away (another connection's committed schema change), renamed back after."""
+def objects_moved_away(store: str) -> Iterator[None]:
+    """The store's objects table renamed away and the revision moved on (one committed transaction of another
+    connection); renamed back after."""
     conn = sqlite3.connect(store, timeout=30, isolation_level=None)
     try:
-        conn.execute(f"ALTER TABLE {table} RENAME TO {table}_moved_away")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ALTER TABLE objects RENAME TO objects_moved_away")
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+        conn.execute("COMMIT")
         try:
             yield
         finally:
-            conn.execute(f"ALTER TABLE {table}_moved_away RENAME TO {table}")
+            conn.execute("ALTER TABLE objects_moved_away RENAME TO objects")
     finally:
         conn.close()
 
@@ -85,20 +90,21 @@ def start(store: str, tmp_path: Path) -> Iterator[Callable[..., tuple[Proc, dict
             p.stop()
 
 
-def failing_then_recovered(proc: Proc, addr: str, store: str, paths: tuple[str, ...] = ("/healthz",), table: str = "meta") -> None:
+def failing_then_recovered(proc: Proc, addr: str, store: str, paths: tuple[str, ...] = ("/healthz",)) -> None:
     """The shared check: 200; with the store broken, a log line naming the cause and a 503 naming the store task
     and the reason on every path; repaired, 200 again and the recovery logged."""
-    for path in paths:
-        assert get(addr, path) == (200, {"component": proc.argv[5], "status": "ok"}), path
-    with moved_away(store, table):
+    ok = (200, {"component": proc.argv[5], "status": "ok"})
+    for path in paths:  # (wait_for: a connection refused or timed out on a busy machine is asked again)
+        wait_for(lambda p=path: get(addr, p) == ok, timeout=15, what=f"{path} 200")  # type: ignore[misc]
+    with objects_moved_away(store):
         code, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(addr)), timeout=15, what="/healthz 503")
         assert body["status"] == "failing"
-        assert f"store: OperationalError: no such table: {table}" in body["failing"], body
+        assert "store: OperationalError: no such table: objects" in body["failing"], body
         for path in paths:
             assert get(addr, path)[0] == 503, path
         line = wait_for(lambda: next((ln for ln in proc.stderr if "store failed; retrying" in ln), None), timeout=10,
                         what="the failure logged")
-        assert "level=error" in line and f'error="OperationalError: no such table: {table}"' in line, line
+        assert "level=error" in line and 'error="OperationalError: no such table: objects"' in line, line
         assert proc.p.poll() is None  # still running, still retrying
     wait_for(lambda: get(addr)[0] == 200, timeout=15, what="/healthz 200 again")
     assert get(addr)[1] == {"component": proc.argv[5], "status": "ok"}
@@ -126,9 +132,8 @@ def test_ingress_health_turns_503_while_not_following_the_store(store: str, star
 
 
 def test_kubelet_health_turns_503_while_not_following_the_store(store: str, start) -> None:  # type: ignore[no-untyped-def]
-    """The node's pod sync reads the objects table (not meta): that one is moved away."""
     proc, ready = start("kubelet", "--healthz-bind-address", "127.0.0.1:0")
-    failing_then_recovered(proc, ready["healthz"], store, table="objects")
+    failing_then_recovered(proc, ready["healthz"], store)
 
 
 def test_kubelet_health_names_the_controllers_when_they_fail(store: str, start) -> None:  # type: ignore[no-untyped-def]
@@ -218,10 +223,10 @@ def test_status_shows_each_components_health(tmp_path: Path) -> None:
         for name in ("dns", "kubelet"):
             i = next(i for i, ln in enumerate(lines) if ln.startswith(f"{name}: running"))
             assert "healthz=127.0.0.1:" in lines[i] and "  health: ok" in lines[i + 1:i + 3], lines
-        with moved_away(store, "meta"), moved_away(store, "objects"):
+        with objects_moved_away(store):
             def failing() -> str | None:
                 out = ks("status").stdout
-                return out if out.count("  health: failing: store: OperationalError: no such table: ") == 2 else None
+                return out if out.count("  health: failing: store: OperationalError: no such table: objects") == 2 else None
 
             out = wait_for(failing, timeout=20, interval=0.2, what="status naming the failure")
         assert "health: ok" not in out
