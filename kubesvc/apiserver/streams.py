@@ -14,8 +14,11 @@ Rules kept here (docs/concepts/apiserver.md, "Streaming: logs, exec, attach, por
   running container (env, working directory, user, network namespace), so it needs no kubelet endpoint and
   works while any kubelet (or none, for an adopted container) runs. The process group is killed when the
   client goes away. ``attach`` streams the container's output from its log (stdout and stderr arrive
-  interleaved on stdout: the log keeps them together); containers run with stdin closed, so stdin sent to
-  attach is read and dropped.
+  interleaved on stdout: the log keeps them together). With ``stdin=true`` the client's channel 0 is written
+  to the container's stdin FIFO named in its record (``kubelet.execs``: containers with ``stdin: true``);
+  the session's stdin ends with a v5 close of channel 0 or with the WebSocket, and for a ``stdinOnce``
+  container that ends the container's input (the first session only). A container without ``stdin: true``
+  reads /dev/null, and stdin sent to attach it is read and dropped, as a runtime drops it.
 - port-forward: SPDY/3.1 streams (``spdy.py``), tunnelled in WebSocket binary messages (subprotocol
   ``SPDY/3.1+portforward.k8s.io``, kubectl 1.32's default) or after ``Upgrade: SPDY/3.1`` (its fallback).
   Each connection is a pair of streams (``streamType`` error and data, same ``requestID``, ``port``); the
@@ -179,8 +182,12 @@ def route(req: Any, ctx: Any, kind: str, namespace: str, raw_name: str, sub: str
             return Response(101, stream=Exec(target, list(command), stdin, stdout, stderr and not tty, tty))
         cname = podlogs.pick_container(pod, container)
         _, path = podlogs.read(store_path, pod, cname)
+        fifo = execs.attach_stdin(store_path, pod, cname) if stdin else None
+        if fifo is not None and not os.access(fifo.path, os.W_OK) and os.path.exists(fifo.path):
+            raise bad_request(f'cannot attach to the stdin of container "{cname}": its FIFO {fifo.path} belongs to '
+                              f"the kubelet's user (this process runs as uid {os.geteuid()})")
         _need_upgrade(req, "websocket", sub)
-        return Response(101, stream=Attach(store_path, pod, cname, path, stdout, stderr and not tty, stdin))
+        return Response(101, stream=Attach(store_path, pod, cname, path, stdout, stderr and not tty, stdin, fifo))
     if sub == "portforward":
         if req.method not in ("GET", "POST"):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
@@ -633,6 +640,7 @@ class Attach(Action):
     stdout: bool
     stderr: bool
     stdin: bool
+    fifo: execs.AttachStdin | None = None  # the container's stdin, when it has one and the client sends it
 
     async def serve(self, io: StreamIO) -> bool:
         ws = await WebSocket.accept(io, EXEC_PROTOCOLS)
@@ -640,18 +648,41 @@ class Attach(Action):
             return False
         ch = _Channels(ws)
         gone = asyncio.Event()
+        fd = -1
+        if self.fifo is not None:
+            with contextlib.suppress(OSError):
+                fd = self.fifo.open()
 
-        async def drop_input() -> None:
-            while await ws.recv() is not None:
-                pass
-            gone.set()
+        def end_stdin() -> None:
+            nonlocal fd
+            if fd >= 0:
+                os.close(fd)
+                fd = -1
+                assert self.fifo is not None
+                self.fifo.close_once()
+
+        async def take_input() -> None:
+            try:
+                while (msg := await ws.recv()) is not None:
+                    if not msg or fd < 0:
+                        continue  # no stdin for this session: read and dropped
+                    if msg[0] == STDIN and msg[1:]:
+                        try:
+                            await _write_fifo(fd, msg[1:])
+                        except OSError:  # EPIPE: the container has exited
+                            end_stdin()
+                    elif msg[0] == CLOSE and msg[1:2] == bytes([STDIN]):
+                        end_stdin()
+            finally:
+                end_stdin()
+                gone.set()
 
         async def send(data: bytes) -> bool:
             if self.stdout or self.stderr:
                 await ch.out(STDOUT if self.stdout else STDERR, data)
             return True
 
-        reader = asyncio.get_running_loop().create_task(drop_input())
+        reader = asyncio.get_running_loop().create_task(take_input())
         try:
             size = self.path.stat().st_size
             await _follow(self.store_path, self.pod, self.container, self.path, size, send, gone, io)
@@ -662,7 +693,30 @@ class Attach(Action):
             pass
         finally:
             reader.cancel()
+            end_stdin()
         return False
+
+
+async def _write_fifo(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to a non-blocking FIFO, waiting while the container has not read the rest."""
+    loop = asyncio.get_running_loop()
+    while data:
+        try:
+            data = data[os.write(fd, data):]
+            continue
+        except BlockingIOError:
+            pass
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake(f: asyncio.Future[None] = ready) -> None:
+            if not f.done():
+                f.set_result(None)
+
+        loop.add_writer(fd, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_writer(fd)
 
 
 # ------------------------------------------------------------------------------------------------ port-forward

@@ -11,16 +11,31 @@ Rules kept here:
   ``container not found ("NAME")``.
 - Whoever execs must be able to take that identity: the kubelet's own user, or root.
 - With a TTY the command gets a new session whose controlling terminal is a fresh pty.
+- Attach stdin (a container with ``stdin: true``): its stdin is a FIFO, ``<pod dir>/<container>/stdin``
+  (mode 0600 in the container's 0700 directory, both the kubelet's user's, like the record: whoever may read
+  the exec context may write the container's stdin; the container gets the descriptor already open, so its
+  own user needs no access to the path). The record names it (``stdin``: path, once, holder) and
+  ``pods/attach`` writes the client's stdin into it. Without ``stdinOnce`` the container's own descriptor is
+  opened read-write, so it never sees end of input, whoever attaches and detaches (even with no kubelet
+  running). With ``stdinOnce`` the container reads a read-only descriptor and a holder process
+  (``tail --pid=PID -f /dev/null``, which ends with the container) keeps the write side open until the first
+  attach session's stdin ends: that session then stops the holder and removes the FIFO, so the container
+  reads end of input and later sessions' stdin is dropped, as a runtime closes a stdinOnce container's stdin.
+  A ``tty: true`` container still gets no terminal (no pty is kept for it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
+import signal
+import stat
 import struct
 import termios
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kubesvc.dataplane.kubelet import identity, logs, tracking
@@ -29,11 +44,137 @@ from kubesvc.errors import BadRequest
 Obj = dict[str, Any]
 
 
-def record(ident: identity.Identity | None, env: dict[str, str], cwd: str, wrap: list[str], popen_switch: bool) -> Obj:
+STDIN_FIFO = "stdin"
+
+
+def record(ident: identity.Identity | None, env: dict[str, str], cwd: str, wrap: list[str], popen_switch: bool,
+           stdin: Obj | None = None) -> Obj:
     """The exec context kept in a container's record (see module rules)."""
     assert ident is not None
-    return {"env": env, "cwd": os.path.abspath(cwd), "wrap": list(wrap), "uid": ident.uid, "gid": ident.gid,
-            "groups": list(ident.groups), "switch": popen_switch}
+    rec = {"env": env, "cwd": os.path.abspath(cwd), "wrap": list(wrap), "uid": ident.uid, "gid": ident.gid,
+           "groups": list(ident.groups), "switch": popen_switch}
+    if stdin is not None:
+        rec["stdin"] = stdin
+    return rec
+
+
+@dataclass
+class StdinPipe:
+    """A container's stdin FIFO on the kubelet's side: ``child`` is the descriptor the container gets,
+    ``keeper`` the write side the holder keeps (stdinOnce only)."""
+
+    path: Path
+    once: bool
+    child: int
+    keeper: int = -1
+    holder: asyncio.subprocess.Process | None = None
+    holder_start: str | None = None
+
+    @classmethod
+    def make(cls, container_dir: Path, once: bool) -> StdinPipe:
+        container_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = container_dir / STDIN_FIFO
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a previous instance's: each run gets a fresh stdin
+        os.mkfifo(path, 0o600)
+        os.chmod(path, 0o600)  # whatever the umask
+        rw = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if not once:
+            return cls(path, once, rw)
+        ro = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        os.set_blocking(ro, True)
+        return cls(path, once, ro, keeper=rw)
+
+    async def hold(self, pid: int) -> None:
+        """stdinOnce: hand the write side to a holder that lives as long as the container ``pid``."""
+        if self.keeper < 0:
+            return
+        try:
+            self.holder = await asyncio.create_subprocess_exec(
+                "tail", f"--pid={pid}", "-f", "/dev/null", stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, pass_fds=(self.keeper,),
+                start_new_session=True)
+        except OSError:
+            return  # no tail: the kubelet keeps the write side itself (no end of input until the container exits)
+        self.holder_start = tracking.start_time(self.holder.pid)
+        os.close(self.keeper)
+        self.keeper = -1
+
+    def started(self) -> None:
+        """The container has its descriptor: the kubelet keeps none of its own (but the holder's)."""
+        if self.child >= 0:
+            os.close(self.child)
+            self.child = -1
+
+    def record(self) -> Obj:
+        rec: Obj = {"path": str(self.path), "once": self.once}
+        if self.holder is not None and self.holder_start:
+            rec.update(holder=self.holder.pid, holderStart=self.holder_start)
+        return rec
+
+    async def close(self) -> None:
+        """The container has exited (or never started): drop the holder, the descriptors and the FIFO."""
+        self.started()
+        if self.keeper >= 0:
+            os.close(self.keeper)
+            self.keeper = -1
+        if self.holder is not None:
+            if self.holder.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.holder.kill()
+            await self.holder.wait()
+            self.holder = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+@dataclass(frozen=True)
+class AttachStdin:
+    """What ``pods/attach`` needs to write a running container's stdin (from its record)."""
+
+    path: str
+    once: bool
+    holder: int = 0
+    holder_start: str = ""
+
+    def open(self) -> int:
+        """A non-blocking write descriptor, or -1 when the stdin is gone (stdinOnce already closed, or the
+        container just exited)."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (FileNotFoundError, OSError) as e:
+            if isinstance(e, PermissionError):
+                raise
+            return -1  # ENOENT: closed by a stdinOnce session; ENXIO: no reader any more
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.close(fd)
+            return -1
+        return fd
+
+    def close_once(self) -> None:
+        """End a stdinOnce container's input: no later session gets its stdin, and the holder lets go."""
+        if not self.once:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        if self.holder and tracking.is_ours(self.holder, self.holder_start):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.holder, signal.SIGKILL)
+
+
+def attach_stdin(store_path: str, pod: Obj, container: str) -> AttachStdin | None:
+    """The stdin of a running container whose spec asks for one (``stdin: true``), else None: a runtime
+    drops the stdin of an attach to a container that has none."""
+    spec: Obj = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container), {})
+    if not spec.get("stdin"):
+        return None
+    rec = tracking.read(tracking.record_path(logs.pod_dir(store_path, pod) / container))
+    ctx = (rec or {}).get("exec")
+    if not tracking.live(rec) or not isinstance(ctx, dict) or not isinstance(ctx.get("stdin"), dict):
+        return None
+    st = ctx["stdin"]
+    return AttachStdin(str(st.get("path") or ""), bool(st.get("once")), int(st.get("holder") or 0),
+                       str(st.get("holderStart") or ""))
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,12 @@ Rules kept here:
 - A Pod is ours when ``spec.claims`` says so (a command, controller-owned, or native images; see
   there) and ``spec.nodeName`` is empty or our node name; we bind it (``spec.nodeName``) before starting it. Pods already Succeeded/Failed are
   not started again; a pod whose uid changed (deleted and re-created) is stopped and started anew.
-- A pod that disappears from the store is stopped gracefully in the background (it already left
-  the Endpoints in the delete transaction) and its log directory is removed afterwards.
+- A pod deleted gracefully (``deletionTimestamp``, Terminating) is stopped by its worker (preStop hooks,
+  SIGTERM, the rest of ``deletionGracePeriodSeconds``, SIGKILL) and then deleted with grace 0, as the
+  kubelet's status manager does; one with nothing running here is deleted at once.
+- A pod that disappears from the store (force-deleted, or deleted while no agent ran) is stopped in the
+  background with its ``terminationGracePeriodSeconds`` (it already left the Endpoints in the delete
+  transaction) and its log directory is removed afterwards.
 - Status writes go through ``Registry.update_status`` (status subresource); a pod deleted meanwhile
   is not an error.
 - Network: ``loopback`` (default) uses the pod IP the registry allocated (127.244.0.0/16) and the
@@ -96,6 +100,10 @@ class Node:
             if worker is not None and worker.uid != meta.get("uid", ""):
                 self._stop_worker(worker)
                 worker = None
+            if meta.get("deletionTimestamp"):
+                self._terminate(key, worker, pod)
+                seen.add(key)
+                continue
             if worker is None:
                 if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                     continue
@@ -158,6 +166,40 @@ class Node:
             shutil.rmtree(logs.pod_dir(self.opts.store_path, worker.pod), ignore_errors=True)
 
         self._keep(asyncio.create_task(stop(), name=f"stop {worker.name}"))
+
+    def _terminate(self, key: tuple[str, str], worker: PodWorker | None, pod: Obj) -> None:
+        """Graceful deletion: the worker stops its containers (preStop, SIGTERM, the rest of
+        ``deletionGracePeriodSeconds``, SIGKILL), then the pod is deleted with grace 0 (uid precondition). A pod
+        with nothing running here (not started yet, or a previous agent's, none left) is deleted at once."""
+        if worker is not None:
+            worker.pod["metadata"] = pod["metadata"]
+            if worker.terminating:
+                return
+        else:
+            worker = PodWorker(self, pod)
+            if not worker.adopt():
+                self._finish_deletion(pod)
+                return
+            self.workers[key] = worker
+        worker.terminating = True
+        grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
+        log.info("pod terminating", extra={"kv": {"pod": f"{key[0]}/{key[1]}", "grace": grace}})
+
+        async def terminate() -> None:
+            await worker.stop("terminating", grace)
+            self._finish_deletion(worker.pod)
+            if self.workers.get(key) is worker:
+                self.workers.pop(key, None)
+            shutil.rmtree(logs.pod_dir(self.opts.store_path, worker.pod), ignore_errors=True)
+
+        self._keep(asyncio.create_task(terminate(), name=f"terminate {key[1]}"))
+
+    def _finish_deletion(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        try:
+            self.registry.delete("Pod", meta.get("namespace", "default"), meta["name"], grace_period=0, uid=meta.get("uid"))
+        except KubesvcError:  # gone already (force-deleted), or another pod of that name
+            pass
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         self.stopping.add(task)
@@ -327,14 +369,15 @@ class Node:
         """How Popen changes to the container's user; none when setpriv does (netns mode, or capabilities)."""
         return {} if self.netns is not None or wrapped else ident.popen_kwargs()
 
-    async def spawn(self, argv: list[str], log_file: Path, *, env: dict[str, str], cwd: str,
+    async def spawn(self, argv: list[str], log_file: Path, *, env: dict[str, str], cwd: str, stdin: int | None = None,
                     **kw: Any) -> asyncio.subprocess.Process:
-        """Start one container process: its own session, output appended to its private log file."""
+        """Start one container process: its own session, output appended to its private log file, stdin
+        ``stdin`` (a descriptor: its attach FIFO) or /dev/null."""
         log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             return await asyncio.create_subprocess_exec(
-                *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=fd,
+                *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL if stdin is None else stdin, stdout=fd,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True, **kw)
         finally:
             os.close(fd)

@@ -6,12 +6,17 @@ Rules kept here (the kubelet's pod worker, pkg/kubelet/kuberuntime):
 - Restart per ``restartPolicy`` with back-off (first restart at once, then base doubling up to cap;
   reset after the container ran 2*cap); while waiting the state is ``CrashLoopBackOff``.
 - Stop: SIGTERM to every container's group, ``terminationGracePeriodSeconds`` (a probe's own value for
-  liveness kills), then SIGKILL. Liveness or startup failure kills the container, then the restart
+  liveness kills), then SIGKILL. A pod deleted gracefully (``deletionTimestamp``) gets its
+  ``deletionGracePeriodSeconds``: each container's ``lifecycle.preStop`` hook first (``hooks``), SIGTERM
+  with the rest (at least 2 s), then SIGKILL. Liveness or startup failure kills the container, then the restart
   policy decides. Readiness only moves the Ready condition.
 - Every state change marks the pod dirty; one writer coalesces them into status writes.
 - Events: Started, Killing, Unhealthy, BackOff, Failed (container config or start errors, and images
   kubesvc cannot run: the container waits in ``ImageNotRunnable`` saying why and what to do, never Ready,
   and is tried again after each back-off base period).
+- Stdin: a container with ``stdin: true`` reads a FIFO that ``pods/attach`` writes (``execs.StdinPipe``:
+  never at end of input, or with ``stdinOnce`` until the first attach session's stdin ends); others read
+  /dev/null.
 - Who: each container runs as the user ``identity.resolve`` picks (never root unless told to); its exec
   probes run as that user too.
 - Tracking: each running container has a record (``tracking``); signals are sent only after checking
@@ -31,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubesvc.api import images as known
-from kubesvc.dataplane.kubelet import execs, identity, images, probes, spec, tracking, volumes
+from kubesvc.dataplane.kubelet import execs, hooks, identity, images, probes, spec, tracking, volumes
 from kubesvc.dataplane.kubelet.status import ContainerView
 
 if TYPE_CHECKING:
@@ -57,6 +62,7 @@ class Container:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = "."
     killing: str = ""  # why the agent is killing it (liveness, startup), for the event trail
+    stdin: execs.StdinPipe | None = None  # ``stdin: true``: the FIFO attach writes (execs)
     probe_tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -69,6 +75,7 @@ class PodWorker:
         self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
         self.pod_ip = (pod.get("status") or {}).get("podIP", "")
         self.stopping = False
+        self.terminating = False  # graceful deletion under way (node._terminate)
         self.node_stopped = False
         self.stop_event = asyncio.Event()
         self.dirty = asyncio.Event()
@@ -119,20 +126,25 @@ class PodWorker:
         for c in self.containers:
             self.tasks.append(asyncio.create_task(self._container_loop(c), name=f"{self.name}/{c.view.name}"))
 
-    async def stop(self, reason: str = "deleted") -> None:
-        """Graceful stop of every container, then cancel the loops. ``reason``: deleted | node-stopped."""
+    async def stop(self, reason: str = "deleted", grace: float | None = None) -> None:
+        """Graceful stop of every container, then cancel the loops. ``reason``: deleted | node-stopped |
+        terminating (graceful deletion: each container's preStop hook first, all within ``grace``; ``hooks``)."""
         if self.stopping:
             return
         self.stopping = True
         self.stop_event.set()
-        grace = float((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30) or 0)
+        if grace is None:
+            grace = float((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30) or 0)
         for c in self.containers:
             for t in c.probe_tasks:
                 t.cancel()
         running = [c for c in self.containers if c.proc is not None and c.proc.returncode is None]
         for c in running:
             self.node.event(self.pod, "Normal", "Killing", f"Stopping container {c.view.name}")
-        await asyncio.gather(*(self._terminate(c, grace) for c in running))
+        if reason == "terminating":
+            await asyncio.gather(*(self._terminate_hooked(c, grace) for c in running))
+        else:
+            await asyncio.gather(*(self._terminate(c, grace) for c in running))
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -141,6 +153,9 @@ class PodWorker:
                 tracking.kill_leftovers(c.proc.pid)  # just exited: its group id cannot be someone else's yet
         for c in self.containers:
             tracking.remove(self.node.record_path(self, c.view.name))
+            if c.stdin is not None:
+                await c.stdin.close()
+                c.stdin = None
         if reason == "node-stopped":
             self.node_stopped = True
             for c in self.containers:
@@ -219,8 +234,17 @@ class PodWorker:
                 assert c.identity is not None
                 path = self.node.log_path(self, v.name, v.restart_count)
                 try:
-                    c.proc = await self.node.spawn(c.wrap + argv, path, env=c.env, cwd=c.cwd, **c.user_kw)
+                    if c.spec.get("stdin"):
+                        c.stdin = execs.StdinPipe.make(path.parent, bool(c.spec.get("stdinOnce")))
+                    c.proc = await self.node.spawn(c.wrap + argv, path, env=c.env, cwd=c.cwd,
+                                                   stdin=c.stdin.child if c.stdin else None, **c.user_kw)
+                    if c.stdin is not None:
+                        c.stdin.started()
+                        await c.stdin.hold(c.proc.pid)
                 except OSError as e:
+                    if c.stdin is not None:
+                        await c.stdin.close()
+                        c.stdin = None
                     c.proc = None
                     hint = ""
                     if isinstance(e, PermissionError) and c.identity.uid != 0:
@@ -239,7 +263,8 @@ class PodWorker:
                             "pid": c.proc.pid, "start": c.start, "boot": tracking.boot_id(), "container": v.name,
                             "restartCount": v.restart_count, "startedAt": v.started_at, "uid": c.identity.uid,
                             "grace": (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30),
-                            "exec": execs.record(c.identity, c.env, c.cwd, c.wrap, bool(c.user_kw))})
+                            "exec": execs.record(c.identity, c.env, c.cwd, c.wrap, bool(c.user_kw),
+                                                 c.stdin.record() if c.stdin else None)})
                     v.started = "startupProbe" not in c.spec
                     v.ready = v.started and "readinessProbe" not in c.spec
                     self.node.event(self.pod, "Normal", "Started", f"Started container {v.name}")
@@ -271,6 +296,9 @@ class PodWorker:
         rc = await c.proc.wait()
         tracking.kill_leftovers(c.proc.pid)  # the rest of the container's process group
         tracking.remove(record)
+        if c.stdin is not None:
+            await c.stdin.close()
+            c.stdin = None
         for t in c.probe_tasks:
             t.cancel()
         c.probe_tasks.clear()
@@ -289,6 +317,17 @@ class PodWorker:
         except TimeoutError:
             pass
         return self.stopping
+
+    async def _terminate_hooked(self, c: Container, grace: float) -> None:
+        """preStop (within ``grace``), then SIGTERM with what is left of it (at least 2 s), then SIGKILL."""
+        hook = (c.spec.get("lifecycle") or {}).get("preStop")
+        began = time.monotonic()
+        if hook and grace > 0:
+            who = f'for Container "{c.view.name}" in Pod "{self.name}_{self.namespace}({self.uid})"'
+            failed = await hooks.pre_stop(hook, c.spec, self.pod_ip, c.env, c.cwd, c.wrap, c.user_kw, grace, who)
+            if failed:
+                self.node.event(self.pod, "Warning", "FailedPreStopHook", failed)
+        await self._terminate(c, max(hooks.MINIMUM_GRACE, grace - (time.monotonic() - began)))
 
     async def _terminate(self, c: Container, grace: float) -> None:
         proc = c.proc
