@@ -313,7 +313,7 @@ class Hub:
             rule, service = "(no rule)", ""
         else:
             b = r.backend
-            rule = f"{r.ingress} {r.path or '(default backend)'} -> {b.service}:{b.port}"
+            rule = f"{r.ingress} {r.host}{r.path or '(default backend)'} -> {b.service}:{b.port}"
             service = f"{b.namespace}/{b.service}:{b.port}"
         ep = ex.endpoint
         self.ingress_request(rule, ex.status, peer, _addr(*ep) if ep else "", service)

@@ -69,6 +69,7 @@ class Route:
     path_type: str
     body_limit: int | None = None  # None: the server-wide limit
     ssl_redirect: bool = True
+    host: str = ""  # the rule's host ("" for a catch-all rule or a default backend), for `kubesvc top`/`trace`
 
 
 @dataclass
@@ -77,15 +78,30 @@ class HostRoutes:
     prefix: dict[str, Route] = field(default_factory=dict)  # normalized path -> route
     implementation: list[tuple[str, Route]] = field(default_factory=list)  # longest first
     default: Route | None = None
+    depth: int = field(default=-1, compare=False, repr=False)  # most segments of a prefix path; -1: not counted yet
 
     def best(self, path: str) -> Route | None:
         best: Route | None = None
         best_len = -1
-        r = self.exact.get(path)
-        if r is not None:
-            best, best_len = r, len(path)
+        if self.exact:
+            r = self.exact.get(path)
+            if r is not None:
+                best, best_len = r, len(path)
         if self.prefix:
-            p = path.rstrip("/") or "/"
+            d = self.depth
+            if d < 0:
+                d = self.depth = max(0 if k == "/" else k.count("/") for k in self.prefix)
+            if d == 0:  # only "/": nothing deeper can match, so start there
+                p = "/"
+            else:
+                p = path.rstrip("/") or "/"
+                cut = 0
+                for _ in range(d):  # no prefix path is deeper than d segments: start at the path's first d
+                    cut = p.find("/", cut + 1)
+                    if cut < 0:
+                        break
+                else:
+                    p = p[:cut]
             while True:
                 r = self.prefix.get(p)
                 if r is not None:
@@ -240,9 +256,9 @@ def build(ingresses: Iterable[Obj], classes: Iterable[Obj], controller: str = CO
         rules = spec.get("rules") or []
 
         def route(ref: BackendRef, path: str, path_type: str, ing_name: str = ing_name, limit: int | None = limit,
-                  redirect: bool = redirect) -> Route:
+                  redirect: bool = redirect, host: str = "") -> Route:
             t.backends[ref.key] = ref
-            return Route(ref, ing_name, path, path_type, limit, redirect)
+            return Route(ref, ing_name, path, path_type, limit, redirect, host)
 
         ing_default: Route | None = None
         dref = _backend_ref(ns, spec.get("defaultBackend"))
@@ -274,11 +290,11 @@ def build(ingresses: Iterable[Obj], classes: Iterable[Obj], controller: str = CO
                 kind = p.get("pathType") or "ImplementationSpecific"
                 path = p.get("path") or "/"
                 if kind == "Exact":
-                    g.exact.setdefault(path, route(ref, path, kind))
+                    g.exact.setdefault(path, route(ref, path, kind, host=host))
                 elif kind == "Prefix":
-                    g.prefix.setdefault(path.rstrip("/") or "/", route(ref, path, kind))
+                    g.prefix.setdefault(path.rstrip("/") or "/", route(ref, path, kind, host=host))
                 else:
-                    impl.setdefault(id(g), {}).setdefault(path, route(ref, path, kind))
+                    impl.setdefault(id(g), {}).setdefault(path, route(ref, path, kind, host=host))
         for entry in spec.get("tls") or []:
             entry = entry or {}
             secret = (ns, entry["secretName"]) if entry.get("secretName") else None
