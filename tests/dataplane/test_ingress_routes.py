@@ -93,6 +93,18 @@ def test_longest_match_wins_over_exact_of_shorter_path() -> None:
     assert who(t, "h.test", "/a") == "exact"
 
 
+def test_prefix_walk_starts_at_the_deepest_rule_depth() -> None:
+    # the walk starts at the path's first N segments, N the deepest Prefix rule (HostRoutes.depth): deeper
+    # request paths, paths shorter than N, trailing slashes and a lone "/" rule all still find the longest match
+    t = routes.build([ing("i", [("h.test", [("/", "Prefix", "root"), ("/a", "Prefix", "a"), ("/a/b/c", "Prefix", "abc"),
+                                             ("/x/y", "Prefix", "xy")])])], CLASSES)
+    cases = {"/a/b/c/d/e/f": "abc", "/a/b/c/": "abc", "/a/b/cd": "a", "/a/b": "a", "/a": "a", "/ab": "root",
+             "/x/y/z/w": "xy", "/x/yz/w": "root", "/": "root", "/q/r/s/t": "root"}
+    assert {p: who(t, "h.test", p) for p in cases} == cases
+    only_root = routes.build([ing("i", [("h.test", [("/", "Prefix", "root"), ("/e", "Exact", "e")])])], CLASSES)
+    assert [who(only_root, "h.test", p) for p in ("/u/1/2/3", "/e", "/e/")] == ["root", "e", "root"]
+
+
 def test_paths_are_case_sensitive() -> None:
     t = routes.build([ing("i", [("h.test", [("/foo", "Prefix", "foo")])])], CLASSES)
     assert who(t, "h.test", "/FOO") is None
