@@ -267,7 +267,7 @@ def test_a_trace_subscriber_that_stops_reading_is_dropped_and_the_proxy_keeps_se
         # each connection makes an open and a close event (~700 B); 1 MiB plus the kernel's buffers is a few thousand
         talks = 0
         while not dropped():
-            assert talks < 20000, "the slow subscriber was never dropped"
+            assert talks < 8000, "the slow subscriber was never dropped"
             assert bed.talk() == b"hello"  # served throughout
             talks += 1
         assert talks > 1000  # it was dropped for its backlog, not at once
