@@ -532,7 +532,12 @@ def _delete(req: Request, ctx: Context, k: Kind, ns: str, name: str) -> Response
     policy = req.param("propagationPolicy") or opts.get("propagationPolicy")
     if policy is None and opts.get("orphanDependents") is True:  # the older DeleteOptions field
         policy = "Orphan"
-    old = ctx.registry.delete(k.kind, ns, name, dry_run=dry, propagation=policy or "Background")
+    grace = req.param("gracePeriodSeconds") or opts.get("gracePeriodSeconds")
+    try:
+        grace_period = None if grace is None or grace == "" else int(grace)
+    except (TypeError, ValueError):
+        raise bad_request(f'gracePeriodSeconds: Invalid value: "{grace}": must be an integer') from None
+    old = ctx.registry.delete(k.kind, ns, name, dry_run=dry, propagation=policy or "Background", grace_period=grace_period)
     return json_response(200, views.with_type(old, k))
 
 

@@ -13,6 +13,10 @@ Rules kept here (the garbage collector of kube-controller-manager, run synchrono
   deleted (foreground too), and once none blocks it the finalizer is dropped and the owner goes, in
   the same transaction when every dependent could go at once, else later, from the garbage collector's
   loop (``controllers/gc.py``) in the kubelet.
+- Graceful deletion (Pods a live kubelet runs, ``PodStrategy.grace_period``): the object only gets
+  ``deletionTimestamp`` and ``deletionGracePeriodSeconds``; deleting it again with a shorter period
+  shortens both (as upstream's ``BeforeDelete``), with a longer or equal one changes nothing; grace 0
+  removes it. The kubelet deletes it with grace 0 once its containers have stopped.
 - Finalizers: deleting an object whose ``metadata.finalizers`` is not empty only sets its
   ``deletionTimestamp`` (and ``deletionGracePeriodSeconds`` 0); an update that empties the finalizers of
   such an object removes it.
@@ -163,6 +167,24 @@ def mark_deleting(registry: Registry, txn: Txn, obj: Obj) -> Obj:
     new = copy.deepcopy(obj)
     new["metadata"]["deletionTimestamp"] = _now()
     new["metadata"]["deletionGracePeriodSeconds"] = 0
+    stored = txn.update(new, check_version=True)
+    registry._after_write(txn, BY_KIND[obj["kind"]], obj, stored)
+    return stored
+
+
+def mark_graceful(registry: Registry, txn: Txn, obj: Obj, period: int) -> Obj:
+    """Graceful deletion: set (or shorten) ``deletionTimestamp`` = now + ``period`` and
+    ``deletionGracePeriodSeconds`` = ``period``; the object stays until its finisher deletes it with grace 0."""
+    from datetime import timedelta
+
+    meta = obj["metadata"]
+    current = meta.get("deletionGracePeriodSeconds")
+    if meta.get("deletionTimestamp") and current is not None and int(current) <= period:
+        return obj
+    new = copy.deepcopy(obj)
+    when = datetime.now(UTC) + timedelta(seconds=period)
+    new["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    new["metadata"]["deletionGracePeriodSeconds"] = period
     stored = txn.update(new, check_version=True)
     registry._after_write(txn, BY_KIND[obj["kind"]], obj, stored)
     return stored

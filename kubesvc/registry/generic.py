@@ -239,12 +239,15 @@ class Registry:
         return result
 
     def delete(self, kind: str, namespace: str, name: str, *, dry_run: bool = False,
-               propagation: str = "Background") -> dict[str, Any]:
+               propagation: str = "Background", grace_period: int | None = None, uid: str | None = None) -> dict[str, Any]:
         """Delete one object; its dependents (ownerReferences) go with it in the same transaction, or with
         ``propagation="Orphan"`` stay, with the reference to the deleted owner removed (as the garbage
         collector orphans them). ``Foreground`` keeps the owner (deletionTimestamp, ``foregroundDeletion``
         finalizer) until its blocking dependents are gone (``registry.gc``). An object with finalizers is
-        only marked (deletionTimestamp)."""
+        only marked (deletionTimestamp). A Pod a live kubelet runs is deleted gracefully: marked with
+        ``deletionTimestamp`` and ``deletionGracePeriodSeconds`` (``grace_period``, else its
+        ``terminationGracePeriodSeconds``) until its kubelet, done stopping it, deletes it with grace 0
+        (``registry.gc.mark_graceful``). ``uid``: the precondition (Conflict when the object is another)."""
 
         def run(txn: Txn) -> dict[str, Any]:
             from kubesvc.registry import gc
@@ -253,11 +256,13 @@ class Registry:
             current = txn.get(kind, namespace if k.namespaced else "", name)
             if current is None:
                 raise NotFound(k.resource, name)
+            if uid is not None and current["metadata"].get("uid") != uid:
+                raise Conflict(k.resource, name)
             if propagation == "Orphan":
                 gc.orphan(self, txn, current)
             elif propagation == "Foreground":
                 return gc.foreground(self, txn, current)
-            return self._delete(txn, kind, namespace, name)
+            return self._delete(txn, kind, namespace, name, grace_period)
 
         result: dict[str, Any] = self._run(dry_run, run)
         return result
@@ -344,7 +349,7 @@ class Registry:
             return self._delete(txn, k.kind, stored["metadata"].get("namespace", ""), stored["metadata"]["name"])
         return stored
 
-    def _delete(self, txn: Txn, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    def _delete(self, txn: Txn, kind: str, namespace: str, name: str, grace_period: int | None = None) -> dict[str, Any]:
         from kubesvc.registry import kinds
 
         k = BY_KIND[kind]
@@ -357,6 +362,11 @@ class Registry:
             from kubesvc.registry import gc
 
             return gc.mark_deleting(self, txn, current)
+        period = st.grace_period(self, current, grace_period)
+        if period > 0:
+            from kubesvc.registry import gc
+
+            return gc.mark_graceful(self, txn, current, period)
         st.before_delete(self, txn, current)
         old = txn.delete(kind, ns, name)
         st.after_delete(self, txn, old)

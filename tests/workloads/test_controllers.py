@@ -86,7 +86,8 @@ def test_replicas_kept_through_crash_scale_and_cascade(bed: Bed) -> None:
     # cascade: deleting the owner deletes its pods, and their processes stop
     pids = [container_pid(p) for p in bed.pods(app="web")]
     assert bed.ks("delete", "rc", "web").returncode == 0
-    assert bed.pods(app="web") == [] and bed.endpoints("web") == ([], [])
+    assert bed.endpoints("web") == ([], [])  # the pods are Terminating: out of the Endpoints at once
+    bed.wait(lambda: bed.pods(app="web") == [], what="pods removed by the kubelet once stopped")
     bed.wait(lambda: not any(alive(p) for p in pids), what="processes stopped")
 
 
@@ -144,7 +145,7 @@ def test_rolling_update_undo_and_cascade(bed: Bed) -> None:
     assert watcher.returncode == 0, out
     assert min(seen) >= 2 and "old replicas are pending termination" in out, (seen, out)
     ips = ready_ips(bed, "app", 2)
-    v2 = bed.pods(app="app")
+    v2 = [p for p in bed.pods(app="app") if not p["metadata"].get("deletionTimestamp")]  # old ones may be Terminating
     assert not v1_pods & {p["metadata"]["name"] for p in v2}
     assert sorted(p["status"]["podIP"] for p in v2) == ips
     rss = {r["metadata"]["name"]: r for r in bed.store.list("ReplicaSet", "default")}
@@ -159,8 +160,10 @@ def test_rolling_update_undo_and_cascade(bed: Bed) -> None:
     r = bed.ks("rollout", "status", "deployment/app", "--timeout", "25")
     assert r.returncode == 0, r.stderr
     ready_ips(bed, "app", 2)
-    envs = {e["value"] for p in bed.pods(app="app") for e in p["spec"]["containers"][0]["env"] if e["name"] == "VERSION"}
+    envs = {e["value"] for p in bed.pods(app="app") if not p["metadata"].get("deletionTimestamp")
+            for e in p["spec"]["containers"][0]["env"] if e["name"] == "VERSION"}
     assert envs == {"v1"}
     # cascade: deployment -> replica sets -> pods
     assert bed.ks("delete", "deployment", "app").returncode == 0
-    assert bed.store.list("ReplicaSet", "default") == [] and bed.pods(app="app") == []
+    assert bed.store.list("ReplicaSet", "default") == []
+    bed.wait(lambda: bed.pods(app="app") == [], what="pods removed by the kubelet once stopped")

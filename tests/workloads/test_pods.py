@@ -76,7 +76,7 @@ def test_grace_period_sigterm_then_sigkill(bed: Bed) -> None:
     p = bed.wait(lambda: running_ready(bed.pod("stubborn")) and bed.pod("stubborn"), what="pod running")
     pid = container_pid(p)
     bed.wait(lambda: "waiting" in bed.ks("logs", "stubborn").stdout, what="program output")
-    r = bed.ks("delete", "pod", "stubborn")
+    r = bed.ks("delete", "pod", "stubborn", "--wait=false")  # Terminating until its kubelet has stopped it
     assert r.returncode == 0, r.stderr
     assert bed.endpoints("stubborn") == ([], [])
     bed.wait(flag.exists, what="SIGTERM delivered")

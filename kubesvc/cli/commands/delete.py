@@ -1,8 +1,9 @@
 """`kubesvc delete`: by TYPE NAME..., TYPE/NAME, -f, -l or --all; prints `service "web" deleted`.
 
 kubectl's deletion flags: ``--wait`` (default true: return once the object is gone), ``--now`` (grace period 1),
-``--force`` (kubectl's immediate-deletion warning, ``force deleted``), ``--grace-period`` (accepted; kubesvc's
-deletes are immediate), ``--cascade=background|foreground|orphan`` (orphan keeps the dependents and drops their
+``--force`` (kubectl's immediate-deletion warning, ``force deleted``; grace period 0 unless given), ``--grace-period``
+(the DeleteOptions' gracePeriodSeconds: a Pod a live kubelet runs is Terminating that long at most; 0 without
+``--force`` means 1, as kubectl), ``--cascade=background|foreground|orphan`` (orphan keeps the dependents and drops their
 ownerReferences to the deleted owner; foreground ends as background, in one transaction), ``--timeout``."""
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def delete(
     ignore_not_found: Annotated[bool, typer.Option("--ignore-not-found", help="Treat 'resource not found' as a successful delete.")] = False,
     dry_run: common.DryRunOpt = "none",
     output: common.OutputOpt = None,
-    wait: Annotated[bool, typer.Option("--wait", help="If true, wait for resources to be gone before returning.")] = True,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="If true, wait for resources to be gone before returning.")] = True,
     now: Annotated[bool, typer.Option("--now", help="If true, resources are signaled for immediate shutdown (same as --grace-period=1).")] = False,
     force: Annotated[bool, typer.Option("--force", help="If true, immediately remove resources from API and bypass graceful deletion.")] = False,
     grace_period: Annotated[int, typer.Option("--grace-period", help="Period of time in seconds given to the resource to terminate gracefully. Ignored if negative.")] = -1,
@@ -46,6 +47,11 @@ def delete(
     if force and grace_period > 0:
         raise ClientError("--force and --grace-period greater than 0 cannot be specified together")
     wait_for = common.parse_timeout(timeout) if timeout else 0.0
+    grace: int | None = 1 if now else (grace_period if grace_period >= 0 else None)
+    if grace == 0 and not force:
+        grace = 1  # kubectl: --grace-period=0 without --force means 1
+    if force and grace is None:
+        grace = 0
     if force:
         import sys
 
@@ -91,7 +97,7 @@ def delete(
             if reg is None:  # --dry-run=client
                 obj: dict[str, Any] = {"metadata": {"name": name}}
             else:
-                obj = reg.delete(kind, obj_ns, name, dry_run=mode != "none", propagation=propagation)
+                obj = reg.delete(kind, obj_ns, name, dry_run=mode != "none", propagation=propagation, grace_period=grace)
         except NotFound as e:
             if not ignore_not_found:
                 failures.append(Failure(e, context))
@@ -126,7 +132,7 @@ def _propagation(cascade: str) -> str:
 
 
 def _wait_gone(reg: Any, kind: str, namespace: str, name: str, timeout: float) -> None:
-    """--wait: until the object is gone from the store (at once here: kubesvc has no finalizers), then
+    """--wait: until the object is gone from the store (a Terminating pod: once its kubelet stopped it), then
     kubectl's wait-for-deletion error if ``timeout`` (when set) passes first."""
     import time
 

@@ -67,6 +67,11 @@ class Strategy:
     def allocate(self, txn: Txn, obj: Obj, settings: Settings, old: Obj | None) -> None:
         """Addresses and ports the object needs, after validation (errors raise Invalid)."""
 
+    def grace_period(self, registry: Registry, obj: Obj, requested: int | None) -> int:
+        """Seconds of graceful deletion (``CheckGracefulDelete``): 0 removes the object at once, more only
+        marks it (``deletionTimestamp``) for whoever finishes it (Pod: the kubelet)."""
+        return 0
+
     def before_delete(self, registry: Registry, txn: Txn, obj: Obj) -> None:
         """Refuse the delete (Forbidden) or take contents with it, before the object goes."""
 

@@ -104,6 +104,47 @@ class PodStrategy(Strategy):
 
         endpoints.on_pod_changed(txn, old, new)
 
+    def grace_period(self, registry: Registry, obj: Obj, requested: int | None) -> int:
+        return pod_grace_period(registry.store.path, obj, requested)
+
+
+def pod_grace_period(store_path: str, pod: Obj, requested: int | None) -> int:
+    """Upstream's pod ``CheckGracefulDelete``: DeleteOptions.gracePeriodSeconds, else the pod's
+    ``terminationGracePeriodSeconds`` (30); 0 for a pod not bound to a node or already Succeeded/Failed.
+    kubesvc adds: 0 for a pod no kubelet runs (a registered backend) and for one whose node has no live
+    agent (its lock is not held: nothing would finish the deletion; the next agent stops what was left)."""
+    spec = pod.get("spec") or {}
+    period = requested if requested is not None else spec.get("terminationGracePeriodSeconds")
+    period = 30 if period is None else max(0, int(period))
+    node = spec.get("nodeName")
+    if period == 0 or not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    if not runs_locally(pod) or not agent_alive(store_path, node):
+        return 0
+    return period
+
+
+def agent_alive(store_path: str, node: str) -> bool:
+    """Whether ``kubesvc kubelet`` for ``node`` runs on this store: it holds ``<store>.d/kubelet[-node].lock``
+    (the path ``dataplane/kubelet/server.py`` locks)."""
+    import fcntl
+    import os
+
+    name = "kubelet.lock" if node == "kubesvc-node" else f"kubelet-{node}.lock"
+    try:
+        fd = os.open(os.path.join(os.path.abspath(store_path) + ".d", name), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing drops a lock we took
+    return False
+
 
 def pod_status(pod: Obj, user_status: Obj | None) -> None:
     """kubesvc has no kubelet for registered pods: keep what the manifest says, fill the rest as Running."""
@@ -145,7 +186,7 @@ class NamespaceStrategy(Strategy):
         for other in KINDS:
             if other.namespaced:
                 for item in txn.list(other.kind, name):
-                    registry._delete(txn, other.kind, name, item["metadata"]["name"])
+                    registry._delete(txn, other.kind, name, item["metadata"]["name"], 0)  # pods at once (no grace)
 
     def after_write(self, registry: Registry, txn: Txn, old: Obj | None, new: Obj | None) -> None:
         if old is None and new is not None:
