@@ -100,7 +100,7 @@ class Unit:
 
 def _hash(text: str) -> str:
     """kube-proxy's ``hashAndTruncate``-style 8-character tag that keeps chain names unique."""
-    return base64.b32encode(hashlib.sha256(text.encode()).digest())[:8].decode()
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:5]).decode()  # 5 bytes = the first 8 characters
 
 
 def _tag(spn: planning.SPN, protocol: str) -> str:
@@ -117,6 +117,8 @@ def _addr(ip: str) -> str:
 
 
 def _is_loopback(ip: str) -> bool:
+    if ip.startswith("127."):
+        return True
     try:
         return ipaddress.ip_address(ip).is_loopback
     except ValueError:
@@ -176,9 +178,8 @@ def render_unit(sp: planning.ServicePort) -> Unit:
         svc_rules.append(f"goto {targets[-1]}")
 
     internal, external = sp.endpoints_for("cluster"), sp.endpoints_for("external")
-    svc_chain = f"service-{_hash(tag)}-{tag}"
-    ext_chain = f"external-{_hash(tag)}-{tag}"
-    fw_chain = f"firewall-{_hash(tag)}-{tag}"
+    h = _hash(tag)
+    svc_chain, ext_chain, fw_chain = f"service-{h}-{tag}", f"external-{h}-{tag}", f"firewall-{h}-{tag}"
     if internal:
         chains[svc_chain] = []
         endpoint_choice(chains[svc_chain], internal)
