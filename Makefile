@@ -24,13 +24,12 @@ sysdeps:
 demo: install
 	bash examples/demo.sh
 
-# ruff and mypy, configured in pyproject.toml. To become a prerequisite of `test` (so CI runs it first)
-# as soon as it is clean: `test: install sysdeps lint`.
+# ruff and mypy, configured in pyproject.toml; a prerequisite of `test`, so CI (`make test`) runs it first.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install sysdeps
+test: install sysdeps lint
 	$(BIN)/python -m pytest -n 2 -q tests
 
 bench: install

@@ -381,7 +381,8 @@ def _typed_object(body: Any, k: Kind, namespace: str) -> dict[str, Any]:
     if meta is None:
         meta = obj["metadata"] = {}
     if not isinstance(meta, dict):
-        raise bad_request(f"{k.kind} in version \"{k.version}\" cannot be handled as a {k.kind}: json: cannot unmarshal {type(meta).__name__} into Go struct field {k.kind}.metadata of type v1.ObjectMeta")
+        raise bad_request(f"{k.kind} in version \"{k.version}\" cannot be handled as a {k.kind}: "
+                          f"json: cannot unmarshal {type(meta).__name__} into Go struct field {k.kind}.metadata of type v1.ObjectMeta")
     if k.namespaced:
         given = meta.get("namespace")
         if given and given != namespace:
@@ -527,7 +528,8 @@ def _delete(req: Request, ctx: Context, k: Kind, ns: str, name: str) -> Response
         meta = live["metadata"]
         for key, word in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
             if pre.get(key) and pre[key] != meta.get(key):
-                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {k.resource} "{name}": Precondition failed: {word} in precondition: {pre[key]}, {word} in object meta: {meta.get(key)}',
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {k.resource} "{name}": Precondition failed: '
+                                                f'{word} in precondition: {pre[key]}, {word} in object meta: {meta.get(key)}',
                                {"name": name, "group": k.group, "kind": k.plural})
     policy = req.param("propagationPolicy") or opts.get("propagationPolicy")
     if policy is None and opts.get("orphanDependents") is True:  # the older DeleteOptions field

@@ -84,8 +84,8 @@ def from_error(err: BaseException) -> dict[str, Any]:
         k = BY_KIND.get(err.kind)
         causes = [{"reason": _CAUSE_REASON.get(c.type, "FieldValueInvalid"), "message": c.body(), "field": c.field}
                   for c in err.causes]
-        details = {"name": err.name, "group": k.group if k else "", "kind": err.kind, "causes": causes}
-        return status(422, "Invalid", err.status_message(), details)
+        invalid = {"name": err.name, "group": k.group if k else "", "kind": err.kind, "causes": causes}
+        return status(422, "Invalid", err.status_message(), invalid)
     if isinstance(err, (NotFound, AlreadyExists, Conflict)):
         plural, group = _split_resource(err.resource)
         details: dict[str, Any] = {"name": err.name, "group": group, "kind": plural}

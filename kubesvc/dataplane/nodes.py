@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 from kubesvc.errors import ClientError
 
@@ -151,16 +152,21 @@ def publish(store_path: str, nodes: list[NodeNet]) -> None:
             obj = node_object(n, store.get("Node", "", n.name))
             if store.get("Node", "", n.name) is None:
                 reg.create({k: v for k, v in obj.items() if k != "status"})
-            reg.mutate("Node", "", n.name, lambda o, obj=obj: o.update(metadata={**o["metadata"], "labels": obj["metadata"]["labels"]},
-                                                                       spec=obj["spec"]))
-            reg.update_status("Node", "", n.name, lambda o, obj=obj: o.update(status=obj["status"]))
+            def relabel(o: dict[str, Any], obj: dict[str, Any] = obj) -> None:
+                o.update(metadata={**o["metadata"], "labels": obj["metadata"]["labels"]}, spec=obj["spec"])
+
+            def restatus(o: dict[str, Any], obj: dict[str, Any] = obj) -> None:
+                o.update(status=obj["status"])
+
+            reg.mutate("Node", "", n.name, relabel)
+            reg.update_status("Node", "", n.name, restatus)
 
 
-def node_object(n: NodeNet, base: dict | None) -> dict:
+def node_object(n: NodeNet, base: dict[str, Any] | None) -> dict[str, Any]:
     """The Node object of ``n``: ``base`` (the stored one, or None) with InternalIP = the node IP and podCIDR."""
     import copy
 
-    obj = copy.deepcopy(base) if base else {"apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name}}
+    obj: dict[str, Any] = copy.deepcopy(base) if base else {"apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name}}
     meta = obj.setdefault("metadata", {})
     meta.setdefault("labels", {}).update({"kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux"})
     obj.setdefault("spec", {}).update({"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]})

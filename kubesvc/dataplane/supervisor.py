@@ -514,7 +514,7 @@ def plan_listens(run: RunDir, flags: dict[str, Any], names: set[str]) -> tuple[d
             continue
         host = _default_host(run, listen)
         first: OSError | None = None
-        for port in (listen.default_port, listen.fallback_port, 0):
+        for port in (listen.default_port, listen.fallback_port, 0):  # type: ignore[assignment]  # fallback_port may be None
             if port is None:
                 continue
             bound, err = _try_bind(host, port, listen.udp)

@@ -224,7 +224,7 @@ def test_unknown_field_names_cannot_split_the_response(api: Api, ns: str) -> Non
 
 def test_a_lone_surrogate_echoed_in_an_error_is_still_json(api: Api, ns: str) -> None:
     """An unknown field named by a lone surrogate comes back in the strict-decoding error: escaped, not a 500."""
-    body = ('{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"sur"},"\\ud800x":1}').encode()
+    body = (b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"sur"},"\\ud800x":1}')
     conn = api.http_connection(timeout=10)
     try:
         conn.request("POST", f"/api/v1/namespaces/{ns}/configmaps?fieldValidation=Strict", body=body,

@@ -76,7 +76,7 @@ FORWARD = Answer(forward=True, authoritative=False)
 
 
 def _rd(rdtype: int, text: str) -> dns.rdata.Rdata:
-    return dns.rdata.from_text(IN, rdtype, text)
+    return dns.rdata.from_text(IN, rdtype, text)  # type: ignore[arg-type]  # dnspython takes the int (IntEnum)
 
 
 def _addr_rd(ip: str) -> tuple[int, dns.rdata.Rdata] | None:

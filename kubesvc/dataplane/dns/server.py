@@ -269,7 +269,7 @@ class Server:
         return task
 
     async def forward(self, job: Forward, send: Callable[[bytes], None]) -> None:
-        query = dns.message.make_query(job.qname, job.qtype, use_edns=0, payload=1232,
+        query = dns.message.make_query(job.qname, job.qtype, use_edns=0, payload=1232,  # type: ignore[arg-type]
                                        want_dnssec=bool(job.query.ednsflags & dns.flags.DO))
         query.flags = dns.flags.RD | (job.query.flags & dns.flags.CD)
         reply = None

@@ -146,7 +146,10 @@ def sync_status(store: Store, table: routes.RouteTable, ip: str | None, all_ingr
             lb.pop("ingress", None)
         status["loadBalancer"] = lb
         try:
-            reg.update_status("Ingress", key[0], key[1], lambda obj, st=status: obj.__setitem__("status", st))
+            def set_status(obj: dict[str, Any], st: dict[str, Any] = status) -> None:
+                obj["status"] = st
+
+            reg.update_status("Ingress", key[0], key[1], set_status)
             writes += 1
         except KubesvcError as e:
             log.warning("cannot write Ingress status", extra={"kv": {"ingress": f"{key[0]}/{key[1]}", "error": str(e)}})
