@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/mypy
 
 test: install sysdeps lint
-	$(BIN)/python -m pytest -n 2 -q tests
+	$(BIN)/python -m pytest -n 3 -q tests
 
 bench: install
 	BENCH=1 bash scripts/sysdeps.sh

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.apiserver.fixtures import *  # noqa: F403
 from tests.apiserver.fixtures import Api
 
-EXAMPLES = int(os.environ.get("KUBESVC_FUZZ_EXAMPLES", "700"))
+EXAMPLES = int(os.environ.get("KUBESVC_FUZZ_EXAMPLES", "400"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("KUBESVC_FUZZ_RANDOM"),
                 suppress_health_check=list(HealthCheck), database=None)
 

@@ -29,8 +29,11 @@ spec:
 """
 
 
-@pytest.fixture
-def history(api: Api, ns: str) -> str:
+@pytest.fixture(scope="module")
+def history(api: Api) -> str:
+    """One namespace for the module (its tests read, dry-run, or leave the Deployment as they found it)."""
+    ns = "rollout-history"
+    assert api.ks("create", "namespace", ns).code == 0
     assert api.ks("create", "deployment", "web", "--image=nginx", "-n", ns).code == 0
     assert api.ks("create", "deployment", "empty", "--image=nginx", "-n", ns).code == 0
     # the revision annotation the deployment controller keeps (kubectl's server-side undo patches the annotations)

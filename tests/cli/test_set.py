@@ -11,8 +11,7 @@ from tests.apiserver.fixtures import *  # noqa: F403
 from tests.apiserver.fixtures import Api, needs_kubectl
 
 
-@pytest.fixture
-def web(api: Api, ns: str) -> str:
+def _objects(api: Api, ns: str) -> str:
     for args in (["create", "deployment", "web", "--image=nginx", "--image=redis"],
                  ["create", "configmap", "cfg", "--from-literal=K1=v1", "--from-literal=k-2=v2"],
                  ["create", "secret", "generic", "sec", "--from-literal=S=x"],
@@ -20,6 +19,18 @@ def web(api: Api, ns: str) -> str:
         r = api.ks(*args, "-n", ns)
         assert r.code == 0, r.err
     return ns
+
+
+@pytest.fixture(scope="module")
+def web_shared(api: Api) -> str:
+    """For the dry runs, which change nothing: one namespace for the module."""
+    assert api.ks("create", "namespace", "set-dry-runs").code == 0
+    return _objects(api, "set-dry-runs")
+
+
+@pytest.fixture
+def web(api: Api, ns: str) -> str:
+    return _objects(api, ns)
 
 
 def same(api: Api, *args: str) -> str:
@@ -53,7 +64,8 @@ def same(api: Api, *args: str) -> str:
     ["set", "selector", "svc/web", "app=web", "--resource-version=1"],
     ["set", "selector", "svc/web", "app=web", "-o", "yaml"],
 ], ids=lambda a: " ".join(a[1:]))
-def test_dry_run_same_as_kubectl(api: Api, web: str, args: list[str]) -> None:
+def test_dry_run_same_as_kubectl(api: Api, web_shared: str, args: list[str]) -> None:
+    web = web_shared
     if any(a.startswith("--from") for a in args):  # kubectl walks the ConfigMap's keys in Go's random map order
         k, s = api.kubectl(*args, "--dry-run=client", "-n", web), api.ks(*args, "--dry-run=client", "-n", web)
         assert (s.code, s.err) == (k.code, k.err)
