@@ -18,7 +18,12 @@ Rules kept here (docs/concepts/apiserver.md, "Streaming: logs, exec, attach, por
   to the container's stdin FIFO named in its record (``kubelet.execs``: containers with ``stdin: true``);
   the session's stdin ends with a v5 close of channel 0 or with the WebSocket, and for a ``stdinOnce``
   container that ends the container's input (the first session only). A container without ``stdin: true``
-  reads /dev/null, and stdin sent to attach it is read and dropped, as a runtime drops it.
+  reads /dev/null, and stdin sent to attach it is read and dropped, as a runtime drops it. A ``tty: true``
+  container runs on a terminal the kubelet keeps (``kubelet.execs.Tty``): with ``tty=true`` the session connects
+  to its socket (named in the record) and sends channel 0 there as terminal input and channel 4's sizes as
+  resizes; output (stderr merged, the terminal's echo included) comes from the log on channel 1. Without a
+  reachable terminal (an adopted container: the master end went with the kubelet that started it) the
+  session is output-only.
 - port-forward: SPDY/3.1 streams (``spdy.py``), tunnelled in WebSocket binary messages (subprotocol
   ``SPDY/3.1+portforward.k8s.io``, kubectl 1.32's default) or after ``Upgrade: SPDY/3.1`` (its fallback).
   Each connection is a pair of streams (``streamType`` error and data, same ``requestID``, ``port``); the
@@ -182,12 +187,15 @@ def route(req: Any, ctx: Any, kind: str, namespace: str, raw_name: str, sub: str
             return Response(101, stream=Exec(target, list(command), stdin, stdout, stderr and not tty, tty))
         cname = podlogs.pick_container(pod, container)
         _, path = podlogs.read(store_path, pod, cname)
-        fifo = execs.attach_stdin(store_path, pod, cname) if stdin else None
-        if fifo is not None and not os.access(fifo.path, os.W_OK) and os.path.exists(fifo.path):
-            raise bad_request(f'cannot attach to the stdin of container "{cname}": its FIFO {fifo.path} belongs to '
-                              f"the kubelet's user (this process runs as uid {os.geteuid()})")
+        term = execs.attach_tty(store_path, pod, cname) if tty else None
+        fifo = execs.attach_stdin(store_path, pod, cname) if stdin and term is None else None
+        for what, where in (("FIFO", fifo.path if fifo else None), ("terminal", term)):
+            if where is not None and not os.access(where, os.W_OK) and os.path.exists(where):
+                raise bad_request(f'cannot attach to the stdin of container "{cname}": its {what} {where} belongs to '
+                                  f"the kubelet's user (this process runs as uid {os.geteuid()})")
         _need_upgrade(req, "websocket", sub)
-        return Response(101, stream=Attach(store_path, pod, cname, path, stdout, stderr and not tty, stdin, fifo))
+        return Response(101, stream=Attach(store_path, pod, cname, path, stdout, stderr and not tty, stdin, fifo,
+                                           term, stdin_spec=_container_stdin(pod, cname)))
     if sub == "portforward":
         if req.method not in ("GET", "POST"):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
@@ -641,11 +649,15 @@ class Attach(Action):
     stderr: bool
     stdin: bool
     fifo: execs.AttachStdin | None = None  # the container's stdin, when it has one and the client sends it
+    term: str | None = None  # the tty socket of a ``tty: true`` container, when the client asks for a terminal
+    stdin_spec: bool = False  # the container has ``stdin: true``: a terminal's input is sent only then
 
     async def serve(self, io: StreamIO) -> bool:
         ws = await WebSocket.accept(io, EXEC_PROTOCOLS)
         if ws is None:
             return False
+        if self.term is not None:
+            return await self._serve_tty(io, ws, self.term)
         ch = _Channels(ws)
         gone = asyncio.Event()
         fd = -1
@@ -695,6 +707,66 @@ class Attach(Action):
             reader.cancel()
             end_stdin()
         return False
+
+
+    async def _serve_tty(self, io: StreamIO, ws: WebSocket, term: str) -> bool:
+        ch = _Channels(ws)
+        gone = asyncio.Event()
+        writer: asyncio.StreamWriter | None = None
+        with contextlib.suppress(OSError):
+            short, dfd = execs.short_path(term)
+            try:
+                _, writer = await asyncio.open_unix_connection(short)
+            finally:
+                os.close(dfd)
+
+        async def take_input() -> None:
+            nonlocal writer
+            try:
+                while (msg := await ws.recv()) is not None:
+                    if not msg or writer is None:
+                        continue  # output-only: no terminal to write to
+                    frame = b""
+                    if msg[0] == STDIN and msg[1:] and self.stdin and self.stdin_spec:
+                        frame = execs.tty_frame(execs.TTY_INPUT, msg[1:])
+                    elif msg[0] == RESIZE:
+                        with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+                            size = json.loads(msg[1:])
+                            frame = execs.resize_frame(int(size["Width"]), int(size["Height"]))
+                    if frame:
+                        try:
+                            writer.write(frame)
+                            await writer.drain()
+                        except (ConnectionError, OSError):  # the container (and its terminal) has gone
+                            writer.close()
+                            writer = None
+            finally:
+                gone.set()
+
+        async def send(data: bytes) -> bool:
+            if self.stdout:
+                await ch.out(STDOUT, data)
+            return True
+
+        reader = asyncio.get_running_loop().create_task(take_input())
+        try:
+            size = self.path.stat().st_size
+            await _follow(self.store_path, self.pod, self.container, self.path, size, send, gone, io)
+            if not gone.is_set():
+                await ch.status({"metadata": {}, "status": "Success"})
+                await ws.close()
+        except (ConnectionError, TimeoutError, ssl.SSLError, OSError):
+            pass
+        finally:
+            reader.cancel()
+            if writer is not None:
+                writer.close()
+        return False
+
+
+def _container_stdin(pod: Obj, container: str) -> bool:
+    spec: Obj = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container), {})
+    return bool(spec.get("stdin"))
 
 
 async def _write_fifo(fd: int, data: bytes) -> None:

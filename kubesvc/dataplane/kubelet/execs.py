@@ -21,7 +21,18 @@ Rules kept here:
   (``tail --pid=PID -f /dev/null``, which ends with the container) keeps the write side open until the first
   attach session's stdin ends: that session then stops the holder and removes the FIFO, so the container
   reads end of input and later sessions' stdin is dropped, as a runtime closes a stdinOnce container's stdin.
-  A ``tty: true`` container still gets no terminal (no pty is kept for it).
+- Attach TTY (a container with ``tty: true``, as a runtime starts it): the kubelet starts it on a pseudo-terminal
+  (``Tty``): its stdin, stdout and stderr are the pty's terminal end, it leads a new session with that terminal
+  as its controlling terminal (then changes user, as ``identity`` says), and the kubelet keeps the master end:
+  it copies what the container writes (stdout and stderr merged, the terminal's echo included) into the
+  container's log file, and serves a unix socket, ``<container dir>/tty`` (mode 0600 in the 0700 directory, named
+  in the record as ``tty.socket``), that ``pods/attach`` connects to: frames of one kind byte, a 4-byte big-endian
+  length and the payload, kind 0 input bytes written to the master, kind 4 a resize (2+2 bytes width, height:
+  TIOCSWINSZ on the master). Such a container reads its terminal whether or not it has ``stdin: true`` (without
+  it, attach sends it no input). ``stdinOnce`` is not applied to a terminal: its input never ends. The master
+  end lives in the kubelet: a kubelet that dies hangs the terminal up (the container gets SIGHUP, as a login
+  session does); one that survives and is adopted has no terminal the new kubelet can reach, so attach to it is
+  output-only (its output no longer reaches the log either).
 """
 
 from __future__ import annotations
@@ -31,9 +42,11 @@ import contextlib
 import fcntl
 import os
 import signal
+import socket
 import stat
 import struct
 import termios
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,17 +58,182 @@ Obj = dict[str, Any]
 
 
 STDIN_FIFO = "stdin"
+TTY_SOCKET = "tty"
+TTY_INPUT, TTY_RESIZE = 0, 4  # frame kinds on the tty socket (the attach channels' numbers)
 
 
 def record(ident: identity.Identity | None, env: dict[str, str], cwd: str, wrap: list[str], popen_switch: bool,
-           stdin: Obj | None = None) -> Obj:
+           stdin: Obj | None = None, tty: Obj | None = None) -> Obj:
     """The exec context kept in a container's record (see module rules)."""
     assert ident is not None
     rec = {"env": env, "cwd": os.path.abspath(cwd), "wrap": list(wrap), "uid": ident.uid, "gid": ident.gid,
            "groups": list(ident.groups), "switch": popen_switch}
     if stdin is not None:
         rec["stdin"] = stdin
+    if tty is not None:
+        rec["tty"] = tty
     return rec
+
+
+def short_path(path: Path | str) -> tuple[str, int]:
+    """A unix socket's path through ``/proc/self/fd`` (sun_path holds 108 bytes, a store's paths may be longer),
+    and the directory descriptor to close after bind/connect."""
+    path = Path(path)
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{path.name}", fd
+
+
+def tty_frame(kind: int, payload: bytes) -> bytes:
+    return struct.pack("!BI", kind, len(payload)) + payload
+
+
+def resize_frame(width: int, height: int) -> bytes:
+    return tty_frame(TTY_RESIZE, struct.pack("!HH", max(0, min(width, 65535)), max(0, min(height, 65535))))
+
+
+async def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to a non-blocking descriptor, waiting while the reader has not taken the rest."""
+    loop = asyncio.get_running_loop()
+    while data:
+        try:
+            data = data[os.write(fd, data):]
+            continue
+        except BlockingIOError:
+            pass
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake(f: asyncio.Future[None] = ready) -> None:
+            if not f.done():
+                f.set_result(None)
+
+        loop.add_writer(fd, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_writer(fd)
+
+
+@dataclass
+class Tty:
+    """A ``tty: true`` container's terminal on the kubelet's side (see module rules): ``child`` is the terminal
+    end the container gets (stdin, stdout, stderr), ``master`` the end the kubelet reads into ``log`` and
+    writes attach input to."""
+
+    master: int
+    child: int
+    socket_path: Path
+    log: int
+    server: asyncio.AbstractServer | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    conns: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @classmethod
+    async def make(cls, container_dir: Path, log_file: Path, uid: int = -1) -> Tty:
+        container_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        log = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        master, child = os.openpty()
+        os.set_inheritable(master, False)
+        if uid >= 0 and os.geteuid() == 0:
+            with contextlib.suppress(OSError):
+                os.fchown(child, uid, -1)  # the container's own terminal, as a login's is
+        t = cls(master, child, container_dir / TTY_SOCKET, log)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                t.socket_path.unlink()  # a previous instance's
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            short, dfd = short_path(t.socket_path)
+            try:
+                sock.bind(short)
+            finally:
+                os.close(dfd)
+            os.chmod(t.socket_path, 0o600)
+            t.server = await asyncio.start_unix_server(t._serve, sock=sock)
+        except BaseException:
+            await t.close()
+            raise
+        os.set_blocking(master, False)
+        asyncio.get_running_loop().add_reader(master, t._output)
+        return t
+
+    def preexec(self, then: Callable[[], None] | None) -> Callable[[], None]:
+        """The child's set-up: a new session whose controlling terminal is ours, then ``then`` (the change of user)."""
+        child = self.child
+
+        def run() -> None:
+            with contextlib.suppress(OSError):  # already a session leader (the loop's own setsid ran first)
+                os.setsid()
+            fcntl.ioctl(child, termios.TIOCSCTTY, 0)
+            if then is not None:
+                then()
+
+        return run
+
+    def _output(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: every holder of the terminal end has gone
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self.master)
+            self.done.set()
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.log, data)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.conns.add(task)
+        try:
+            while True:
+                kind, n = struct.unpack("!BI", await reader.readexactly(5))
+                payload = await reader.readexactly(n)
+                if self.master < 0:
+                    return
+                if kind == TTY_INPUT and payload:
+                    await write_all(self.master, payload)
+                elif kind == TTY_RESIZE and len(payload) == 4:
+                    width, height = struct.unpack("!HH", payload)
+                    set_winsize(self.master, width, height)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            if task is not None:
+                self.conns.discard(task)
+            writer.close()
+
+    def started(self) -> None:
+        """The container has its terminal end: the kubelet keeps only the master."""
+        if self.child >= 0:
+            os.close(self.child)
+            self.child = -1
+
+    def record(self) -> Obj:
+        return {"socket": str(self.socket_path)}
+
+    async def close(self) -> None:
+        """The container has exited (or never started): the rest of its output into the log, then drop it all."""
+        self.started()
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        for t in list(self.conns):
+            t.cancel()
+        if self.master >= 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):  # unless a leftover process still holds the terminal
+                    await self.done.wait()
+            with contextlib.suppress(OSError, ValueError):
+                asyncio.get_running_loop().remove_reader(self.master)
+            os.close(self.master)
+            self.master = -1
+        if self.log >= 0:
+            os.close(self.log)
+            self.log = -1
 
 
 @dataclass
@@ -175,6 +353,20 @@ def attach_stdin(store_path: str, pod: Obj, container: str) -> AttachStdin | Non
     st = ctx["stdin"]
     return AttachStdin(str(st.get("path") or ""), bool(st.get("once")), int(st.get("holder") or 0),
                        str(st.get("holderStart") or ""))
+
+
+def attach_tty(store_path: str, pod: Obj, container: str) -> str | None:
+    """The tty socket of a running ``tty: true`` container, else None (no terminal, or an adopted container's,
+    whose master end its kubelet took with it)."""
+    spec: Obj = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container), {})
+    if not spec.get("tty"):
+        return None
+    rec = tracking.read(tracking.record_path(logs.pod_dir(store_path, pod) / container))
+    ctx = (rec or {}).get("exec")
+    if not tracking.live(rec) or not isinstance(ctx, dict) or not isinstance(ctx.get("tty"), dict):
+        return None
+    path = str(ctx["tty"].get("socket") or "")
+    return path if path and os.path.exists(path) else None
 
 
 @dataclass(frozen=True)

@@ -370,9 +370,13 @@ class Node:
         return {} if self.netns is not None or wrapped else ident.popen_kwargs()
 
     async def spawn(self, argv: list[str], log_file: Path, *, env: dict[str, str], cwd: str, stdin: int | None = None,
-                    **kw: Any) -> asyncio.subprocess.Process:
+                    tty: int | None = None, **kw: Any) -> asyncio.subprocess.Process:
         """Start one container process: its own session, output appended to its private log file, stdin
-        ``stdin`` (a descriptor: its attach FIFO) or /dev/null."""
+        ``stdin`` (a descriptor: its attach FIFO) or /dev/null; or, with ``tty`` (the terminal end of the pty
+        ``execs.Tty`` keeps), that terminal as stdin, stdout and stderr (the Tty copies its output to the log)."""
+        if tty is not None:
+            return await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, stdin=tty, stdout=tty, stderr=tty,
+                                                        start_new_session=True, **kw)
         log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:

@@ -17,6 +17,8 @@ Rules kept here (the kubelet's pod worker, pkg/kubelet/kuberuntime):
 - Stdin: a container with ``stdin: true`` reads a FIFO that ``pods/attach`` writes (``execs.StdinPipe``:
   never at end of input, or with ``stdinOnce`` until the first attach session's stdin ends); others read
   /dev/null.
+- TTY: a container with ``tty: true`` runs on a pseudo-terminal the kubelet keeps the master end of
+  (``execs.Tty``): its output goes through it into the log, attach input and resizes come through its socket.
 - Who: each container runs as the user ``identity.resolve`` picks (never root unless told to); its exec
   probes run as that user too.
 - Tracking: each running container has a record (``tracking``); signals are sent only after checking
@@ -63,6 +65,7 @@ class Container:
     cwd: str = "."
     killing: str = ""  # why the agent is killing it (liveness, startup), for the event trail
     stdin: execs.StdinPipe | None = None  # ``stdin: true``: the FIFO attach writes (execs)
+    tty: execs.Tty | None = None  # ``tty: true``: the terminal the kubelet keeps the master end of (execs)
     probe_tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -156,6 +159,9 @@ class PodWorker:
             if c.stdin is not None:
                 await c.stdin.close()
                 c.stdin = None
+            if c.tty is not None:
+                await c.tty.close()
+                c.tty = None
         if reason == "node-stopped":
             self.node_stopped = True
             for c in self.containers:
@@ -234,10 +240,16 @@ class PodWorker:
                 assert c.identity is not None
                 path = self.node.log_path(self, v.name, v.restart_count)
                 try:
-                    if c.spec.get("stdin"):
-                        c.stdin = execs.StdinPipe.make(path.parent, bool(c.spec.get("stdinOnce")))
-                    c.proc = await self.node.spawn(c.wrap + argv, path, env=c.env, cwd=c.cwd,
-                                                   stdin=c.stdin.child if c.stdin else None, **c.user_kw)
+                    if c.spec.get("tty"):
+                        c.tty = await execs.Tty.make(path.parent, path, c.identity.uid)
+                        kw = {**c.user_kw, "preexec_fn": c.tty.preexec(c.user_kw.get("preexec_fn"))}
+                        c.proc = await self.node.spawn(c.wrap + argv, path, env=c.env, cwd=c.cwd, tty=c.tty.child, **kw)
+                        c.tty.started()
+                    else:
+                        if c.spec.get("stdin"):
+                            c.stdin = execs.StdinPipe.make(path.parent, bool(c.spec.get("stdinOnce")))
+                        c.proc = await self.node.spawn(c.wrap + argv, path, env=c.env, cwd=c.cwd,
+                                                       stdin=c.stdin.child if c.stdin else None, **c.user_kw)
                     if c.stdin is not None:
                         c.stdin.started()
                         await c.stdin.hold(c.proc.pid)
@@ -245,6 +257,9 @@ class PodWorker:
                     if c.stdin is not None:
                         await c.stdin.close()
                         c.stdin = None
+                    if c.tty is not None:
+                        await c.tty.close()
+                        c.tty = None
                     c.proc = None
                     hint = ""
                     if isinstance(e, PermissionError) and c.identity.uid != 0:
@@ -264,7 +279,8 @@ class PodWorker:
                             "restartCount": v.restart_count, "startedAt": v.started_at, "uid": c.identity.uid,
                             "grace": (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30),
                             "exec": execs.record(c.identity, c.env, c.cwd, c.wrap, bool(c.user_kw),
-                                                 c.stdin.record() if c.stdin else None)})
+                                                 c.stdin.record() if c.stdin else None,
+                                                 c.tty.record() if c.tty else None)})
                     v.started = "startupProbe" not in c.spec
                     v.ready = v.started and "readinessProbe" not in c.spec
                     self.node.event(self.pod, "Normal", "Started", f"Started container {v.name}")
@@ -299,6 +315,9 @@ class PodWorker:
         if c.stdin is not None:
             await c.stdin.close()
             c.stdin = None
+        if c.tty is not None:
+            await c.tty.close()
+            c.tty = None
         for t in c.probe_tasks:
             t.cancel()
         c.probe_tasks.clear()
