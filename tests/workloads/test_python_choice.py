@@ -21,3 +21,19 @@ def test_a_venv_python_nobody_can_run_is_passed_over() -> None:
         pytest.skip("no system python3")
     assert python3({"PATH": f"{venv_bin}:/usr/bin"}) == "/usr/bin/python3"
     assert python3({"PATH": venv_bin}) == os.path.join(venv_bin, "python3")  # nothing better: the first one
+
+
+def test_a_venv_bin_nobody_cannot_use_leaves_the_pods_path() -> None:
+    """`make test` puts .venv/bin first on PATH; a pod running as nobody must find the system python3, not the venv's
+    link into root's home (the plugin's `python3 -m http.server` pods never became Ready before)."""
+    from kubesvc.dataplane.kubelet.identity import Identity, container_path
+
+    venv_bin = os.path.join(sys.prefix, "bin")
+    real = os.path.realpath(os.path.join(venv_bin, "python3"))
+    if not real.startswith("/root/"):
+        pytest.skip("this venv's python3 is not under root's home")
+    nobody = Identity(65534, 65534, (), switch=True)
+    path = container_path(f"{venv_bin}:/usr/bin", nobody).split(":")
+    assert venv_bin not in path and "/usr/bin" in path
+    root = Identity(0, 0, (), switch=False)
+    assert container_path(f"{venv_bin}:/usr/bin", root).split(":")[0] == venv_bin

@@ -151,6 +151,29 @@ def container_path(path: str, ident: Identity) -> str:
     """PATH for a container running as ``ident``: the directories it can search, then the system ones."""
     if not ident.switch or ident.uid == 0:
         return path
-    keep = [d for d in path.split(os.pathsep) if d and can_search(d, ident)]
+    keep = [d for d in path.split(os.pathsep) if d and can_search(d, ident) and not _foreign_venv(d, ident)]
     keep += [d for d in SYSTEM_PATH if d not in keep]
     return os.pathsep.join(keep)
+
+
+def _foreign_venv(d: str, ident: Identity) -> bool:
+    """A virtualenv's bin whose interpreter ``ident`` cannot run (it links into root's home, say): its python3
+    would shadow the system one and fail with "Permission denied" (`make test` puts .venv/bin first on PATH)."""
+    if not os.path.exists(os.path.join(os.path.dirname(os.path.abspath(d)), "pyvenv.cfg")):
+        return False
+    real = os.path.realpath(os.path.join(d, "python3"))
+    if not os.path.exists(real):
+        return False
+    return not (can_search(os.path.dirname(real), ident) and _may_execute(real, ident))
+
+
+def _may_execute(path: str, ident: Identity) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_uid == ident.uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid in {ident.gid, *ident.groups}:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
