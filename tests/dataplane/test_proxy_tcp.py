@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.dataplane.conftest import Cluster, ask, who
+from tests.support.procs import wait_for
 
 
 def test_round_robin_across_three_backends(cluster: Cluster) -> None:
@@ -224,4 +225,6 @@ def test_an_address_that_cannot_be_bound_is_reported_and_others_serve(cluster: C
     assert cluster.fields["bindErrors"] == "1"
     assert "kubesvc_proxy_bind_errors 1" in cluster.metrics()
     assert who((svc["spec"]["clusterIP"], 8080)) in {"a", "b", "c"}  # the rest keeps serving
-    assert any("address already in use" in line and "default/np:p" in line for line in cluster.proxy.stderr)
+    # the log line reaches us through the proxy's stderr pipe, read by a thread: wait for it (bounded)
+    wait_for(lambda: any("address already in use" in line and "default/np:p" in line for line in cluster.proxy.stderr),
+             timeout=10, what="the bind error's log line")
