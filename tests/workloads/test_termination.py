@@ -22,12 +22,14 @@ MAIN = textwrap.dedent("""
     while True:
         time.sleep(0.05)
 """)
-# The preStop hook: "started", then waits for the test's go-ahead file, then "done".
+# The preStop hook: "started", then waits for the test's go-ahead file, then "done". Bounded: a test that fails
+# before writing the go-ahead must not leave the hook running (it outlived a killed kubelet once).
 HOOK = textwrap.dedent("""
     import os, sys, time
     hook, go = sys.argv[1], sys.argv[2]
     open(hook, "w").write("started\\n")
-    while not os.path.exists(go):
+    deadline = time.monotonic() + 90
+    while not os.path.exists(go) and time.monotonic() < deadline:
         time.sleep(0.05)
     open(hook, "a").write("done\\n")
 """)
