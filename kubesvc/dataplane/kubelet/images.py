@@ -94,34 +94,12 @@ def which(name: str, env: dict[str, str]) -> str | None:
 
 
 def python3(env: dict[str, str]) -> str:
-    """The first python3 on the container's PATH that any user can run: a virtualenv's python3 is often a link
-    into a home directory (``/root/.pyenv``) that the pod's user cannot enter, though the venv's bin is searchable."""
-    first = None
-    for d in env.get("PATH", os.defpath).split(os.pathsep):
-        found = shutil.which("python3", path=d) if d else None
-        if not found:
-            continue
-        first = first or found
-        if _world_runnable(os.path.realpath(found)):
-            return found
-    if not first:
+    """python3 on the container's PATH (for a pod of another user, identity.container_path has already dropped the
+    directories whose python3 that user cannot run)."""
+    found = which("python3", env)
+    if not found:
         raise NotRunnable("no python3 on the container's PATH (kubesvc runs this image's program with the host's python3)")
-    return first
-
-
-def _world_runnable(path: str) -> bool:
-    try:
-        if not os.stat(path).st_mode & 0o001:
-            return False
-        d = os.path.dirname(path)
-        while True:
-            if not os.stat(d).st_mode & 0o001:
-                return False
-            if d == "/":
-                return True
-            d = os.path.dirname(d)
-    except OSError:
-        return False
+    return found
 
 
 def agnhost_argv(ctx: Context, env: dict[str, str]) -> list[str]:
