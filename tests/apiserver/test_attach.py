@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from tests.apiserver.fixtures import KUBECTL, Api, start_api
-from tests.support.procs import Proc
-from tests.workloads.fixtures import POD_PYTHON, Bed, searchable
+from tests.apiserver.fixtures import KUBECTL, Api
+from tests.support.live import live_bed
+from tests.support.websocket import ws_connect
+from tests.workloads.fixtures import POD_PYTHON, Bed
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 
@@ -42,20 +43,7 @@ def pod(name: str, code: str, restart: str = "Always", **extra: Any) -> dict[str
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Bed]]:
-    tmp = tmp_path_factory.mktemp("attach")
-    procs: list[Proc] = []
-    api = start_api(tmp)
-    procs.append(api.proc)
-
-    def spawn(store: str, *args: str) -> Proc:
-        p = Proc(store, *args)
-        procs.append(p)
-        return p
-
-    bed = Bed(tmp, spawn)
-    try:
-        searchable(tmp)
-        bed.start_kubelet()
+    with live_bed(tmp_path_factory.mktemp("attach")) as (api, bed):
         bed.create(pod("echo", UPPER, stdin=True))
         bed.create(pod("once", UPPER, "Never", stdin=True, stdinOnce=True))
         bed.create(pod("nostdin", NO_STDIN))
@@ -63,12 +51,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Bed
         for name in ("echo", "once", "nostdin", "tty"):
             bed.wait(lambda n=name: (bed.pod(n) or {}).get("status", {}).get("phase") == "Running", timeout=30, what=name)
         yield api, bed
-    finally:
-        try:
-            bed.stop()
-        finally:
-            for p in procs:
-                p.stop()
 
 
 class Session:
@@ -225,13 +207,9 @@ def test_attach_tty_types_into_the_terminal_and_follows_the_client_size(cluster:
 
 
 def test_attach_tty_resize_on_the_wire(cluster: tuple[Api, Bed]) -> None:
-    from websockets.sync.client import connect
-
     api, _ = cluster
-    url = api.url.replace("https://", "wss://").replace("http://", "ws://")
     q = "container=app&stdin=true&stdout=true&tty=true"
-    with connect(f"{url}/api/v1/namespaces/default/pods/tty/attach?{q}", subprotocols=["v5.channel.k8s.io"],  # type: ignore[list-item]
-                 ssl=api.ssl_context(), max_size=None, open_timeout=30) as ws:
+    with ws_connect(api, f"/api/v1/namespaces/default/pods/tty/attach?{q}", ["v5.channel.k8s.io"]) as ws:
         out, channels = b"", set()
 
         def until(text: bytes) -> None:

@@ -11,39 +11,21 @@ from typing import Any
 
 import pytest
 
-from tests.apiserver.fixtures import Api, start_api
-from tests.apiserver.test_streams import _ws_connect, pod
-from tests.support.procs import Proc
-from tests.workloads.fixtures import POD_PYTHON, SERVER, Bed, searchable
+from tests.apiserver.fixtures import Api
+from tests.apiserver.test_streams import pod
+from tests.support.live import live_bed
+from tests.support.websocket import ws_connect
+from tests.workloads.fixtures import POD_PYTHON, SERVER
 
 PF = "/api/v1/namespaces/default/pods/web/portforward"
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    tmp = tmp_path_factory.mktemp("pfchannels")
-    procs: list[Proc] = []
-    api = start_api(tmp)
-    procs.append(api.proc)
-
-    def spawn(store: str, *args: str) -> Proc:
-        p = Proc(store, *args)
-        procs.append(p)
-        return p
-
-    bed = Bed(tmp, spawn)
-    try:
-        searchable(tmp)
-        bed.start_kubelet()
+    with live_bed(tmp_path_factory.mktemp("pfchannels")) as (api, bed):
         bed.create(pod("web", [POD_PYTHON, SERVER], {"app": "web"}, 8080))
         bed.wait(lambda: (bed.pod("web") or {}).get("status", {}).get("phase") == "Running", timeout=30, what="web")
         yield api
-    finally:
-        try:
-            bed.stop()
-        finally:
-            for p in procs:
-                p.stop()
 
 
 def _http_get(sock: Any) -> bytes:
@@ -93,7 +75,7 @@ def test_channels_on_the_wire(api: Api, proto: str) -> None:
         assert isinstance(msg, bytes)
         return msg[0], msg[1:]
 
-    with _ws_connect(api, f"{PF}?ports=8080&ports=9", [proto]) as ws:
+    with ws_connect(api, f"{PF}?ports=8080&ports=9", [proto]) as ws:
         assert ws.subprotocol == proto
         heads = [decode(ws.recv(timeout=30)) for _ in range(4)]
         port_8080, port_9 = (8080).to_bytes(2, "little"), (9).to_bytes(2, "little")
@@ -117,15 +99,15 @@ def test_refusals(api: Api) -> None:
     from websockets.exceptions import InvalidStatus
 
     with pytest.raises(InvalidStatus) as e:
-        _ws_connect(api, PF, ["v4.channel.k8s.io"])
+        ws_connect(api, PF, ["v4.channel.k8s.io"])
     assert e.value.response.status_code == 400
     assert b'query parameter \\"port\\" is required' in e.value.response.body
     with pytest.raises(InvalidStatus) as e:
-        _ws_connect(api, f"{PF}?ports=80,http", ["v4.channel.k8s.io"])
+        ws_connect(api, f"{PF}?ports=80,http", ["v4.channel.k8s.io"])
     assert e.value.response.status_code == 400
     assert b'unable to parse \\"80,http\\" as a port' in e.value.response.body
     with pytest.raises(InvalidStatus) as e:
-        _ws_connect(api, f"{PF}?ports=0", ["v4.channel.k8s.io"])
+        ws_connect(api, f"{PF}?ports=0", ["v4.channel.k8s.io"])
     assert b'port \\"0\\" must be \\u003e 0' in e.value.response.body or b'must be > 0' in e.value.response.body
     code, _, body = api.request("GET", f"{PF}?ports=8080")  # no upgrade at all
     assert code == 400 and body["message"] == "Upgrade request required"

@@ -11,16 +11,17 @@ import os
 import socket
 import subprocess
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.apiserver.fixtures import KUBECTL, Api, start_api
-from tests.support.procs import ROOT, Proc
-from tests.workloads.fixtures import POD_PYTHON, POD_UID, SERVER, Bed, searchable
+from tests.apiserver.fixtures import KUBECTL, Api
+from tests.support.live import live_bed, stop_popen
+from tests.support.procs import ROOT
+from tests.support.websocket import ws_connect, ws_url
+from tests.workloads.fixtures import POD_PYTHON, POD_UID, SERVER, Bed
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 
@@ -54,20 +55,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    tmp = tmp_path_factory.mktemp("streams")
-    procs: list[Proc] = []
-    api = start_api(tmp)
-    procs.append(api.proc)
-
-    def spawn(store: str, *args: str) -> Proc:
-        p = Proc(store, *args)
-        procs.append(p)
-        return p
-
-    bed = Bed(tmp, spawn)
-    try:
-        searchable(tmp)
-        bed.start_kubelet()
+    with live_bed(tmp_path_factory.mktemp("streams")) as (api, bed):
         bed.create(pod("web", [POD_PYTHON, SERVER], {"app": "web"}, 8080))
         bed.create(pod("web2", [POD_PYTHON, SERVER], {"app": "web2"}, 8081))
         bed.create(pod("logger", [POD_PYTHON, "-c", LOGGER], {"app": "logger"}))
@@ -87,12 +75,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         bed.wait(lambda: bed.endpoints("web")[0], timeout=30, what="web endpoints")
         bed.wait(lambda: "line 7" in bed.ks("logs", "logger").stdout, timeout=30, what="logger output")
         yield Cluster(api, bed)
-    finally:
-        try:
-            bed.stop()
-        finally:
-            for p in procs:
-                p.stop()
 
 
 def _get(url: str, timeout: float = 10) -> str:
@@ -195,7 +177,6 @@ def test_attach_streams_output(cluster: Cluster) -> None:
     p = subprocess.Popen([KUBECTL, "attach", "logger"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=cluster.api.env(), cwd=str(cluster.api.home))
     try:
-        time.sleep(0)  # attach connects asynchronously; append until it shows up
         logger = cluster.bed.pod("logger")
         assert logger is not None
         from kubesvc.dataplane.kubelet import logs as podlogs
@@ -234,13 +215,7 @@ class Forward:
         return self.ports
 
     def stop(self) -> str:
-        self.p.terminate()
-        try:
-            _, err = self.p.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            _, err = self.p.communicate(timeout=10)
-        return err
+        return stop_popen(self.p)
 
 
 def test_port_forward_pod_svc_deploy(cluster: Cluster) -> None:
@@ -330,21 +305,10 @@ def test_kubectl_proxy(cluster: Cluster) -> None:
 # ------------------------------------------------------------------------------------------------ the wire
 
 
-def _ws_url(api: Api, path: str) -> str:
-    return api.url.replace("https://", "wss://").replace("http://", "ws://") + path
-
-
-def _ws_connect(api: Api, path: str, protocols: list[str], headers: dict[str, str] | None = None) -> Any:
-    from websockets.sync.client import connect
-
-    return connect(_ws_url(api, path), subprotocols=protocols, ssl=api.ssl_context(), additional_headers=headers,  # type: ignore[arg-type]
-                   max_size=None, open_timeout=30)
-
-
 @pytest.mark.parametrize("proto", ["v5.channel.k8s.io", "v4.channel.k8s.io"])
 def test_exec_channels_on_the_wire(cluster: Cluster, proto: str) -> None:
     q = "command=sh&command=-c&command=cat%3Bexit%207&stdin=true&stdout=true&stderr=true"
-    with _ws_connect(cluster.api, f"/api/v1/namespaces/default/pods/web/exec?{q}", [proto]) as ws:
+    with ws_connect(cluster.api, f"/api/v1/namespaces/default/pods/web/exec?{q}", [proto]) as ws:
         assert ws.subprotocol == proto
         ws.send(b"\x00hello")
         if proto.startswith("v5"):
@@ -367,16 +331,16 @@ def test_upgrade_refusals(cluster: Cluster) -> None:
 
     path = "/api/v1/namespaces/default/pods/web/exec?command=true&stdout=true"
     with pytest.raises(InvalidStatus) as e:  # a foreign Origin never gets a WebSocket
-        _ws_connect(api, path, ["v5.channel.k8s.io"], {"Origin": "http://evil.example"})
+        ws_connect(api, path, ["v5.channel.k8s.io"], {"Origin": "http://evil.example"})
     assert e.value.response.status_code == 403
     with pytest.raises(InvalidStatus) as e:  # no credential, no WebSocket
         from websockets.sync.client import connect
 
         ctx = api.ssl_context(cert=False)
-        connect(_ws_url(api, path), subprotocols=["v5.channel.k8s.io"], ssl=ctx, open_timeout=10)  # type: ignore[list-item]
+        connect(ws_url(api, path), subprotocols=["v5.channel.k8s.io"], ssl=ctx, open_timeout=10)  # type: ignore[list-item]
     assert e.value.response.status_code == 401
     with pytest.raises(InvalidStatus) as e:
-        _ws_connect(api, path, ["nonsense.k8s.io"])
+        ws_connect(api, path, ["nonsense.k8s.io"])
     assert e.value.response.status_code == 400
     code, _, body = api.request("GET", path)  # no upgrade at all
     assert code == 400 and body["message"] == "Upgrade request required"
@@ -430,7 +394,7 @@ class RawWebSocket:
             head += chunk
         assert head.startswith(b"HTTP/1.1 101"), head
         assert f"Sec-WebSocket-Protocol: {protocol}".encode() in head
-        self.proto = ClientProtocol(parse_uri(_ws_url(api, path)), state=State.OPEN)
+        self.proto = ClientProtocol(parse_uri(ws_url(api, path)), state=State.OPEN)
         self.frames: list[bytes] = []
 
     def send(self, data: bytes) -> None:

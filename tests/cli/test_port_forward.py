@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from tests.cli.streams_bed import bed  # noqa: F401
+from tests.support.live import stop_popen
 from tests.support.procs import ROOT
 from tests.workloads.fixtures import Bed
 
@@ -34,13 +35,7 @@ class Forward:
         return out
 
     def stop(self) -> str:
-        self.p.terminate()
-        try:
-            _, err = self.p.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            _, err = self.p.communicate(timeout=10)
-        return err
+        return stop_popen(self.p)
 
 
 def _get(port: int) -> str:
