@@ -57,13 +57,14 @@ import ssl
 import subprocess
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from kubesvc.apiserver import spdy
 from kubesvc.apiserver.status import ApiError, bad_request, not_found_path, status
-from kubesvc.dataplane.kubelet import execs
+from kubesvc.dataplane.kubelet import execs, tracking
 from kubesvc.dataplane.kubelet import logs as podlogs
 from kubesvc.errors import BadRequest, NotFound
 
@@ -195,7 +196,7 @@ def route(req: Any, ctx: Any, kind: str, namespace: str, raw_name: str, sub: str
                                   f"the kubelet's user (this process runs as uid {os.geteuid()})")
         _need_upgrade(req, "websocket", sub)
         return Response(101, stream=Attach(store_path, pod, cname, path, stdout, stderr and not tty, stdin, fifo,
-                                           term, stdin_spec=_container_stdin(pod, cname)))
+                                           term))
     if sub == "portforward":
         if req.method not in ("GET", "POST"):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
@@ -324,13 +325,11 @@ async def _follow(store_path: str, pod: Obj, container: str, path: Any, offset: 
     """Send what is appended to ``path`` until the container instance ends, the pod goes or the client does."""
     uid = pod["metadata"].get("uid")
     ns, name = pod["metadata"].get("namespace", "default"), pod["metadata"]["name"]
-    record = podlogs.pod_dir(store_path, pod) / container / "process.json"
+    record = tracking.record_path(podlogs.pod_dir(store_path, pod) / container)
     last_check = time.monotonic()
     misses = 0
 
     def current() -> bool:
-        from kubesvc.dataplane.kubelet import tracking
-
         p = io.server._registry().store.get("Pod", ns, name)
         if p is None or p["metadata"].get("uid") != uid or not path.exists():
             return False
@@ -650,7 +649,6 @@ class Attach(Action):
     stdin: bool
     fifo: execs.AttachStdin | None = None  # the container's stdin, when it has one and the client sends it
     term: str | None = None  # the tty socket of a ``tty: true`` container, when the client asks for a terminal
-    stdin_spec: bool = False  # the container has ``stdin: true``: a terminal's input is sent only then
 
     async def serve(self, io: StreamIO) -> bool:
         ws = await WebSocket.accept(io, EXEC_PROTOCOLS)
@@ -680,7 +678,7 @@ class Attach(Action):
                         continue  # no stdin for this session: read and dropped
                     if msg[0] == STDIN and msg[1:]:
                         try:
-                            await _write_fifo(fd, msg[1:])
+                            await execs.write_all(fd, msg[1:])
                         except OSError:  # EPIPE: the container has exited
                             end_stdin()
                     elif msg[0] == CLOSE and msg[1:2] == bytes([STDIN]):
@@ -689,30 +687,17 @@ class Attach(Action):
                 end_stdin()
                 gone.set()
 
-        async def send(data: bytes) -> bool:
-            if self.stdout or self.stderr:
-                await ch.out(STDOUT if self.stdout else STDERR, data)
-            return True
-
-        reader = asyncio.get_running_loop().create_task(take_input())
         try:
-            size = self.path.stat().st_size
-            await _follow(self.store_path, self.pod, self.container, self.path, size, send, gone, io)
-            if not gone.is_set():
-                await ch.status({"metadata": {}, "status": "Success"})
-                await ws.close()
-        except (ConnectionError, TimeoutError, ssl.SSLError, OSError):
-            pass
+            await self._relay(io, ws, ch, gone, take_input())
         finally:
-            reader.cancel()
             end_stdin()
         return False
-
 
     async def _serve_tty(self, io: StreamIO, ws: WebSocket, term: str) -> bool:
         ch = _Channels(ws)
         gone = asyncio.Event()
         writer: asyncio.StreamWriter | None = None
+        stdin = self.stdin and _container_stdin(self.pod, self.container)  # a terminal's input only with ``stdin: true``
         with contextlib.suppress(OSError):
             short, dfd = execs.short_path(term)
             try:
@@ -727,7 +712,7 @@ class Attach(Action):
                     if not msg or writer is None:
                         continue  # output-only: no terminal to write to
                     frame = b""
-                    if msg[0] == STDIN and msg[1:] and self.stdin and self.stdin_spec:
+                    if msg[0] == STDIN and msg[1:] and stdin:
                         frame = execs.tty_frame(execs.TTY_INPUT, msg[1:])
                     elif msg[0] == RESIZE:
                         with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
@@ -743,12 +728,25 @@ class Attach(Action):
             finally:
                 gone.set()
 
+        try:
+            await self._relay(io, ws, ch, gone, take_input())
+        finally:
+            if writer is not None:
+                writer.close()
+        return False
+
+    async def _relay(self, io: StreamIO, ws: WebSocket, ch: _Channels, gone: asyncio.Event,
+                     take_input: Coroutine[Any, Any, None]) -> None:
+        """Read the client's messages with ``take_input`` (which sets ``gone`` when the client goes) while the
+        container's log goes out on stdout (stderr when only that was asked; never both: the log merges them),
+        then end with a Success status unless the client has gone."""
+
         async def send(data: bytes) -> bool:
-            if self.stdout:
-                await ch.out(STDOUT, data)
+            if self.stdout or self.stderr:
+                await ch.out(STDOUT if self.stdout else STDERR, data)
             return True
 
-        reader = asyncio.get_running_loop().create_task(take_input())
+        reader = asyncio.get_running_loop().create_task(take_input)
         try:
             size = self.path.stat().st_size
             await _follow(self.store_path, self.pod, self.container, self.path, size, send, gone, io)
@@ -759,36 +757,11 @@ class Attach(Action):
             pass
         finally:
             reader.cancel()
-            if writer is not None:
-                writer.close()
-        return False
 
 
 def _container_stdin(pod: Obj, container: str) -> bool:
     spec: Obj = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container), {})
     return bool(spec.get("stdin"))
-
-
-async def _write_fifo(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to a non-blocking FIFO, waiting while the container has not read the rest."""
-    loop = asyncio.get_running_loop()
-    while data:
-        try:
-            data = data[os.write(fd, data):]
-            continue
-        except BlockingIOError:
-            pass
-        ready: asyncio.Future[None] = loop.create_future()
-
-        def wake(f: asyncio.Future[None] = ready) -> None:
-            if not f.done():
-                f.set_result(None)
-
-        loop.add_writer(fd, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_writer(fd)
 
 
 # ------------------------------------------------------------------------------------------------ port-forward
