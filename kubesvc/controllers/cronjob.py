@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from kubesvc.api import cron
 from kubesvc.controllers import replicas as rp
+from kubesvc.controllers.base import WorkloadController
 from kubesvc.controllers.jobs import finished, parse_ts, ts
-from kubesvc.errors import AlreadyExists, Conflict, KubesvcError, NotFound
-from kubesvc.registry.generic import Registry
+from kubesvc.errors import AlreadyExists, KubesvcError, NotFound
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesvc.controllers")
@@ -67,24 +66,10 @@ def ref(job: Obj) -> Obj:
             "uid": m.get("uid", ""), "resourceVersion": m.get("resourceVersion", "")}
 
 
-class CronJobController:
-    component = "cronjob-controller"
-
-    def __init__(self, registry: Registry, event: Callable[[Obj, str, str, str], None]) -> None:
-        self.registry = registry
-        self.store = registry.store
-        self.event = event
-
-    def sync(self, now: datetime | None = None) -> None:
-        now = now or datetime.now(UTC)
-        jobs = self.store.list("Job")
-        for cj in self.store.list("CronJob"):
-            try:
-                self.sync_one(cj, jobs, now)
-            except (NotFound, Conflict):
-                pass
-            except (KubesvcError, cron.CronError, ValueError) as e:
-                log.warning("sync failed", extra={"kv": {"cronjob": cj["metadata"]["name"], "error": str(e)}})
+class CronJobController(WorkloadController):
+    component, kind, log_key = "cronjob-controller", "CronJob", "cronjob"
+    lists = ("Job",)
+    errors = (KubesvcError, cron.CronError, ValueError)
 
     def sync_one(self, cj: Obj, all_jobs: list[Obj], now: datetime) -> None:
         meta, spec = cj["metadata"], cj.get("spec") or {}

@@ -19,19 +19,16 @@ Rules kept here:
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from kubesvc.controllers import gc
 from kubesvc.controllers import replicas as rp
-from kubesvc.errors import AlreadyExists, Conflict, KubesvcError, NotFound
-from kubesvc.registry.generic import Registry
+from kubesvc.controllers.base import WorkloadController
 
 Obj = dict[str, Any]
-log = logging.getLogger("kubesvc.controllers")
 REVISION_LABEL = "controller-revision-hash"
 GENERATION_LABEL = "pod-template-generation"
 
@@ -64,25 +61,9 @@ def max_unavailable(ds: Obj, desired: int) -> int:
     return max(1, n)
 
 
-class DaemonSetController:
-    component = "daemonset-controller"
-
-    def __init__(self, registry: Registry, event: Callable[[Obj, str, str, str], None]) -> None:
-        self.registry = registry
-        self.store = registry.store
-        self.event = event
-
-    def sync(self, now: datetime | None = None) -> None:
-        now = now or datetime.now(UTC)
-        pods = self.store.list("Pod")
-        nodes = self.store.list("Node")
-        for ds in self.store.list("DaemonSet"):
-            try:
-                self.sync_one(ds, pods, nodes, now)
-            except (NotFound, Conflict):
-                pass
-            except KubesvcError as e:
-                log.warning("sync failed", extra={"kv": {"daemonset": ds["metadata"]["name"], "error": str(e)}})
+class DaemonSetController(WorkloadController):
+    component, kind, log_key = "daemonset-controller", "DaemonSet", "daemonset"
+    lists = ("Pod", "Node")
 
     def sync_one(self, ds: Obj, all_pods: list[Obj], nodes: list[Obj], now: datetime) -> None:
         meta, spec = ds["metadata"], ds.get("spec") or {}
@@ -106,7 +87,7 @@ class DaemonSetController:
                     acted |= self._delete(ds, p)
                 by_node[node] = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))[:1]
         for node in sorted(wanted - set(by_node)):
-            acted |= self._create(ds, node, rev)
+            acted |= self._create(ds, partial(new_pod, ds, node, rev))
         current = [ps[0] for ps in by_node.values()]
         if not acted and (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate":
             min_ready = int(spec.get("minReadySeconds") or 0)
@@ -124,25 +105,6 @@ class DaemonSetController:
         if acted:
             return
         self._status(ds, current, len(wanted), rev, now, ns, name)
-
-    def _create(self, ds: Obj, node: str, rev: str) -> bool:
-        for _ in range(3):
-            try:
-                pod = self.registry.create(new_pod(ds, node, rev)).object
-            except AlreadyExists:
-                continue
-            self.event(ds, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
-            return True
-        return False
-
-    def _delete(self, ds: Obj, pod: Obj) -> bool:
-        ns, name = pod["metadata"].get("namespace", "default"), pod["metadata"]["name"]
-        try:
-            self.registry.delete("Pod", ns, name)
-        except NotFound:
-            return False
-        self.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
-        return True
 
     def _status(self, ds: Obj, pods: list[Obj], desired: int, rev: str, now: datetime, ns: str, name: str) -> None:
         min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)

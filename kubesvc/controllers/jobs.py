@@ -30,14 +30,13 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from kubesvc.controllers import gc
 from kubesvc.controllers import replicas as rp
-from kubesvc.errors import AlreadyExists, Conflict, KubesvcError, NotFound
-from kubesvc.registry.generic import Registry
+from kubesvc.controllers.base import WorkloadController
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesvc.controllers")
@@ -128,24 +127,8 @@ def new_pod(job: Obj, index: int | None) -> Obj:
     return pod
 
 
-class JobController:
-    component = "job-controller"
-
-    def __init__(self, registry: Registry, event: Callable[[Obj, str, str, str], None]) -> None:
-        self.registry = registry
-        self.store = registry.store
-        self.event = event
-
-    def sync(self, now: datetime | None = None) -> None:
-        now = now or datetime.now(UTC)
-        pods = self.store.list("Pod")
-        for job in self.store.list("Job"):
-            try:
-                self.sync_one(job, pods, now)
-            except (NotFound, Conflict):
-                pass
-            except KubesvcError as e:
-                log.warning("sync failed", extra={"kv": {"job": job["metadata"]["name"], "error": str(e)}})
+class JobController(WorkloadController):
+    component, kind, log_key = "job-controller", "Job", "job"
 
     def sync_one(self, job: Obj, all_pods: list[Obj], now: datetime) -> None:
         meta, spec = job["metadata"], job.get("spec") or {}
@@ -244,7 +227,7 @@ class JobController:
             missing = [i for i in range(int(completions)) if i not in done_idx and i not in seen]
             room = parallelism - len(seen)
             for i in missing[: max(0, room)]:
-                acted |= self._create(job, i)
+                acted |= self._create(job, partial(new_pod, job, i))
             return acted
         want = parallelism if completions is None else min(parallelism, int(completions) - succeeded)
         want = max(0, want)
@@ -252,30 +235,11 @@ class JobController:
             want = 0
         if len(active) < want:
             for _ in range(want - len(active)):
-                acted |= self._create(job, None)
+                acted |= self._create(job, partial(new_pod, job, None))
         elif len(active) > want:
             for p in rp.least_useful_first(active)[: len(active) - want]:
                 acted |= self._delete(job, p)
         return acted
-
-    def _create(self, job: Obj, index: int | None) -> bool:
-        for _ in range(3):
-            try:
-                pod = self.registry.create(new_pod(job, index)).object
-            except AlreadyExists:
-                continue
-            self.event(job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
-            return True
-        return False
-
-    def _delete(self, job: Obj, pod: Obj) -> bool:
-        ns, name = pod["metadata"].get("namespace", "default"), pod["metadata"]["name"]
-        try:
-            self.registry.delete("Pod", ns, name)
-        except NotFound:
-            return False
-        self.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
-        return True
 
     def _ttl(self, job: Obj, now: datetime) -> None:
         ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kubesvc.controllers import gc
 from kubesvc.controllers import replicas as rp
-from kubesvc.errors import AlreadyExists, Conflict, KubesvcError, NotFound
-from kubesvc.registry.generic import Registry
+from kubesvc.controllers.base import WorkloadController
+from kubesvc.errors import AlreadyExists
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesvc.controllers")
@@ -72,24 +71,8 @@ def running_ready(pod: Obj) -> bool:
     return rp.is_ready(pod) and not pod["metadata"].get("deletionTimestamp")
 
 
-class StatefulSetController:
-    component = "statefulset-controller"
-
-    def __init__(self, registry: Registry, event: Callable[[Obj, str, str, str], None]) -> None:
-        self.registry = registry
-        self.store = registry.store
-        self.event = event
-
-    def sync(self, now: datetime | None = None) -> None:
-        now = now or datetime.now(UTC)
-        pods = self.store.list("Pod")
-        for sts in self.store.list("StatefulSet"):
-            try:
-                self.sync_one(sts, pods, now)
-            except (NotFound, Conflict):
-                pass
-            except KubesvcError as e:
-                log.warning("sync failed", extra={"kv": {"statefulset": sts["metadata"]["name"], "error": str(e)}})
+class StatefulSetController(WorkloadController):
+    component, kind, log_key = "statefulset-controller", "StatefulSet", "statefulset"
 
     def sync_one(self, sts: Obj, all_pods: list[Obj], now: datetime) -> None:
         meta, spec = sts["metadata"], sts.get("spec") or {}
@@ -138,7 +121,7 @@ class StatefulSetController:
                 rollback = i < partition and current_rev != update_rev
                 if rollback:
                     log.info("pod below partition re-created from the current template", extra={"kv": {"pod": i}})
-                self._create(sts, i, update_rev)
+                self._create_ordinal(sts, i, update_rev)
                 acted = True
                 if not parallel:
                     return True
@@ -164,7 +147,7 @@ class StatefulSetController:
                 return self._delete(sts, p)
         return False
 
-    def _create(self, sts: Obj, i: int, revision: str) -> None:
+    def _create_ordinal(self, sts: Obj, i: int, revision: str) -> None:
         pod = new_pod(sts, i, revision)
         try:
             self.registry.create(pod)
@@ -173,14 +156,8 @@ class StatefulSetController:
         self.event(sts, "Normal", "SuccessfulCreate",
                    f"create Pod {pod['metadata']['name']} in StatefulSet {sts['metadata']['name']} successful")
 
-    def _delete(self, sts: Obj, pod: Obj) -> bool:
-        ns, name = pod["metadata"].get("namespace", "default"), pod["metadata"]["name"]
-        try:
-            self.registry.delete("Pod", ns, name)
-        except NotFound:
-            return False
-        self.event(sts, "Normal", "SuccessfulDelete", f"delete Pod {name} in StatefulSet {sts['metadata']['name']} successful")
-        return True
+    def deleted_message(self, sts: Obj, pod_name: str) -> str:
+        return f"delete Pod {pod_name} in StatefulSet {sts['metadata']['name']} successful"
 
     def _status(self, sts: Obj, pods: list[Obj], replicas: int, update_rev: str, current_rev: str, now: datetime,
                 ns: str, name: str) -> None:
