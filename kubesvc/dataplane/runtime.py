@@ -353,42 +353,6 @@ class StoreFollower:
                 self.store = None
 
 
-class StoreProbe:
-    """On the loop, every ``interval`` seconds: call ``on_change`` when another connection committed to the store.
-
-    The probe is SQLite's ``data_version`` (a few microseconds). Servers run it on their event loop and leave the
-    rebuild to a thread that ``on_change`` wakes: a thread waking every poll interval by itself would take the GIL
-    from the serving loop that often (py-spy showed it at ~5% of the ingress router's CPU under load)."""
-
-    def __init__(self, path: str, interval: float, on_change: Callable[[], None], loop: asyncio.AbstractEventLoop) -> None:
-        from kubesvc.store.db import Store
-
-        self.store = Store(path)
-        self.version = self.store.data_version()
-        self.interval, self.on_change, self.loop = interval, on_change, loop
-        self.handle: asyncio.TimerHandle | None = loop.call_later(interval, self.tick)
-
-    def tick(self) -> None:
-        try:
-            v = self.store.data_version()
-        except Exception as e:  # a locked or vanished store: try again next tick
-            log.debug("store probe failed", extra={"kv": {"error": str(e)}})
-        else:
-            if v != self.version:
-                self.version = v
-                self.on_change()
-        self.handle = self.loop.call_later(self.interval, self.tick)
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
-        self.store.close()
-
-
-# ------------------------------------------------------------------------------------- binding
-
-
 def unprivileged_port_start() -> int:
     """The first port an unprivileged process may bind (Linux >= 4.11; 1024 elsewhere)."""
     try:
