@@ -58,6 +58,7 @@ Key = tuple[str, str]  # (addressType, ports as canonical JSON)
 
 class TxnLike(Protocol):
     def get(self, kind: str, namespace: str, name: str) -> Obj | None: ...
+    def list_labelled(self, kind: str, namespace: str, label: str, value: str) -> list[Obj]: ...
     def list(self, kind: str, namespace: str | None = None) -> list[Obj]: ...
     def create(self, obj: Obj) -> Obj: ...
     def update(self, obj: Obj, *, check_version: bool = True) -> Obj: ...
@@ -256,9 +257,8 @@ def _generate_name(txn: TxnLike, ns: str, base: str) -> str:
 
 
 def _managed(txn: TxnLike, ns: str, service: str, controller: str) -> list[Obj]:
-    return [s for s in txn.list("EndpointSlice", ns)
-            if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == service
-            and (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == controller]
+    return [s for s in txn.list_labelled("EndpointSlice", ns, SERVICE_NAME_LABEL, service)  # indexed: not O(slices)
+            if (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == controller]
 
 
 def delete_managed(txn: TxnLike, ns: str, service: str, controller: str) -> None:
