@@ -580,7 +580,8 @@ class Exec(Action):
             channel, data = msg[0], msg[1:]
             if channel == STDIN and self.stdin and data:
                 if master >= 0:
-                    await asyncio.to_thread(_write_all, master, data)
+                    with contextlib.suppress(OSError):  # EIO: the terminal's last holder has gone
+                        await execs.write_all(master, data)
                 elif proc.stdin is not None and not proc.stdin.is_closing():
                     proc.stdin.write(data)
                     with contextlib.suppress(ConnectionError):
@@ -591,15 +592,10 @@ class Exec(Action):
                     execs.set_winsize(master, int(size["Width"]), int(size["Height"]))
             elif channel == CLOSE and data[:1] == bytes([STDIN]):
                 if master >= 0:
-                    await asyncio.to_thread(_write_all, master, b"\x04")  # end of input on a terminal
+                    with contextlib.suppress(OSError):
+                        await execs.write_all(master, b"\x04")  # end of input on a terminal
                 elif proc.stdin is not None:
                     proc.stdin.close()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -412,3 +412,27 @@ class RawWebSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def test_exec_tty_input_larger_than_the_terminal_buffer(cluster: Cluster) -> None:
+    """A paste bigger than the pty's buffer (a few KiB) all arrives: the terminal's master end is non-blocking,
+    so input waits for the reader instead of failing with EAGAIN and being dropped."""
+    q = ("command=sh&command=-c&command=stty%20raw%20-echo%3B%20echo%20ready%3B%20head%20-c%20300000%20%7C%20wc%20-c"
+         "&stdin=true&stdout=true&tty=true")
+    with ws_connect(cluster.api, f"/api/v1/namespaces/default/pods/web/exec?{q}", ["v5.channel.k8s.io"]) as ws:
+        out = b""
+        while b"ready" not in out:
+            msg = ws.recv(timeout=30)
+            assert isinstance(msg, bytes)
+            if msg[0] == 1:
+                out += msg[1:]
+        ws.send(b"\x00" + b"x" * 300000)
+        out, status = b"", None
+        for msg in ws:
+            assert isinstance(msg, bytes)
+            if msg[0] == 1:
+                out += msg[1:]
+            elif msg[0] == 3:
+                status = json.loads(msg[1:])
+        assert out.split() == [b"300000"], out[-200:]
+        assert status is not None and status["status"] == "Success"
