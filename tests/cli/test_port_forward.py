@@ -3,6 +3,7 @@ closed pod port reported without ending the forward; loopback by default."""
 
 from __future__ import annotations
 
+import queue
 import socket
 import subprocess
 import sys
@@ -12,7 +13,6 @@ import urllib.request
 import pytest
 
 from tests.cli.streams_bed import bed  # noqa: F401
-from tests.support.live import stop_popen
 from tests.support.procs import ROOT
 from tests.workloads.fixtures import Bed
 
@@ -21,13 +21,27 @@ class Forward:
     def __init__(self, bed: Bed, *args: str) -> None:  # noqa: F811
         self.p = subprocess.Popen([sys.executable, "-m", "kubesvc", "--store", bed.store_path, "port-forward", *args],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
-        self.lines: list[str] = []
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.err: list[str] = []
+        self.readers = [threading.Thread(target=self._read, daemon=True),
+                        threading.Thread(target=lambda: self.err.extend(self.p.stderr or []), daemon=True)]
+        for t in self.readers:
+            t.start()
 
-    def ports(self, n: int) -> list[tuple[str, int]]:
-        assert self.p.stdout is not None
+    def _read(self) -> None:
+        for line in self.p.stdout or []:
+            self.lines.put(line)
+        self.lines.put("")
+
+    def ports(self, n: int, timeout: float = 30) -> list[tuple[str, int]]:
+        """The first ``n`` "Forwarding from" addresses; fails (and stops the forward) if the process ends or
+        prints none within ``timeout`` seconds instead of hanging the test."""
         out = []
         while len(out) < n:
-            line = self.p.stdout.readline()
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no 'Forwarding from' line in {timeout} s: {self.stop()}") from None
             assert line, self.stop()
             if line.startswith("Forwarding from "):
                 addr, port = line.split()[2].rsplit(":", 1)
@@ -35,7 +49,16 @@ class Forward:
         return out
 
     def stop(self) -> str:
-        return stop_popen(self.p)
+        """SIGTERM, bounded wait, then SIGKILL; returns what the forward wrote to stderr."""
+        self.p.terminate()
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait(timeout=10)
+        for t in self.readers:
+            t.join(timeout=10)
+        return "".join(self.err)
 
 
 def _get(port: int) -> str:
