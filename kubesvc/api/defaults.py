@@ -22,7 +22,10 @@ strategy's ``NormalizeClusterIPs`` and ``initIPFamilyFields`` in ``service/stora
   terminationMessagePath/Policy.
 - RC: selector and metadata.labels from the template labels when empty; replicas 1. RS and
   Deployment: replicas 1; Deployment strategy RollingUpdate 25%/25%, revisionHistoryLimit 10,
-  progressDeadlineSeconds 600. Secret: type Opaque. Namespace: spec.finalizers [kubernetes],
+  progressDeadlineSeconds 600. Secret: type Opaque; ``stringData`` merged into ``data`` (each value
+  base64 of its UTF-8 text, replacing a ``data`` key of the same name) and dropped, as v1->internal
+  conversion does (``Convert_v1_Secret_To_core_Secret``: the field is write-only, never stored or
+  returned). Namespace: spec.finalizers [kubernetes],
   status.phase Active, label kubernetes.io/metadata.name=<name>. IngressClass: parameters scope
   Cluster when parameters are given.
 - StatefulSet: podManagementPolicy OrderedReady, updateStrategy RollingUpdate with partition 0,
@@ -40,6 +43,7 @@ strategy's ``NormalizeClusterIPs`` and ``initIPFamilyFields`` in ``service/stora
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -244,6 +248,12 @@ def _deployment(deploy: Obj, old: Obj | None) -> None:
 
 
 def _secret(secret: Obj, old: Obj | None) -> None:
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = secret.get("data") or {}
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value or "").encode()).decode()
+        secret["data"] = data
     if not secret.get("type"):
         secret["type"] = "Opaque"
 

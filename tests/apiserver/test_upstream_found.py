@@ -70,3 +70,29 @@ def test_python_client_failtocreate_text(api: Api, ns: str) -> None:
                             '"status":"Failure","message":"configmaps \\"twice\\" already exists",'
                             '"reason":"AlreadyExists","details":{"name":"twice","kind":"configmaps"},"code":409}\n')
     assert kubernetes is not None
+
+
+def test_secret_string_data_is_merged_into_data_and_never_stored(api: Api, ns: str) -> None:
+    # test/cmd run_secrets_test: stringData overrides data's key of the same name (base64 of its text)
+    # and is not kept; kubectl create, the API's dry run and kubesvc's own create all see the same
+    manifest = json.dumps({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "secret-string-data"},
+                           "data": {"k1": "djE=", "k2": ""}, "stringData": {"k2": "v2", "k3": "é"}})
+    code, _, body = api.request("POST", f"/api/v1/namespaces/{ns}/secrets?dryRun=All", manifest.encode())
+    assert code == 201, body
+    assert body["data"] == {"k1": "djE=", "k2": "djI=", "k3": "w6k="} and "stringData" not in body
+    r = api.kubectl("create", "-n", ns, "-f", "-", input=manifest)
+    assert r.code == 0, r.err
+    r = api.kubectl("get", "-n", ns, "secret/secret-string-data", "-o", "go-template={{.data}} {{.stringData}}")
+    assert r.out == "map[k1:djE= k2:djI= k3:w6k=] <no value>"
+    # an update carrying stringData merges the same way (kubectl apply patches the stored object)
+    r = api.kubectl("patch", "-n", ns, "secret/secret-string-data", "-p", '{"stringData":{"k1":"new"}}')
+    assert r.code == 0, r.err
+    code, _, body = api.request("GET", f"/api/v1/namespaces/{ns}/secrets/secret-string-data")
+    assert body["data"]["k1"] == "bmV3" and "stringData" not in body
+    other = manifest.replace("secret-string-data", "by-kubesvc")
+    r = api.ks("create", "-n", ns, "-f", api.write("s.json", other))
+    assert r.code == 0, r.err
+    r = api.ks("get", "-n", ns, "secret", "by-kubesvc", "-o", "json")
+    assert r.code == 0, r.err
+    got = json.loads(r.out)
+    assert got["data"]["k2"] == "djI=" and "stringData" not in got
