@@ -19,7 +19,7 @@ strategy's ``NormalizeClusterIPs`` and ``initIPFamilyFields`` in ``service/stora
 - Endpoints: port protocol TCP. Pod (and every pod template): restartPolicy Always, dnsPolicy
   ClusterFirst, terminationGracePeriodSeconds 30, schedulerName default-scheduler, container
   port protocol TCP, imagePullPolicy Always for ``:latest`` or untagged images else IfNotPresent,
-  terminationMessagePath/Policy.
+  terminationMessagePath/Policy, ``fieldRef.apiVersion`` v1 (env valueFrom, downwardAPI items).
 - RC: selector and metadata.labels from the template labels when empty; replicas 1. RS and
   Deployment: replicas 1; Deployment strategy RollingUpdate 25%/25%, revisionHistoryLimit 10,
   progressDeadlineSeconds 600. Secret: type Opaque; ``stringData`` merged into ``data`` (each value
@@ -189,6 +189,28 @@ def set_defaults_pod_spec(spec: Obj) -> None:
             for port in ctr.get("ports") or []:
                 if isinstance(port, dict) and not port.get("protocol"):
                     port["protocol"] = "TCP"
+            for env in ctr.get("env") or []:
+                if isinstance(env, dict):
+                    _field_ref_version(env.get("valueFrom"))
+    for vol in spec.get("volumes") or []:
+        if not isinstance(vol, dict):
+            continue
+        projected = vol.get("projected")
+        sources = [vol.get("downwardAPI")]
+        if isinstance(projected, dict):
+            sources += [s.get("downwardAPI") for s in projected.get("sources") or [] if isinstance(s, dict)]
+        for source in sources:
+            if isinstance(source, dict):
+                for item in source.get("items") or []:
+                    _field_ref_version(item)
+
+
+def _field_ref_version(holder: Any) -> None:
+    """``fieldRef.apiVersion`` v1 when absent (``SetDefaults_ObjectFieldSelector``): env valueFrom and
+    downwardAPI items (in a volume or a projected one) alike."""
+    ref = holder.get("fieldRef") if isinstance(holder, dict) else None
+    if isinstance(ref, dict) and not ref.get("apiVersion"):
+        ref["apiVersion"] = "v1"
 
 
 def _pod(pod: Obj, old: Obj | None) -> None:
