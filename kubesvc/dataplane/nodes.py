@@ -162,6 +162,28 @@ def publish(store_path: str, nodes: list[NodeNet]) -> None:
             reg.update_status("Node", "", n.name, restatus)
 
 
+def unpublish(store_path: str) -> None:
+    """One node again after ``--nodes N``: drop the other nodes' Node objects and give the first its loopback
+    InternalIP back (the kubelet reports it as its pods' ``status.hostIP``); nothing is written when nothing changed."""
+    from kubesvc.registry.generic import Registry
+    from kubesvc.store.db import Store
+
+    with Store(store_path) as store:
+        reg = Registry(store)
+        for old in store.list("Node"):
+            if old["metadata"]["name"].startswith(f"{FIRST_NODE}-"):
+                reg.delete("Node", "", old["metadata"]["name"])
+        first = store.get("Node", "", FIRST_NODE)
+        addrs = ((first or {}).get("status") or {}).get("addresses") or []
+        if not any(a.get("type") == "InternalIP" and a.get("address") == "127.0.0.1" for a in addrs) and first:
+            def restatus(o: dict[str, Any]) -> None:
+                st = o.setdefault("status", {})
+                rest = [a for a in st.get("addresses") or [] if a.get("type") != "InternalIP"]
+                st["addresses"] = [{"type": "InternalIP", "address": "127.0.0.1"}, *rest]
+
+            reg.update_status("Node", "", FIRST_NODE, restatus)
+
+
 def node_object(n: NodeNet, base: dict[str, Any] | None) -> dict[str, Any]:
     """The Node object of ``n``: ``base`` (the stored one, or None) with InternalIP = the node IP and podCIDR."""
     import copy

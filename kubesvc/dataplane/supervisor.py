@@ -638,13 +638,14 @@ def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: flo
 
 def _make_nodes(run: RunDir, count: int) -> None:
     """``--nodes N`` (N > 1): the node namespaces (``nodes.setup``) and their Node objects, kept in nodes.json;
-    one node: no namespace, and no nodes.json left from an earlier run."""
+    one node: no namespace, and neither nodes.json nor the other Nodes left from an earlier run."""
     from kubesvc.dataplane import nodes
 
     nodes.check(count)
     if count == 1:
         if run.path.exists():
             run.remove(run.path / "nodes.json")
+        nodes.unpublish(run.store)  # after an earlier `--nodes N`: one node again (writes only if something changed)
         return
     try:
         made = nodes.setup(run.store, count)

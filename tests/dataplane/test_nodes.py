@@ -76,6 +76,12 @@ def test_up_nodes_publishes_nodes_runs_a_proxy_per_node_and_down_removes_the_nam
         down = kubesvc(store, "down")
         assert down.returncode == 0 and "nodes: removed 3 network namespace(s)" in down.stdout, down
         assert nodes.existing(store) == []
+        # one node again: the second Node goes and the first gets its loopback InternalIP back (its pods' hostIP)
+        out = kubesvc(store, "up", "--components", "proxy", "--timeout", "40")
+        assert out.returncode == 0, out.stderr
+        got = json.loads(kubesvc(store, "get", "nodes", "-o", "json").stdout)["items"]
+        assert [n["metadata"]["name"] for n in got] == ["kubesvc-node"], got
+        assert {"type": "InternalIP", "address": "127.0.0.1"} in got[0]["status"]["addresses"], got
     finally:
         kubesvc(store, "down")
         nodes.teardown(store)
@@ -300,3 +306,14 @@ def test_a_pod_on_node_2_resolves_a_service_through_the_cluster_dns(cluster: Clu
         d = subprocess.run(["ip", "netns", "exec", nodes.fabric(cluster.store), "dig", "+short", "+time=2", "+tries=2",
                             f"@{nodes.CLIENT_IP}", "web.default.svc.cluster.local"], capture_output=True, text=True, timeout=30)
         assert d.stdout.strip() == ip, d
+
+
+def test_each_pod_s_host_ip_is_its_node_s_internal_ip(cluster: Cluster) -> None:
+    """status.hostIP (and hostIPs) is the InternalIP of the node the pod runs on, as the kubelet reports it: 172.30.0.11
+    and .12 here, not the machine's loopback on every node."""
+    ips = {n.name: n.ip for n in cluster.nodes}
+    pods = json.loads(cluster.kubesvc("get", "pods", "-o", "json").stdout)["items"]
+    got = {p["metadata"]["name"]: (p["spec"]["nodeName"], p["status"].get("hostIP"), p["status"].get("hostIPs")) for p in pods}
+    assert len(got) == 3, got
+    for node_name, host_ip, host_ips in got.values():
+        assert host_ip == ips[node_name] and host_ips == [{"ip": ips[node_name]}], got

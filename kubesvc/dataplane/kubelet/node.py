@@ -32,6 +32,7 @@ import asyncio
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from kubesvc.store.db import Store
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesvc.kubelet")
-HOST_IP = "127.0.0.1"
+HOST_IP = "127.0.0.1"  # a single node (no Node object, or one without an InternalIP): the machine's loopback
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Node:
         self.netns: Any = None
         self.relay: Any = None
         self.swept = False
+        self._host_ip, self._host_ip_at = HOST_IP, -1e9
         pods = logs.pods_dir(opts.store_path)
         pods.mkdir(parents=True, exist_ok=True)
         os.chmod(pods, 0o711)
@@ -86,6 +88,19 @@ class Node:
             self.netns = netns.PodNetworks(opts.pod_cidr)
 
     # ------------------------------------------------------------------ sync
+
+    @property
+    def host_ip(self) -> str:
+        """This node's InternalIP from its Node object (``up --nodes N``: 172.30.0.(10+i)), read at most once a
+        second; the machine's loopback when there is none. Pods' ``status.hostIP`` and ``fieldRef: status.hostIP``."""
+        now = time.monotonic()
+        if now - self._host_ip_at >= 1.0:
+            self._host_ip_at = now
+            node = self.store.get("Node", "", self.opts.node_name) or {}
+            addrs = (node.get("status") or {}).get("addresses") or []
+            self._host_ip = next((str(a.get("address")) for a in addrs if isinstance(a, dict)
+                                  and a.get("type") == "InternalIP" and a.get("address")), HOST_IP)
+        return self._host_ip
 
     def sync_pods(self) -> None:
         seen: set[tuple[str, str]] = set()
@@ -222,7 +237,7 @@ class Node:
     def container_env(self, worker: PodWorker, container: Obj) -> dict[str, str]:
         pod = dict(worker.pod)
         pod["status"] = {**(worker.pod.get("status") or {}), "podIP": worker.pod_ip,
-                         "podIPs": [{"ip": worker.pod_ip}], "hostIP": HOST_IP, "hostIPs": [{"ip": HOST_IP}]}
+                         "podIPs": [{"ip": worker.pod_ip}], "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}]}
 
         def lookup(kind: str, ns: str, name: str) -> Obj | None:
             return self.store.get(kind, ns, name)
@@ -327,7 +342,7 @@ class Node:
             if pod["metadata"].get("uid") != worker.uid:
                 return
             views: list[status.ContainerView] = [c.view for c in worker.containers]
-            pod["status"] = status.compose(pod, views, pod_ip=worker.pod_ip, host_ip=HOST_IP,
+            pod["status"] = status.compose(pod, views, pod_ip=worker.pod_ip, host_ip=self.host_ip,
                                            start_time=worker.start_time, now=now_rfc3339(),
                                            node_stopped=worker.node_stopped)
 
