@@ -31,7 +31,7 @@ Everything here is pure: data in, data out.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
@@ -71,6 +71,8 @@ class Plan:
     ports: dict[SPN, ServicePort] = field(default_factory=dict)
     listeners: dict[ListenerKey, SPN] = field(default_factory=dict)
     problems: list[tuple[SPN, str]] = field(default_factory=list)
+    # the service ports that may differ from the previous plan's (``Planner.update``); None: any of them
+    changed: set[SPN] | None = field(default=None, compare=False, repr=False)
 
 
 def spn_text(spn: SPN) -> str:
@@ -156,6 +158,128 @@ def _is_node_local(ep_node: str, ip: str, node_name: str, is_local: Callable[[st
     return ep_node == node_name if ep_node else is_local(ip)
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """One service port as its Service alone decides it: the ``ServicePort`` with every address it wants (before
+    listener conflicts with other service ports are settled), or ``problem``: why it is not proxied (``port`` None)."""
+
+    spn: SPN
+    port: ServicePort | None
+    problem: str = ""
+
+
+def service_ports(
+    svc: dict[str, Any],
+    ep: dict[str, Any] | None,
+    node_addresses: tuple[str, ...] = (),
+    is_local: Callable[[str], bool] = lambda ip: False,
+    node_name: str = "",
+    zone: str = "",
+    hints: dict[str, frozenset[str]] | None = None,
+) -> list[Wanted]:
+    """One Service's service ports in spec order (empty when it is not proxied), from it, its merged Endpoints
+    ``ep`` and its ``zone_hints`` entry ``hints``: a function of these alone, so a sync recomputes only the Services
+    that changed (``Planner``)."""
+    if should_skip(svc):
+        return []
+    meta, spec = svc["metadata"], svc.get("spec") or {}
+    ns, name = meta.get("namespace", ""), meta["name"]
+    cluster_ip = spec["clusterIP"]
+    if ep is not None and HEADLESS_LABEL in ((ep.get("metadata") or {}).get("labels") or {}):
+        ep = None
+    by_port = endpoints_by_port(ep)
+    node_of = endpoint_nodes(ep)
+    internal_local = spec.get("internalTrafficPolicy") == "Local"
+    external_local = spec.get("externalTrafficPolicy") == "Local"
+    topology = _uses_topology(svc, hints, zone, node_of)
+    hc_port = int(spec.get("healthCheckNodePort") or 0) if spec.get("type") == "LoadBalancer" and external_local else 0
+    ranges = tuple(str(r).strip() for r in spec.get("loadBalancerSourceRanges") or [] if str(r).strip())
+    affinity = spec.get("sessionAffinity") == "ClientIP"
+    ttl = (((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")) or DEFAULT_AFFINITY_SECONDS
+    lb_ips = [i["ip"] for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [] if i.get("ip")]
+    ext_ips = [ip for ip in spec.get("externalIPs") or [] if is_local(ip)]
+    has_node_ports = spec.get("type") in ("NodePort", "LoadBalancer")
+    out: list[Wanted] = []
+    for p in spec.get("ports") or []:
+        pname = p.get("name") or ""
+        spn: SPN = (ns, name, pname)
+        proto = (p.get("protocol") or "TCP").upper()
+        if proto not in ("TCP", "UDP"):
+            out.append(Wanted(spn, None, f"{proto} is not supported by the proxy"))
+            continue
+        port = int(p["port"])
+        node_port = int(p.get("nodePort") or 0) if has_node_ports else 0
+        addrs: list[tuple[str, int, str]] = [(cluster_ip, port, "cluster")]
+        if node_port:
+            addrs += [(ip, node_port, "nodePort") for ip in node_addresses]
+        addrs += [(ip, port, "loadBalancer") for ip in lb_ips]
+        addrs += [(ip, port, "externalIP") for ip in ext_ips]
+        ready = by_port.get(pname, ())
+        local = tuple(e for e in ready if _is_node_local(node_of.get(e[0], ""), e[0], node_name, is_local))
+        cluster = ready
+        if topology:
+            zoned = hints or {}
+            cluster = tuple(e for e in ready if zone in zoned.get(e[0], frozenset()))
+        internal = local if internal_local else cluster
+        external = local if external_local else cluster
+        out.append(Wanted(spn, ServicePort(
+            name=spn,
+            protocol=proto,
+            cluster_ip=cluster_ip,
+            port=port,
+            node_port=node_port,
+            affinity=affinity,
+            affinity_seconds=int(ttl),
+            endpoints=internal,
+            addresses=tuple(addrs),
+            external_endpoints=external if external != internal else None,
+            local_endpoints=len(local),
+            health_check_node_port=hc_port,
+            source_ranges=ranges if lb_ips else (),
+        )))
+    return out
+
+
+def wanted_keys(wanted: Iterable[Wanted]) -> set[ListenerKey]:
+    """Every listener address a Service's service ports ask for."""
+    return {(w.port.protocol, ip, port) for w in wanted if w.port is not None for ip, port, _ in w.port.addresses}
+
+
+def settle(plan: Plan, wanted: Iterable[Wanted]) -> tuple[list[SPN], list[ListenerKey], list[tuple[SPN, str]]]:
+    """Add one Service's service ports to ``plan``, after every Service before it in (namespace, name) order: an
+    address ``plan.listeners`` already gives to another service port is reported and left out; within the Service,
+    the first port wanting an address gets it. Returns what it added: (service ports, listeners, problems)."""
+    spns: list[SPN] = []
+    owned: dict[ListenerKey, SPN] = {}
+    problems: list[tuple[SPN, str]] = []
+    for w in wanted:
+        spn, sp = w.spn, w.port
+        if sp is None:
+            problems.append((spn, w.problem))
+            continue
+        proto = sp.protocol
+        kept: list[tuple[str, int, str]] = []
+        for ip, lport, kind in sp.addresses:
+            key = (proto, ip, lport)
+            owner = owned.get(key) or plan.listeners.get(key)
+            if owner is not None:
+                if owner != spn:
+                    problems.append((spn, f"{proto} {ip}:{lport} ({kind}) is already served for {spn_text(owner)}"))
+                continue
+            owned[key] = spn
+            kept.append((ip, lport, kind))
+        plan.ports[spn] = sp if len(kept) == len(sp.addresses) else replace(sp, addresses=tuple(kept))
+        spns.append(spn)
+    plan.listeners.update(owned)
+    plan.problems += problems
+    return spns, list(owned), problems
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace", ""), meta["name"]
+
+
 def build(
     services: Iterable[dict[str, Any]],
     endpoints: Iterable[dict[str, Any]],
@@ -165,78 +289,119 @@ def build(
     zone: str = "",
     hints: dict[tuple[str, str], dict[str, frozenset[str]]] | None = None,
 ) -> Plan:
-    """``node_name``/``zone``: this proxy's node and its ``topology.kubernetes.io/zone`` (traffic policies and
-    topology hints); ``hints``: ``zone_hints`` of the EndpointSlices."""
-    eps_index = {((e.get("metadata") or {}).get("namespace", ""), e["metadata"]["name"]): e for e in endpoints
-                 if HEADLESS_LABEL not in ((e.get("metadata") or {}).get("labels") or {})}
+    """The whole plan at once. ``node_name``/``zone``: this proxy's node and its ``topology.kubernetes.io/zone``
+    (traffic policies and topology hints); ``hints``: ``zone_hints`` of the EndpointSlices."""
+    eps_index = {_key(e): e for e in endpoints if HEADLESS_LABEL not in ((e.get("metadata") or {}).get("labels") or {})}
     nodes = tuple(node_addresses)
     plan = Plan()
-    for svc in sorted(services, key=lambda s: (s["metadata"].get("namespace", ""), s["metadata"]["name"])):
-        if should_skip(svc):
-            continue
-        meta, spec = svc["metadata"], svc.get("spec") or {}
-        ns, name = meta.get("namespace", ""), meta["name"]
-        cluster_ip = spec["clusterIP"]
-        by_port = endpoints_by_port(eps_index.get((ns, name)))
-        node_of = endpoint_nodes(eps_index.get((ns, name)))
-        internal_local = spec.get("internalTrafficPolicy") == "Local"
-        external_local = spec.get("externalTrafficPolicy") == "Local"
-        topology = _uses_topology(svc, (hints or {}).get((ns, name)), zone, node_of)
-        hc_port = int(spec.get("healthCheckNodePort") or 0) if spec.get("type") == "LoadBalancer" and external_local else 0
-        ranges = tuple(str(r).strip() for r in spec.get("loadBalancerSourceRanges") or [] if str(r).strip())
-        affinity = spec.get("sessionAffinity") == "ClientIP"
-        ttl = (((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")) or DEFAULT_AFFINITY_SECONDS
-        lb_ips = [i["ip"] for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [] if i.get("ip")]
-        ext_ips = [ip for ip in spec.get("externalIPs") or [] if is_local(ip)]
-        has_node_ports = spec.get("type") in ("NodePort", "LoadBalancer")
-        for p in spec.get("ports") or []:
-            pname = p.get("name") or ""
-            spn: SPN = (ns, name, pname)
-            proto = (p.get("protocol") or "TCP").upper()
-            if proto not in ("TCP", "UDP"):
-                plan.problems.append((spn, f"{proto} is not supported by the proxy"))
-                continue
-            port = int(p["port"])
-            node_port = int(p.get("nodePort") or 0) if has_node_ports else 0
-            addrs: list[tuple[str, int, str]] = [(cluster_ip, port, "cluster")]
-            if node_port:
-                addrs += [(ip, node_port, "nodePort") for ip in nodes]
-            addrs += [(ip, port, "loadBalancer") for ip in lb_ips]
-            addrs += [(ip, port, "externalIP") for ip in ext_ips]
-            kept: list[tuple[str, int, str]] = []
-            for ip, lport, kind in addrs:
-                key = (proto, ip, lport)
-                owner = plan.listeners.get(key)
-                if owner is not None:
-                    if owner != spn:
-                        plan.problems.append((spn, f"{proto} {ip}:{lport} ({kind}) is already served for {spn_text(owner)}"))
-                    continue
-                plan.listeners[key] = spn
-                kept.append((ip, lport, kind))
-            ready = by_port.get(pname, ())
-            local = tuple(e for e in ready if _is_node_local(node_of.get(e[0], ""), e[0], node_name, is_local))
-            cluster = ready
-            if topology:
-                zoned = (hints or {}).get((ns, name)) or {}
-                cluster = tuple(e for e in ready if zone in zoned.get(e[0], frozenset()))
-            internal = local if internal_local else cluster
-            external = local if external_local else cluster
-            plan.ports[spn] = ServicePort(
-                name=spn,
-                protocol=proto,
-                cluster_ip=cluster_ip,
-                port=port,
-                node_port=node_port,
-                affinity=affinity,
-                affinity_seconds=int(ttl),
-                endpoints=internal,
-                addresses=tuple(kept),
-                external_endpoints=external if external != internal else None,
-                local_endpoints=len(local),
-                health_check_node_port=hc_port,
-                source_ranges=ranges if lb_ips else (),
-            )
+    for svc in sorted(services, key=_key):
+        key = _key(svc)
+        settle(plan, service_ports(svc, eps_index.get(key), nodes, is_local, node_name, zone, (hints or {}).get(key)))
     return plan
+
+
+@dataclass
+class _Placed:
+    """What one Service contributes to the plan: its wanted ports, and what ``settle`` gave them."""
+
+    wanted: list[Wanted]
+    keys: set[ListenerKey]
+    spns: list[SPN] = field(default_factory=list)
+    owned: list[ListenerKey] = field(default_factory=list)
+    problems: list[tuple[SPN, str]] = field(default_factory=list)
+
+
+class Planner:
+    """The plan kept up to date one Service at a time, equal to ``build`` over the same objects.
+
+    ``rebuild`` takes every Service; ``update`` only those that changed (a Service, its merged Endpoints or its
+    hints), each given as ``(Service or None when gone, Endpoints, hints)``. The only coupling between Services is
+    the listener addresses: the first in (namespace, name) order gets an address several want. So an update takes
+    out the changed Services and every Service that wants an address they wanted or want (``claims``), and settles
+    them again in (namespace, name) order, each after the ones before it: the addresses of the Services left alone
+    are owned exactly as before. Each call returns a new ``Plan`` (the dicts copied: the caller keeps the last one)
+    whose ``changed`` names the service ports that may differ from the previous plan's (None after a rebuild)."""
+
+    def __init__(self, node_addresses: Iterable[str] = (), is_local: Callable[[str], bool] = lambda ip: False,
+                 node_name: str = "", zone: str = "") -> None:
+        self.nodes = tuple(node_addresses)
+        self.is_local, self.node_name, self.zone = is_local, node_name, zone
+        self.plan = Plan()
+        self.placed: dict[tuple[str, str], _Placed] = {}
+        self.claims: dict[ListenerKey, set[tuple[str, str]]] = {}
+        self.with_problems: set[tuple[str, str]] = set()
+
+    def _wanted(self, svc: dict[str, Any], ep: dict[str, Any] | None, hints: dict[str, frozenset[str]] | None) -> list[Wanted]:
+        return service_ports(svc, ep, self.nodes, self.is_local, self.node_name, self.zone, hints)
+
+    def rebuild(self, services: Iterable[tuple[dict[str, Any], dict[str, Any] | None, dict[str, frozenset[str]] | None]]) -> Plan:
+        self.plan, self.placed, self.claims, self.with_problems = Plan(), {}, {}, set()
+        for svc, ep, hints in sorted(services, key=lambda t: _key(t[0])):
+            key = _key(svc)
+            wanted = self._wanted(svc, ep, hints)
+            placed = self.placed[key] = _Placed(wanted, wanted_keys(wanted))
+            for k in placed.keys:
+                self.claims.setdefault(k, set()).add(key)
+            placed.spns, placed.owned, placed.problems = settle(self.plan, wanted)
+            if placed.problems:
+                self.with_problems.add(key)
+        return self._result(None)
+
+    def update(self, changed: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None,
+                                                        dict[str, frozenset[str]] | None]]) -> Plan:
+        plan = self.plan
+        fresh: dict[tuple[str, str], _Placed | None] = {}
+        dirty: set[tuple[str, str]] = set()
+        for key, (svc, ep, hints) in changed.items():
+            old = self.placed.get(key)
+            wanted = self._wanted(svc, ep, hints) if svc is not None else []
+            new = _Placed(wanted, wanted_keys(wanted)) if svc is not None else None
+            if old is not None and new is not None and old.wanted == new.wanted:
+                continue  # the same service ports and addresses: nothing of the plan changes
+            fresh[key] = new
+            dirty.add(key)
+            for k in (old.keys if old is not None else set()) | (new.keys if new is not None else set()):
+                dirty |= self.claims.get(k, set())
+        touched: set[SPN] = set()
+        for key in dirty:  # take them all out first: an address they held is free again
+            old = self.placed.get(key)
+            if old is None:
+                continue
+            touched.update(old.spns)
+            for spn in old.spns:
+                plan.ports.pop(spn, None)
+            for k in old.owned:
+                plan.listeners.pop(k, None)
+            if key in fresh:
+                for k in old.keys:
+                    holders = self.claims[k]
+                    holders.discard(key)
+                    if not holders:
+                        del self.claims[k]
+        for key, new in fresh.items():
+            self.with_problems.discard(key)
+            if new is None:
+                self.placed.pop(key, None)
+                continue
+            self.placed[key] = new
+            for k in new.keys:
+                self.claims.setdefault(k, set()).add(key)
+        for key in sorted(dirty):  # in (namespace, name) order: each after those before it
+            placed = self.placed.get(key)
+            if placed is None:
+                continue
+            placed.spns, placed.owned, placed.problems = settle(plan, placed.wanted)
+            touched.update(placed.spns)
+            if placed.problems:
+                self.with_problems.add(key)
+            else:
+                self.with_problems.discard(key)
+        plan.problems = [p for key in sorted(self.with_problems) for p in self.placed[key].problems]
+        return self._result(touched)
+
+    def _result(self, changed: set[SPN] | None) -> Plan:
+        p = self.plan
+        return Plan(dict(p.ports), dict(p.listeners), list(p.problems), changed=changed)
 
 
 def serving(plan: Plan) -> dict[ListenerKey, SPN]:

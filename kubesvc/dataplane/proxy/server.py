@@ -1,9 +1,11 @@
 """The proxy's reconcile loop: follow the store, rebuild the plan from a snapshot, apply the diff.
 
 Rules kept here (STYLE rule 3; spec dataplane.md §1.9):
-- Start-up and every change take one path: snapshot (``list_with_revision``) -> ``plan.build`` -> apply.
-  The snapshot and the plan are built on a worker thread with its own store connection, so a big store
-  never stalls forwarding; the loop thread only applies the result.
+- Start-up and every change take one path: snapshot -> plan -> apply. The snapshot (``snapshot.PlanSource``) is
+  incremental: the change log since the last sync, and only the Services that changed re-planned
+  (``plan.Planner``); a full read (``list_with_revision`` -> ``Planner.rebuild``) on the first sync, after log
+  compaction and periodically. The snapshot and the plan are built on a worker thread with its own store
+  connection, so a big store never stalls forwarding; the loop thread only applies the result.
 - The store is followed by ``runtime.StoreFollower`` (``data_version()`` every ``poll_interval``, 10 ms): a change is
   in force one poll plus one sync later. One sync runs at a time; changes during a sync trigger another.
 - Supervised (``runtime.supervise``): the store follower, the housekeeping (affinity expiry, bind retries,
@@ -56,6 +58,7 @@ from kubesvc.dataplane.proxy.metrics import (
     render,
     serve_http,
 )
+from kubesvc.dataplane.proxy.snapshot import PlanSource
 from kubesvc.dataplane.proxy.tcp import Pair, TcpListener
 from kubesvc.dataplane.proxy.udp import UdpListener
 
@@ -181,7 +184,7 @@ class ProxyServer:
         self.http: list[asyncio.AbstractServer] = []
         self.bound: dict[str, str] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="proxy-snapshot")
-        self._reader: Any = None
+        self._source: PlanSource | None = None
         self._status_dirty = False
         self._status_written = 0.0
         self._syncing = asyncio.Lock()
@@ -208,30 +211,12 @@ class ProxyServer:
     # ------------------------------------------------------------------------------- snapshot side
 
     def _snapshot(self) -> tuple[int, planning.Plan]:
-        from kubesvc.controllers.endpointslices import list_with_revision
-        from kubesvc.store.db import Store
-
-        if self._reader is None:
-            self._reader = Store(self.store_path)
-        rev, objs = list_with_revision(self._reader, ("Service", "Endpoints"))  # Endpoints: merged EndpointSlices
-        hints = planning.zone_hints(self._reader.list("EndpointSlice")) if self._wants_hints(objs["Service"]) else None
-        node = self._reader.get("Node", "", self.options.node_name) or {}
-        zone = ((node.get("metadata") or {}).get("labels") or {}).get("topology.kubernetes.io/zone", "")
-        nodes = planning.node_addresses(self.options.nodeport_addresses, local_ipv4_addresses())
-        local_cache: dict[str, bool] = {}
-
-        def is_local(ip: str) -> bool:
-            if ip not in local_cache:
-                local_cache[ip] = is_local_address(ip)
-            return local_cache[ip]
-
-        return rev, planning.build(objs["Service"], objs["Endpoints"], nodes, is_local, self.options.node_name, zone, hints)
-
-    @staticmethod
-    def _wants_hints(services: list[dict[str, Any]]) -> bool:
-        """Slices are read a second time only when a Service asks for topology-aware routing."""
-        return any(set(planning.TOPOLOGY_ANNOTATIONS) & set((s.get("metadata") or {}).get("annotations") or {})
-                   or (s.get("spec") or {}).get("trafficDistribution") for s in services)
+        """Snapshot thread: the plan at the store's revision (``snapshot.PlanSource``: from the change log since the
+        last sync, re-planning only the Services that changed; a full read on the first sync and periodically)."""
+        if self._source is None:
+            self._source = PlanSource(self.store_path, self.options.node_name, self.options.nodeport_addresses,
+                                      local_ipv4_addresses, is_local_address)
+        return self._source.read()
 
     # ------------------------------------------------------------------------------- loop side
 
@@ -609,8 +594,8 @@ class ProxyServer:
                 nft.delete_table(self.options.nft_table)
             except nft.NftError as e:
                 log.warning("cannot remove the nftables table", extra={"kv": {"table": self.options.nft_table, "error": str(e)}})
-        if self._reader is not None:
-            self._reader.close()
+        if self._source is not None:
+            self._source.close()
         if self.options.status_file:
             try:
                 os.unlink(self.options.status_file)
