@@ -10,8 +10,11 @@ tree and shows that every check reports it.
 from __future__ import annotations
 
 import ast
+import functools
+import gc
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 PKG = Path(__file__).resolve().parents[1] / "kubesvc"
 RANK = {"errors": 0, "config": 0, "api": 1, "store": 2, "registry": 3, "controllers": 3, "dataplane": 5,
@@ -35,43 +38,78 @@ def files(pkg: Path = PKG) -> list[Path]:
     return sorted(p for p in pkg.rglob("*.py") if layer(p, pkg) in RANK)
 
 
-def _tree(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(), str(path))
+class Facts(NamedTuple):
+    """What the checks need from one file, found in one parse and one walk (see `facts`)."""
+
+    imports: list[str]  # absolute imports, lazy ones included, those under `if TYPE_CHECKING:` left out
+    relative: list[str]  # "lineno: relative import '...'"
+    sql: list[str]  # "lineno: ..." for SQL text, `x.execute(...)` on a connection or with SQL, `.conn`
 
 
-def _typing_only(tree: ast.Module) -> set[int]:
-    out: set[int] = set()
-    for node in ast.walk(tree):
+def _walk(tree: ast.AST) -> list[ast.AST]:
+    """``list(ast.walk(tree))`` (the same breadth-first order) in a third of the time."""
+    nodes, i, node_type = [tree], 0, ast.AST
+    while i < len(nodes):
+        node = nodes[i]
+        i += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                nodes += [v for v in value if isinstance(v, node_type)]
+            elif isinstance(value, node_type):
+                nodes.append(value)
+    return nodes
+
+
+@functools.cache
+def facts(path: Path) -> Facts:
+    """Parse `path` once per process and keep only the facts (the tree is dropped). The cyclic GC is off while
+    parsing (an AST holds no cycles): its collections, triggered by the many new nodes, cost twice the parse."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        nodes = _walk(ast.parse(path.read_text(), str(path)))
+    finally:
+        if was_enabled:
+            gc.enable()
+    typing_only: set[int] = set()
+    docstrings: set[int] = set()
+    for node in nodes:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            out.update(id(n) for b in node.body for n in ast.walk(b))
+            typing_only.update(id(n) for b in node.body for n in ast.walk(b))
+        elif isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    out = Facts([], [], [])
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            if id(node) not in typing_only:
+                out.imports.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level > 0:
+                out.relative.append(f"{node.lineno}: relative import {ast.unparse(node)!r}")
+            elif node.module and id(node) not in typing_only:
+                out.imports.append(node.module)
+                out.imports.extend(f"{node.module}.{a.name}" for a in node.names if a.name != "*")
+        elif isinstance(node, ast.Constant):
+            if isinstance(node.value, str) and id(node) not in docstrings and (m := SQL_TEXT.search(node.value)):
+                out.sql.append(f"{node.lineno}: SQL {m.group(0)!r}")
+        elif isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr in EXECUTE:
+                receiver = ast.unparse(node.func.value)
+                sql_arg = bool(node.args) and isinstance(node.args[0], (ast.Constant, ast.JoinedStr))
+                if DB_HANDLE.search(receiver) or sql_arg:
+                    out.sql.append(f"{node.lineno}: {receiver}.{node.func.attr}(...)")
+        elif isinstance(node, ast.Attribute) and node.attr == "conn":
+            out.sql.append(f"{node.lineno}: {ast.unparse(node)} (a store's connection)")
     return out
 
 
 def imports(path: Path) -> list[str]:
     """Every absolute import, lazy ones included; ``from a.b import c`` counts as ``a.b`` and ``a.b.c`` (so
     ``from kubesvc import cli`` is ``kubesvc.cli``). Imports under ``if TYPE_CHECKING:`` are left out."""
-    tree = _tree(path)
-    skip = _typing_only(tree)
-    out = []
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.append(node.module)
-            out += [f"{node.module}.{a.name}" for a in node.names if a.name != "*"]
-    return out
-
-
-def _docstrings(tree: ast.Module) -> set[int]:
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-                out.add(id(first.value))
-    return out
+    return facts(path).imports
 
 
 # --- the checks ---------------------------------------------------------------------------------------------------
@@ -94,9 +132,7 @@ def layering_violations(pkg: Path = PKG) -> list[str]:
 def relative_import_violations(pkg: Path = PKG) -> list[str]:
     bad = []
     for f in sorted(pkg.rglob("*.py")):
-        for node in ast.walk(_tree(f)):
-            if isinstance(node, ast.ImportFrom) and node.level > 0:
-                bad.append(f"{f.relative_to(pkg)}:{node.lineno}: relative import {ast.unparse(node)!r}")
+        bad += [f"{f.relative_to(pkg)}:{v}" for v in facts(f).relative]
     return bad
 
 
@@ -109,19 +145,7 @@ def sql_violations(pkg: Path = PKG) -> list[str]:
             continue
         where = str(f.relative_to(pkg))
         bad += [f"{where} imports {mod}" for mod in imports(f) if mod.split(".")[0] in SQL_MODULES]
-        tree = _tree(f)
-        docs = _docstrings(tree)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
-                if m := SQL_TEXT.search(node.value):
-                    bad.append(f"{where}:{node.lineno}: SQL {m.group(0)!r}")
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in EXECUTE:
-                receiver = ast.unparse(node.func.value)
-                sql_arg = bool(node.args) and isinstance(node.args[0], (ast.Constant, ast.JoinedStr))
-                if DB_HANDLE.search(receiver) or sql_arg:
-                    bad.append(f"{where}:{node.lineno}: {receiver}.{node.func.attr}(...)")
-            elif isinstance(node, ast.Attribute) and node.attr == "conn":
-                bad.append(f"{where}:{node.lineno}: {ast.unparse(node)} (a store's connection)")
+        bad += [f"{where}:{v}" for v in facts(f).sql]
     return sorted(set(bad))
 
 
@@ -207,3 +231,8 @@ def test_each_check_reports_a_planted_violation(tmp_path: Path) -> None:
     assert not [v for v in sql if v.startswith(("store/", "cli/jsonpath_ok.py", "cli/admin.py:1"))], sql
     assert ui_violations(pkg) == ["controllers/ui.py imports rich"]
     assert feature_violations(pkg) == ["dataplane/proxy/x.py imports kubesvc.dataplane.dns"]
+
+
+def test_the_fast_walk_visits_what_ast_walk_visits() -> None:
+    tree = ast.parse(Path(__file__).read_text())
+    assert [id(n) for n in _walk(tree)] == [id(n) for n in ast.walk(tree)]
