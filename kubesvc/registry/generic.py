@@ -3,7 +3,8 @@
 Create: decode (schema; strict/warn/ignore) -> namespace exists -> prepare_for_create -> defaults ->
 validate -> allocate (Service addresses, Pod IP) -> persist -> controllers (endpoints), all inside one
 write transaction, so parallel writers never hand out the same address and a failure leaves nothing.
-Update: the resourceVersion check first (a stale one is a Conflict before any validation), then the same
+Update: the resourceVersion check first (a stale one is a Conflict before any validation; "0" or none is
+no precondition), then the same
 with prepare_for_update/validate_update; an update that changes nothing writes nothing and keeps the
 resourceVersion (``unchanged``: kubectl then prints ``(no change)``).
 Dry runs execute the whole pipeline and roll the transaction back.
@@ -329,6 +330,9 @@ class Registry:
         if k.namespaced:
             new["metadata"].setdefault("namespace", old["metadata"].get("namespace", "default"))
         given = new["metadata"].get("resourceVersion")
+        if str(given) == "0":  # version 0 is no precondition: an unconditional update, as the apiserver's Store.Update
+            del new["metadata"]["resourceVersion"]
+            given = None
         if given and str(given) != str(old["metadata"].get("resourceVersion")):  # before validation, as GuaranteedUpdate
             raise Conflict(k.resource, new["metadata"].get("name", ""))
         saved = st.user_status(new)

@@ -95,7 +95,7 @@ def update_scale(registry: Registry, kind: str, namespace: str, name: str, scale
     given = str((scale.get("metadata") or {}).get("resourceVersion") or "")
 
     def fn(obj: Obj) -> None:
-        if given and given != str(obj["metadata"].get("resourceVersion")):
+        if given and given != "0" and given != str(obj["metadata"].get("resourceVersion")):  # 0: unconditional
             raise Conflict(k.resource, name)
         errs = validate_scale(scale)
         if errs:

@@ -79,3 +79,61 @@ def test_field_ref_default_in_a_pod_template(api: Api, ns: str) -> None:
     got = api.kubectl("get", "-n", ns, "rc", "envs", "-o",
                       "jsonpath={.spec.template.spec.containers[0].env[0].valueFrom.fieldRef.apiVersion}")
     assert got.out == "v1"
+
+
+def _node(annotations: dict[str, str] | None = None, rv: str | None = None) -> str:
+    meta: dict = {"name": "node-v1-test"}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    if rv is not None:
+        meta["resourceVersion"] = rv
+    return json.dumps({"kind": "Node", "apiVersion": "v1", "metadata": meta})
+
+
+@needs_kubectl
+def test_replace_with_resource_version_zero_is_unconditional(api: Api) -> None:
+    # run_pod_tests replaces a Node with "resourceVersion": "0": the apiserver reads version 0 as no
+    # precondition (an unconditional update), while any other stale version is a Conflict
+    try:
+        assert api.kubectl("create", "-f", "-", input=_node()).code == 0
+        dry = api.kubectl("replace", "--dry-run=server", "-f", "-", input=_node({"a": "b"}, "0"))
+        assert dry.code == 0, dry.err
+        assert api.kubectl("get", "node", "node-v1-test", "-o", "jsonpath={.metadata.annotations.a}").out == ""
+        r = api.kubectl("replace", "-f", "-", input=_node({"a": "b"}, "0"))
+        assert r.code == 0, r.err
+        assert api.kubectl("get", "node", "node-v1-test", "-o", "jsonpath={.metadata.annotations.a}").out == "b"
+        stale = api.kubectl("replace", "-f", "-", input=_node({"a": "c"}, "1"))
+        assert stale.code != 0 and "the object has been modified" in stale.err
+        # kubesvc's own replace reads the same
+        own = api.ks("replace", "-f", "-", input=_node({"a": "d"}, "0"))
+        assert own.code == 0, own.err
+        assert api.kubectl("get", "node", "node-v1-test", "-o", "jsonpath={.metadata.annotations.a}").out == "d"
+    finally:
+        api.kubectl("delete", "node", "node-v1-test")
+
+
+def test_put_and_scale_with_resource_version_zero(api: Api, ns: str) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "zero"}, "data": {"k": "1"}}
+    code, _, _ = api.request("POST", f"/api/v1/namespaces/{ns}/configmaps", json.dumps(cm).encode())
+    assert code == 201
+    cm["metadata"]["resourceVersion"] = "0"
+    cm["data"]["k"] = "2"
+    code, _, body = api.request("PUT", f"/api/v1/namespaces/{ns}/configmaps/zero", json.dumps(cm).encode())
+    assert code == 200, body
+    assert body["data"] == {"k": "2"} and body["metadata"]["resourceVersion"] not in ("", "0")
+    rc = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "zero"},
+          "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "zero"}},
+                                               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    code, _, _ = api.request("POST", f"/api/v1/namespaces/{ns}/replicationcontrollers", json.dumps(rc).encode())
+    assert code == 201
+    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "zero", "namespace": ns,
+                                                                          "resourceVersion": "0"},
+             "spec": {"replicas": 2}}
+    code, _, body = api.request("PUT", f"/api/v1/namespaces/{ns}/replicationcontrollers/zero/scale",
+                                json.dumps(scale).encode())
+    assert code == 200, body
+    assert body["spec"]["replicas"] == 2
+    scale["metadata"]["resourceVersion"] = "1"
+    code, _, body = api.request("PUT", f"/api/v1/namespaces/{ns}/replicationcontrollers/zero/scale",
+                                json.dumps(scale).encode())
+    assert code == 409, body
