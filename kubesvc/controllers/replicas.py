@@ -8,11 +8,13 @@ Rules kept here (pkg/controller/replicaset, pkg/controller/deployment):
 - Status: replicas, fullyLabeledReplicas, readyReplicas, availableReplicas (ready for at least
   ``minReadySeconds``), observedGeneration; zero counts are omitted as the apiserver's JSON does.
 - Deployment: the new ReplicaSet is the one whose template equals the Deployment's ignoring the
-  ``pod-template-hash`` label, named ``<deployment>-<hash>``; RollingUpdate scales it up to
+  ``pod-template-hash`` label and empty maps and lists (``resources: {}`` equals no ``resources``), named ``<deployment>-<hash>``; RollingUpdate scales it up to
   ``replicas + maxSurge`` in total and scales old ones down keeping ``replicas - maxUnavailable``
   available (surge rounds up, unavailable down; both zero means unavailable 1); Recreate scales old
   ones to zero and waits for their pods to go before scaling the new one up. Revisions count up in
-  ``deployment.kubernetes.io/revision``; a rollback re-uses the old ReplicaSet with a new revision.
+  ``deployment.kubernetes.io/revision``; a rollback re-uses the old ReplicaSet with a new revision,
+  and that ReplicaSet keeps the revisions it had in ``deployment.kubernetes.io/revision-history``
+  (comma-separated, oldest first, the oldest dropped past 2000 characters: ``SetNewReplicaSetAnnotations``).
   Old ReplicaSets at zero beyond ``revisionHistoryLimit`` (10) are deleted. ``paused`` stops scaling.
 """
 
@@ -32,6 +34,8 @@ HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
+MAX_REVISION_HISTORY_CHARS = 2000  # the deployment controller's revHistoryLimitInChars
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -190,6 +194,30 @@ def revision_of(obj: Obj) -> int:
         return 0
 
 
+def stamp_revision(rs: Obj, revision: int) -> None:
+    """Give a re-used ReplicaSet a newer revision; the one it had goes to the end of its revision history."""
+    meta = rs.setdefault("metadata", {})
+    annotations = meta.get("annotations") or {}
+    meta["annotations"] = annotations
+    old = annotations.get(REVISION)
+    if revision_of(rs) >= revision:
+        return
+    annotations[REVISION] = str(revision)
+    if not old:
+        return
+    history = annotations.get(REVISION_HISTORY) or ""
+    if not history:
+        annotations[REVISION_HISTORY] = old
+        return
+    olds = history.split(",")
+    total, start = len(history) + len(old) + 1, 0
+    while total > MAX_REVISION_HISTORY_CHARS and start < len(olds):
+        total -= len(olds[start]) + 1
+        start += 1
+    if total <= MAX_REVISION_HISTORY_CHARS:
+        annotations[REVISION_HISTORY] = ",".join([*olds[start:], old])
+
+
 def resolve_fenceposts(deploy: Obj) -> tuple[int, int]:
     """(maxSurge, maxUnavailable) as absolute numbers for the desired replica count."""
     spec = deploy.get("spec") or {}
@@ -248,10 +276,22 @@ class DeploymentPlan:
     status: Obj = field(default_factory=dict)
 
 
+def _semantic(value: Any) -> Any:
+    """A template as the controller's ``EqualIgnoreHash`` compares it (``equality.Semantic``: an empty map or
+    list equals an absent one, as does a struct with nothing set, e.g. ``resources: {}``, which kubectl's
+    rollback sends back while the stored template may lack it)."""
+    if isinstance(value, dict):
+        out = {k: _semantic(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [_semantic(v) for v in value]
+    return value
+
+
 def find_new(deploy: Obj, rss: list[Obj]) -> Obj | None:
-    want = _without_hash((deploy.get("spec") or {}).get("template") or {})
+    want = _semantic(_without_hash((deploy.get("spec") or {}).get("template") or {}))
     for rs in sorted(rss, key=lambda r: r["metadata"].get("creationTimestamp", "")):
-        if _without_hash((rs.get("spec") or {}).get("template") or {}) == want:
+        if _semantic(_without_hash((rs.get("spec") or {}).get("template") or {})) == want:
             return rs
     return None
 

@@ -110,7 +110,7 @@ class Controllers:
             self._event(deploy, "Normal", "ScalingReplicaSet", f"Scaled up replica set {rs['metadata']['name']} to {n}")
         for rs_name, rev in plan.revisions.items():
             def stamp(o: dict[str, Any], rev: int = rev) -> None:
-                o["metadata"].setdefault("annotations", {})[rp.REVISION] = str(rev)
+                rp.stamp_revision(o, rev)
 
             self.registry.mutate("ReplicaSet", ns, rs_name, stamp)
         desired = int((deploy.get("spec") or {}).get("replicas", 1))
