@@ -3,11 +3,14 @@
 Rules kept here (kube-proxy's ``pkg/proxy/nftables/proxier.go`` layout, names and semantics):
 - One table (``inet kubesvc`` by default, ``--nft-table``) holds everything: IPv4 and IPv6 in one place, so stop and
   ``down`` remove one object. Base chains: ``nat-prerouting`` and ``nat-output`` (type nat, priority -100: dstnat)
-  jump to ``services``; ``nat-postrouting`` (priority 100: srcnat) to ``masquerading``; ``filter-prerouting``,
-  ``filter-output``, ``filter-input`` and ``filter-forward`` (type filter, priority -110, before DNAT) send new
-  connections to ``service-endpoints-check`` (REJECT for an address whose service port has no endpoint; for a local
-  destination on input, so that a local UDP client gets ECONNREFUSED rather than EPERM from its send) and
-  ``firewall-check`` (``loadBalancerSourceRanges``: DROP from other sources on LB addresses).
+  jump to ``firewall-check`` (``loadBalancerSourceRanges``: DROP from other sources on LB addresses, before DNAT),
+  then to ``services``; ``nat-output`` first sends a destination that is not local to ``service-endpoints-check``
+  (REJECT for an address whose service port has no endpoint); ``nat-postrouting`` (priority 100: srcnat) jumps to
+  ``masquerading``. The nat chains see only a connection's first packet. The filter chains ``filter-input`` and
+  ``filter-forward`` (priority -110) send new connections to ``service-endpoints-check``: a local destination is
+  rejected on input, so that a local UDP client gets ECONNREFUSED rather than EPERM from its send. Every packet of
+  the host walks a filter chain, so these two exist only while some service port has no endpoints (kube-proxy
+  keeps the firewall and output checks in filter chains too, always registered).
 - ``services`` looks up ``daddr . l4proto . dport`` in the verdict map ``service-ips`` (``service-ips6``): cluster IPs
   go to the service port's ``service-<hash>-<ns>/<name>/<proto>/<port>`` chain; NodePorts (one element per node
   address, ``--nodeport-addresses``), external IPs and LB IPs to its ``external-...`` chain, which marks traffic that
@@ -46,17 +49,22 @@ NFT_TIMEOUT_SECONDS = 60.0
 
 BASE_CHAINS = (
     # name, type, hook, priority, jumps
-    ("nat-prerouting", "nat", "prerouting", -100, ("jump services",)),
-    ("nat-output", "nat", "output", -100, ("jump services",)),
-    ("nat-postrouting", "nat", "postrouting", 100, ("jump masquerading",)),
-    ("filter-prerouting", "filter", "prerouting", -110, ("ct state new jump firewall-check",)),
+    # The nat chains see only a connection's first packet (conntrack keeps the translation for the rest), so what
+    # needs deciding once per connection lives there: the firewall (drop before DNAT) and, for a destination that is
+    # not local, the reject of a service port without endpoints. A filter chain runs for every packet of every
+    # connection, the host's own included: only the reject for local destinations, which must happen on input, stays
+    # in one (docs/performance.md, "nftables mode").
+    ("nat-prerouting", "nat", "prerouting", -100, ("jump firewall-check", "jump services")),
     # a local destination is rejected on input instead: a reject on output fails the sender's send() with EPERM,
     # while the ICMP port unreachable that input sends back reaches a UDP client as ECONNREFUSED, as a closed port does
-    ("filter-output", "filter", "output", -110, ("ct state new fib daddr type != local jump service-endpoints-check",
-                                                  "ct state new jump firewall-check")),
+    ("nat-output", "nat", "output", -100, ("fib daddr type != local jump service-endpoints-check", "jump firewall-check", "jump services")),
+    ("nat-postrouting", "nat", "postrouting", 100, ("jump masquerading",)),
     ("filter-input", "filter", "input", -110, ("ct state new jump service-endpoints-check",)),
     ("filter-forward", "filter", "forward", -110, ("ct state new jump service-endpoints-check",)),
 )
+# Registered only while some service port has no endpoints (``no-endpoint-services`` holds an element): without one
+# they would do nothing, and a base chain costs a call for every packet of the host, cluster traffic or not.
+REJECT_CHAINS = ("filter-input", "filter-forward")
 MAPS = ("service-ips", "no-endpoint-services", "firewall-ips")
 
 
@@ -74,8 +82,19 @@ class Model:
     elements: dict[str, dict[str, str]] = field(default_factory=dict)  # map -> key -> verdict
 
     @property
+    def rejecting(self) -> bool:
+        """Some address rejects (a service port without endpoints): the filter chains are needed."""
+        return bool(self.elements.get("no-endpoint-services") or self.elements.get("no-endpoint-services6"))
+
+    @property
+    def skeleton(self) -> frozenset[str]:
+        """The fixed chains the table holds with this model."""
+        return SKELETON_NAMES if self.rejecting else SKELETON_NAMES - frozenset(REJECT_CHAINS)
+
+    @property
     def rules(self) -> int:
-        return sum(len(r) for r in self.chains.values()) + sum(len(e) for e in self.elements.values()) + SKELETON_RULES
+        base = SKELETON_RULES if self.rejecting else SKELETON_RULES - sum(len(j) for n, *_, j in BASE_CHAINS if n in REJECT_CHAINS)
+        return sum(len(r) for r in self.chains.values()) + sum(len(e) for e in self.elements.values()) + base
 
 
 @dataclass
@@ -303,10 +322,18 @@ def _full(t: str, model: Model, out: list[str], fresh: bool) -> None:
     for m, els in model.elements.items():
         _element_lines(t, m, [f"{k} : {v}" for k, v in els.items()], out)
     for base, _, _, _, jumps in BASE_CHAINS:
-        _chain_lines(t, base, jumps, out)
+        if base in REJECT_CHAINS and not model.rejecting:
+            out.append(f"delete chain {t} {base}")  # added and flushed above: the delete cannot miss
+        else:
+            _chain_lines(t, base, jumps, out)
 
 
 def _partial(t: str, old: Model, new: Model, out: list[str]) -> None:
+    if new.rejecting and not old.rejecting:  # the filter chains come back with the first service port that rejects
+        for name, kind, hook, prio, jumps in BASE_CHAINS:
+            if name in REJECT_CHAINS:
+                out.append(f"add chain {t} {name} {{ type {kind} hook {hook} priority {prio}; policy accept; }}")
+                _chain_lines(t, name, jumps, out)
     for name in new.sets.keys() - old.sets.keys():
         out.append(f"add set {t} {name} {new.sets[name]}")
     changed = [c for c, rules in new.chains.items() if old.chains.get(c) != rules]
@@ -326,6 +353,8 @@ def _partial(t: str, old: Model, new: Model, out: list[str]) -> None:
     out += [f"flush chain {t} {c}" for c in stale]
     out += [f"delete chain {t} {c}" for c in stale]
     out += [f"delete set {t} {s}" for s in sorted(old.sets.keys() - new.sets.keys())]
+    if old.rejecting and not new.rejecting:  # after the map elements they check are gone (same transaction)
+        out += [f"flush chain {t} {name}" for name in REJECT_CHAINS] + [f"delete chain {t} {name}" for name in REJECT_CHAINS]
 
 
 # I/O ---------------------------------------------------------------------------------------------------------------
