@@ -94,14 +94,26 @@ def p90(xs: list[float]) -> float:
 def nft_figures(store: str, table: str) -> dict[str, Any]:
     """Ruleset size, element counts, one full sync's nft -f, and the pure render (full, and partial with a cache)."""
     from kubesvc.dataplane.proxy import nft
-    from kubesvc.dataplane.proxy.server import ProxyOptions, ProxyServer
+    from kubesvc.dataplane.proxy.server import is_local_address, local_ipv4_addresses
+    from kubesvc.dataplane.proxy.snapshot import PlanSource
 
     listing = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True, text=True, timeout=120).stdout
-    srv = ProxyServer(store, ProxyOptions(mode="nftables", nft_table=table, nodeport_addresses=("127.201.0.1/32",)))
-    t = time.perf_counter()
-    _, plan = srv._snapshot()
-    snapshot = time.perf_counter() - t
-    srv._reader.close()
+    source = PlanSource(store, "kubesvc-node", ("127.201.0.1/32",), local_ipv4_addresses, is_local_address)
+    try:
+        t = time.perf_counter()
+        _, plan = source.read()
+        snapshot = time.perf_counter() - t
+        with Store(store) as s:  # one Service changed: what an incremental read costs
+            with s.write() as txn:
+                obj = txn.get("Service", "default", "s0")
+                assert obj is not None
+                obj["metadata"].setdefault("annotations", {})["bench"] = str(time.time())
+                txn.update(obj)
+        t = time.perf_counter()
+        source.read()
+        incremental = time.perf_counter() - t
+    finally:
+        source.close()
     t = time.perf_counter()
     full = nft.render(plan, table)
     render_full = time.perf_counter() - t
@@ -114,7 +126,7 @@ def nft_figures(store: str, table: str) -> dict[str, Any]:
     return {"ruleset_lines": listing.count("\n"), "chains": len(full.model.chains), "rules": full.rules,
             "elements": {m: len(e) for m, e in full.model.elements.items() if e},
             "full_sync_nft_s": apply_full, "transaction_lines": full.text.count("\n"),
-            "snapshot_and_plan_s": snapshot, "render_full_s": render_full, "render_partial_s": render_partial}
+            "snapshot_and_plan_s": snapshot, "snapshot_incremental_s": incremental, "render_full_s": render_full, "render_partial_s": render_partial}
 
 
 def run(n: int, modes: list[str], probes: int, tmp: str) -> None:
@@ -135,7 +147,8 @@ def run(n: int, modes: list[str], probes: int, tmp: str) -> None:
 
         bulk_create(reg, [named(svc_t, f"s{i}", 8000 + i % 1000) for i in range(n)], decoded=True)
         bulk_create(reg, [named(ep_t, f"s{i}") for i in range(n)], decoded=True)
-        print(f"{n:,} Services + Endpoints created in {time.monotonic() - t:.1f} s", flush=True)
+        setup = time.monotonic() - t
+        print(f"{n:,} Services + Endpoints created in {setup:.1f} s", flush=True)
         for mode in modes:
             table = f"kubesvc-scale-{os.getpid()}"
             extra = ["--mode", "nftables", "--nft-table", table] if mode == "nftables" else []
@@ -154,7 +167,8 @@ def run(n: int, modes: list[str], probes: int, tmp: str) -> None:
                     time.sleep(0.05)
                 row: dict[str, Any] = {"services": n, "mode": mode, "ready_s": ready, "sync_median_ms": statistics.median(lat) * 1000,
                                        "sync_p90_ms": p90(lat) * 1000, "sync_samples_ms": [round(x * 1000, 1) for x in lat],
-                                       "rss_mib": rss_kb(proxy.p.pid) / 1024}
+                                       "rss_mib": rss_kb(proxy.p.pid) / 1024, "setup_s": setup,
+                                       "load": os.getloadavg()[0]}
                 if mode == "nftables":
                     row.update(nft_figures(store, table))
                 RESULTS.append(row)
@@ -170,12 +184,14 @@ def run(n: int, modes: list[str], probes: int, tmp: str) -> None:
 
 def table() -> str:
     out = ["| Services | mode | sync latency median / p90 (ms) | RSS (MiB) | start to ready (s) | ruleset lines | chains | "
-           "map elements | full sync nft -f (s) | render full / partial (ms) |", "|---" * 10 + "|"]
+           "map elements | full sync nft -f (s) | render full / partial (ms) | snapshot + plan full / incremental (ms) |",
+           "|---" * 11 + "|"]
     for r in RESULTS:
-        nftcols = ["—"] * 5
+        nftcols = ["—"] * 6
         if r["mode"] == "nftables":
             nftcols = [f"{r['ruleset_lines']:,}", f"{r['chains']:,}", f"{sum(r['elements'].values()):,}", f"{r['full_sync_nft_s']:.2f}",
-                       f"{r['render_full_s'] * 1000:.0f} / {r['render_partial_s'] * 1000:.0f}"]
+                       f"{r['render_full_s'] * 1000:.0f} / {r['render_partial_s'] * 1000:.0f}",
+                       f"{r['snapshot_and_plan_s'] * 1000:.0f} / {r['snapshot_incremental_s'] * 1000:.1f}"]
         out.append(f"| {r['services']:,} | {r['mode']} | {r['sync_median_ms']:.0f} / {r['sync_p90_ms']:.0f} | {r['rss_mib']:.0f} | "
                    f"{r['ready_s']:.1f} | " + " | ".join(nftcols) + " |")
     return "\n".join(out)

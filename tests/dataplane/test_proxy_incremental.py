@@ -238,3 +238,29 @@ def test_latest_changes_gives_the_newest_change_of_each_object(tmp_path):
             store.latest_changes(since, ("ConfigMap",))
     finally:
         store.close()
+
+
+def test_an_address_that_becomes_local_is_seen_without_a_store_change(tmp_path):
+    """``is_local`` answers are cached between syncs and asked again every few seconds: an external IP that became
+    local is served from the next sync on (a full read), as a full build would."""
+    store = Store(str(tmp_path / "s.db"))
+    local = {"127.0.0.1"}
+    now = [0.0]
+    source = PlanSource(str(tmp_path / "s.db"), NODE, NODEPORT_CIDRS, lambda: ["127.0.0.1"], local.__contains__,
+                        full_seconds=1e9, clock=lambda: now[0])
+    try:
+        svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": "default"},
+               "spec": {"clusterIP": "127.96.0.9", "externalIPs": ["10.20.0.1"], "ports": [{"port": 80}]}}
+        put(store, svc)
+        _, plan = source.read()
+        assert ("TCP", "10.20.0.1", 80) not in plan.listeners
+        local.add("10.20.0.1")
+        now[0] += 1.0
+        _, plan = source.read()  # within the re-check period: the cached answer
+        assert ("TCP", "10.20.0.1", 80) not in plan.listeners and source.full_reads == 1
+        now[0] += 5.0
+        _, plan = source.read()
+        assert ("TCP", "10.20.0.1", 80) in plan.listeners and source.full_reads == 2
+    finally:
+        source.close()
+        store.close()

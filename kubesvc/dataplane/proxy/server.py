@@ -13,7 +13,9 @@ Rules kept here (STYLE rule 3; spec dataplane.md §1.9):
   back-off, and ``/healthz`` answers 503 naming it until it recovers, while the others go on (a read-only run
   directory stops the status file, never the serving of new Services).
 - Endpoint changes update the balancer in place; listeners open and close only when their address is
-  added or removed. Established connections are never cut by a sync.
+  added or removed. A sync after an incremental read touches only the service ports ``Plan.changed`` names and their
+  addresses (and those still waiting to bind); after a full read, or when the previous apply failed, all of them.
+  Established connections are never cut by a sync.
 - An address that cannot be bound is reported for its service port (log, status file, metrics) and
   retried every ``RETRY_BIND_SECONDS``; every other listener keeps serving.
 - ``workers > 1``: this process (the primary) binds first, then starts ``workers - 1`` worker processes
@@ -178,6 +180,7 @@ class ProxyServer:
         self.listeners: dict[planning.ListenerKey, Listener] = {}
         self.failed: dict[planning.ListenerKey, tuple[str, float]] = {}  # key -> (error, when)
         self.plan = planning.Plan()
+        self._applied: planning.Plan | None = None  # the plan last applied in full (userspace: Plan.changed builds on it)
         self.revision = -1
         self.tasks: set[asyncio.Task[Any]] = set()
         self.sync_stats = SyncStats(Histogram())
@@ -212,7 +215,7 @@ class ProxyServer:
 
     def _snapshot(self) -> tuple[int, planning.Plan]:
         """Snapshot thread: the plan at the store's revision (``snapshot.PlanSource``: from the change log since the
-        last sync, re-planning only the Services that changed; a full read on the first sync and periodically)."""
+        last sync, re-planning only the Services that changed; a full read on the first sync and when it must)."""
         if self._source is None:
             self._source = PlanSource(self.store_path, self.options.node_name, self.options.nodeport_addresses,
                                       local_ipv4_addresses, is_local_address)
@@ -243,7 +246,15 @@ class ProxyServer:
     async def _apply(self, plan: planning.Plan) -> tuple[int, int]:
         if self.nftables:
             return await self._apply_nft(plan)
-        for spn, sp in plan.ports.items():
+        # plan.changed is relative to the plan before it: usable only when that one was applied in full
+        changed = plan.changed if self._applied is not None and self._applied is self.plan else None
+        self._applied = None
+        spns = plan.ports.keys() if changed is None else changed
+        for spn in spns:
+            sp = plan.ports.get(spn)
+            if sp is None:
+                self.states.pop(spn, None)  # open connections keep their own reference until they end
+                continue
             st = self.states.get(spn)
             if st is None or st.protocol != sp.protocol:
                 st = self.states[spn] = PortState(spn, sp.protocol)
@@ -252,20 +263,37 @@ class ProxyServer:
             st.balancer.set_endpoints(sp.endpoints)
             st.ext_balancer.configure(sp.affinity, sp.affinity_seconds)
             st.ext_balancer.set_endpoints(sp.external_endpoints or ())
-        for spn in [s for s in self.states if s not in plan.ports]:
-            del self.states[spn]  # open connections keep their own reference until they end
+        if changed is None:
+            for spn in [s for s in self.states if s not in plan.ports]:
+                del self.states[spn]
         known = set(self.plan.problems)
         for problem_spn, msg in plan.problems:
             if (problem_spn, msg) not in known:
                 log.warning("service port not served", extra={"kv": {"service": planning.spn_text(problem_spn), "error": msg}})
-        self.plan = plan
-        serving = planning.serving(plan)  # no ready endpoint: no socket, so the kernel refuses (REJECT)
-        to_open, to_close = planning.diff(self.listeners.keys(), plan, serving)
+        prev, self.plan = self.plan, plan
+        if changed is None:
+            serving = planning.serving(plan)  # no ready endpoint: no socket, so the kernel refuses (REJECT)
+            to_open, to_close = planning.diff(self.listeners.keys(), plan, serving)
+            stale = [k for k in self.failed if k not in serving]
+            retarget = list(self.listeners)
+        else:  # only the addresses of the service ports that changed (before or now), and those still to bind
+            keys = set(self.failed)
+            for spn in changed:
+                for sp in (prev.ports.get(spn), plan.ports.get(spn)):
+                    if sp is not None:
+                        keys.update((sp.protocol, ip, port) for ip, port, _ in sp.addresses)
+            serving = {k: plan.listeners[k] for k in keys if k in plan.listeners
+                       and plan.ports[plan.listeners[k]].endpoints_for(planning.listener_kind(plan, k))}
+            to_open = sorted(k for k in serving if k not in self.listeners)
+            to_close = sorted(k for k in keys if k in self.listeners and k not in serving)
+            stale = [k for k in self.failed if k not in serving]
+            retarget = [k for k in serving if k in self.listeners]
         for key in to_close:
             self.listeners.pop(key).close()
-        for key in [k for k in self.failed if k not in serving]:
+        for key in stale:
             del self.failed[key]
-        for key, listener in self.listeners.items():
+        for key in retarget:
+            listener = self.listeners[key]
             listener.state = self.states[plan.listeners[key]]
             listener.configure(planning.listener_kind(plan, key))
             listener.steer()
@@ -278,6 +306,7 @@ class ProxyServer:
             if await self._open(key, self.states[plan.listeners[key]], planning.listener_kind(plan, key)):
                 opened += 1
         await self._health_checks(plan)
+        self._applied = plan
         return opened, len(to_close)
 
     def _render_apply_nft(self, plan: planning.Plan) -> nft.Ruleset:
