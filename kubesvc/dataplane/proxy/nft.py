@@ -106,6 +106,7 @@ class Ruleset:
     model: Model = field(default_factory=Model)  # what the table holds once ``text`` is applied
     cache: dict[planning.ServicePort, Unit] = field(default_factory=dict, repr=False)  # rendered units, reused by the next sync
     full: bool = True  # a full sync (every chain and map rewritten) or a partial one (changes only)
+    units: dict[planning.SPN, tuple[planning.ServicePort, Unit]] = field(default_factory=dict, repr=False)  # by service port
 
 
 @dataclass(frozen=True)
@@ -234,23 +235,77 @@ def render_unit(sp: planning.ServicePort) -> Unit:
     return Unit(tuple((c, tuple(r)) for c, r in chains.items()), tuple(sets.items()), tuple(elements))
 
 
-def build_model(plan: planning.Plan, cache: dict[planning.ServicePort, Unit] | None = None) -> tuple[Model, dict[planning.ServicePort, Unit]]:
+Touched = tuple[set[str], set[str], dict[str, set[str]]]  # chain names, set names, map -> element keys
+
+
+def build_model(plan: planning.Plan, cache: dict[planning.ServicePort, Unit] | None = None, previous: Ruleset | None = None,
+                changed: set[planning.SPN] | None = None
+                ) -> tuple[Model, dict[planning.ServicePort, Unit], dict[planning.SPN, tuple[planning.ServicePort, Unit]], Touched | None]:
     """The model of ``plan``, reusing the units of ``cache`` (the previous sync's) for unchanged service ports;
-    returns the cache for the next sync (this plan's units only)."""
+    returns the cache for the next sync (this plan's units only), the units by service port, and (incremental
+    only) what was touched. With ``previous`` and ``changed`` (``Plan.changed``: the service ports that may differ
+    from the plan ``previous`` was rendered from), incremental: ``previous.model`` with the units of the changed
+    service ports taken out and put back, so a sync costs what changed, not what the table holds. Units never share
+    a chain, set or map key (names carry the service port; an address belongs to one service port)."""
+    if previous is not None and changed is not None:
+        return _patch_model(plan, previous, changed)
     model = Model(elements={m + s: {} for m in MAPS for s in ("", "6")})
     old = cache or {}
     new: dict[planning.ServicePort, Unit] = {}
+    units: dict[planning.SPN, tuple[planning.ServicePort, Unit]] = {}
     chains, sets, elements = model.chains, model.sets, model.elements
-    for sp in plan.ports.values():
+    for spn, sp in plan.ports.items():
         unit = old.get(sp)
         if unit is None:
             unit = render_unit(sp)
         new[sp] = unit
+        units[spn] = (sp, unit)
         chains.update(unit.chains)
         sets.update(unit.sets)
         for m, key, verdict in unit.elements:
             elements[m][key] = verdict
-    return model, new
+    return model, new, units, None
+
+
+def _patch_model(plan: planning.Plan, previous: Ruleset, changed: set[planning.SPN]
+                 ) -> tuple[Model, dict[planning.ServicePort, Unit], dict[planning.SPN, tuple[planning.ServicePort, Unit]], Touched]:
+    prev = previous.model
+    model = Model(dict(prev.chains), dict(prev.sets), {m: dict(e) for m, e in prev.elements.items()})
+    cache, units = dict(previous.cache), dict(previous.units)
+    touched: Touched = (set(), set(), {})
+    redo = []
+    for spn in changed:  # every old unit out first: a map key may move from one service port to another
+        was, sp = units.get(spn), plan.ports.get(spn)
+        if was is not None and sp is not None and was[0] == sp:
+            continue
+        redo.append((spn, sp))
+        if was is not None:
+            del units[spn]
+            cache.pop(was[0], None)
+            for name, _ in was[1].chains:
+                model.chains.pop(name, None)
+                touched[0].add(name)
+            for name, _ in was[1].sets:
+                model.sets.pop(name, None)
+                touched[1].add(name)
+            for m, key, _ in was[1].elements:
+                model.elements[m].pop(key, None)
+                touched[2].setdefault(m, set()).add(key)
+    for spn, sp in redo:
+        if sp is not None:
+            unit = render_unit(sp)
+            units[spn] = (sp, unit)
+            cache[sp] = unit
+            for name, rules in unit.chains:
+                model.chains[name] = rules
+                touched[0].add(name)
+            for name, decl in unit.sets:
+                model.sets[name] = decl
+                touched[1].add(name)
+            for m, key, verdict in unit.elements:
+                model.elements[m][key] = verdict
+                touched[2].setdefault(m, set()).add(key)
+    return model, cache, units, touched
 
 
 def _chain_lines(t: str, name: str, rules: tuple[str, ...], out: list[str]) -> None:
@@ -263,7 +318,7 @@ def _element_lines(t: str, m: str, items: list[str], out: list[str], verb: str =
 
 
 def render(plan: planning.Plan, table: str = DEFAULT_TABLE, previous: Ruleset | None = None, fresh: bool = False,
-           partial: bool = False, existing: set[str] | None = None) -> Ruleset:
+           partial: bool = False, existing: set[str] | None = None, changed: set[planning.SPN] | None = None) -> Ruleset:
     """The transaction that makes the table match ``plan``.
 
     Full (the default): ``add`` then ``flush`` of every chain and map, all rules and elements, and ``delete`` of the
@@ -272,12 +327,15 @@ def render(plan: planning.Plan, table: str = DEFAULT_TABLE, previous: Ruleset | 
     sets are added, never flushed. ``fresh``: delete any existing table of that name first.
     ``partial`` (with ``previous``): only the differences from ``previous.model``, as kube-proxy's partial syncs:
     new chains, changed chains flushed and rewritten, element deletes/adds, gone chains and sets deleted; the text is
-    empty when nothing changed."""
+    empty when nothing changed. ``changed`` (partial only: ``Plan.changed``, when ``previous`` was rendered from the plan
+    before this one): only those service ports are rendered and compared (``build_model``)."""
     t = f"inet {table}"
-    model, cache = build_model(plan, previous.cache if previous is not None else None)
+    incremental = partial and previous is not None and not fresh and changed is not None
+    model, cache, units, touched = build_model(plan, previous.cache if previous is not None else None,
+                                               previous if incremental else None, changed if incremental else None)
     out: list[str] = []
     if partial and previous is not None and not fresh:
-        _partial(t, previous.model, model, out)
+        _partial(t, previous.model, model, out, touched)
     else:
         _full(t, model, out, fresh)
         if not fresh:
@@ -288,7 +346,8 @@ def render(plan: planning.Plan, table: str = DEFAULT_TABLE, previous: Ruleset | 
             out += [f"delete chain {t} {c}" for c in stale_chains]
             out += [f"delete set {t} {s}" for s in sorted(gone_sets - model.sets.keys()) if s.startswith("affinity-")]
     text = "\n".join(out) + "\n" if out else ""
-    return Ruleset(text, set(model.chains), set(model.sets), model.rules, model, cache, full=not partial or previous is None or fresh)
+    return Ruleset(text, set(model.chains), set(model.sets), model.rules, model, cache, full=not partial or previous is None or fresh,
+                   units=units)
 
 
 SKELETON_NAMES = frozenset(name for name, *_ in BASE_CHAINS) | frozenset(name for name, _ in SKELETON_CHAINS)
@@ -328,31 +387,40 @@ def _full(t: str, model: Model, out: list[str], fresh: bool) -> None:
             _chain_lines(t, base, jumps, out)
 
 
-def _partial(t: str, old: Model, new: Model, out: list[str]) -> None:
+def _partial(t: str, old: Model, new: Model, out: list[str], touched: Touched | None = None) -> None:
+    """The differences from ``old`` to ``new``; with ``touched``, only among those chains, sets and map keys (the
+    rest is the same object in both)."""
     if new.rejecting and not old.rejecting:  # the filter chains come back with the first service port that rejects
         for name, kind, hook, prio, jumps in BASE_CHAINS:
             if name in REJECT_CHAINS:
                 out.append(f"add chain {t} {name} {{ type {kind} hook {hook} priority {prio}; policy accept; }}")
                 _chain_lines(t, name, jumps, out)
-    for name in new.sets.keys() - old.sets.keys():
+    set_names = (new.sets.keys() | old.sets.keys()) if touched is None else sorted(touched[1])
+    chain_names = new.chains.keys() if touched is None else [c for c in sorted(touched[0]) if c in new.chains]
+    for name in [n for n in set_names if n in new.sets and n not in old.sets]:
         out.append(f"add set {t} {name} {new.sets[name]}")
-    changed = [c for c, rules in new.chains.items() if old.chains.get(c) != rules]
+    changed = [c for c in chain_names if old.chains.get(c) != new.chains[c]]
     for name in changed:
         out.append(f"add chain {t} {name}" if name not in old.chains else f"flush chain {t} {name}")
     for name in changed:
         _chain_lines(t, name, new.chains[name], out)
     for m, els in new.elements.items():
         was = old.elements.get(m, {})
-        drop = [k for k, v in was.items() if els.get(k) != v]
+        keys = None if touched is None else sorted(touched[2].get(m) or ())
+        if touched is not None and not keys:
+            continue
+        drop = [k for k, v in was.items() if els.get(k) != v] if keys is None else [k for k in keys if k in was and els.get(k) != was[k]]
         if drop:
             _element_lines(t, m, drop, out, "delete")
-        add = [f"{k} : {v}" for k, v in els.items() if was.get(k) != v]
+        add = ([f"{k} : {v}" for k, v in els.items() if was.get(k) != v] if keys is None
+               else [f"{k} : {els[k]}" for k in keys if k in els and was.get(k) != els[k]])
         if add:
             _element_lines(t, m, add, out)
-    stale = sorted(old.chains.keys() - new.chains.keys())
+    gone = old.chains.keys() - new.chains.keys() if touched is None else {c for c in touched[0] if c in old.chains and c not in new.chains}
+    stale = sorted(gone)
     out += [f"flush chain {t} {c}" for c in stale]
     out += [f"delete chain {t} {c}" for c in stale]
-    out += [f"delete set {t} {s}" for s in sorted(old.sets.keys() - new.sets.keys())]
+    out += [f"delete set {t} {s}" for s in sorted(n for n in set_names if n in old.sets and n not in new.sets)]
     if old.rejecting and not new.rejecting:  # after the map elements they check are gone (same transaction)
         out += [f"flush chain {t} {name}" for name in REJECT_CHAINS] + [f"delete chain {t} {name}" for name in REJECT_CHAINS]
 

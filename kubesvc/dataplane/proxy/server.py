@@ -181,6 +181,7 @@ class ProxyServer:
         self.failed: dict[planning.ListenerKey, tuple[str, float]] = {}  # key -> (error, when)
         self.plan = planning.Plan()
         self._applied: planning.Plan | None = None  # the plan last applied in full (userspace: Plan.changed builds on it)
+        self._last_read = self.plan  # the plan the last snapshot gave
         self.revision = -1
         self.tasks: set[asyncio.Task[Any]] = set()
         self.sync_stats = SyncStats(Histogram())
@@ -228,6 +229,9 @@ class ProxyServer:
             t0 = time.monotonic()
             loop = asyncio.get_running_loop()
             rev, plan = await loop.run_in_executor(self._executor, self._snapshot)
+            if self._last_read is not self.plan:  # the plan the last read gave was not applied: changed counts from it
+                plan.changed = None
+            self._last_read = plan
             opened, closed = await self._apply(plan)
             self.revision = rev
             took = time.monotonic() - t0
@@ -318,7 +322,7 @@ class ProxyServer:
         now = time.monotonic()
         full = prev is None or self._nft_failed or now - self._nft_full_at >= NFT_FULL_SYNC_SECONDS
         existing = nft.list_objects(table) if full and prev is not None else None
-        ruleset = nft.render(plan, table, prev, fresh=prev is None, partial=not full, existing=existing)
+        ruleset = nft.render(plan, table, prev, fresh=prev is None, partial=not full, existing=existing, changed=plan.changed)
         self._nft_failed = True
         if ruleset.text:
             nft.apply(ruleset)
