@@ -258,6 +258,11 @@ class Cycle(FlowControl):
             conn.reset_parser()
             self.response_done(conn)
 
+    def replayable(self, conn: UpstreamConn) -> bool:
+        """Whether an answer on ``conn`` may be written by ``replay_response`` (its first check)."""
+        ex = self.cur
+        return not (ex is None or ex.up is not conn or ex.head_sent or not ex.body_done or ex.upgrade or ex.method == b"HEAD")
+
     def replay_response(self, conn: UpstreamConn, seen: tuple[Any, ...], data: bytes, head_end: int) -> bool:
         """A whole answer (head + body) in one chunk whose head was parsed before (``Pool.response_heads``): written
         to the client as ``response_head`` + ``response_body`` + ``response_done`` would, without the parser.

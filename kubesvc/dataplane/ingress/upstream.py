@@ -13,6 +13,11 @@ Rules kept here (dataplane spec §3.4):
 - A response head seen before (exact bytes, arriving with its whole body in one chunk) skips the parser: see
   ``Pool.response_heads``. Only plain answers qualify: 2xx-5xx but 204/304, Content-Length framed, kept alive, no
   hop-by-hop header but Connection: keep-alive and Keep-Alive.
+- A new head of such an answer, arriving whole with its body, skips the per-header callbacks too where the compiled
+  ``_heads`` module was built (optional, C): it reads the head in one call (``answer_c``, whose reference is
+  ``answer_py``) and llhttp only validates the answer (``UpstreamConn.valid``, a parser without callbacks); heads
+  not written plainly (``Name: value``) and answers llhttp refuses go to the parser path. Same bytes out either way
+  (tests/dataplane/test_ingress_heads.py runs two routers side by side, ``KUBESVC_INGRESS_COMPILED=0`` on one).
 - ``Server``: an answer whose head has none gets ``Server: kubesvc-ingress`` (``SERVER_LINE``), as ingress-nginx's
   answers always carry ``Server: nginx`` and the ingress conformance features require a ``Server`` header; a
   backend's own ``Server`` is passed unchanged (Envoy's APPEND_IF_ABSENT; nginx would replace it). The line is
@@ -22,7 +27,9 @@ Rules kept here (dataplane spec §3.4):
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import re
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -82,6 +89,89 @@ class HeadCache:
         self.map[key] = parsed
 
 
+# a header line (after the CRLF before it) whose first colon is not followed by one space and then a non-blank or the
+# line's end: llhttp hands its value over with the leading blanks stripped, so the line as received is not the line
+# the parsed path writes (``name: value``)
+_NOT_CANONICAL = re.compile(rb"\r\n[^:]*:(?: [ \t]|[^ ]|$)")
+
+
+def _line_end(h: bytes, i: int) -> int:
+    e = h.find(b"\r\n", i + 2)
+    return len(h) if e < 0 else e
+
+
+def answer_py(data: bytes, head_end: int, status_lines: dict[int, bytes], server_line: bytes) -> tuple[Any, ...] | None:
+    """What ``UpstreamConn.learn`` would keep of the answer head ``data[:head_end]`` (status, Content-Length, the
+    parsed path's status line, kept header lines and Content-Length line), read from the head's bytes without a
+    parser callback per header; None when the answer is not a plain one (``learn``'s conditions) or a header line
+    is not written ``Name: value`` (one space, the value not starting with a blank), where the parsed path's line
+    would differ from the bytes received. Checks nothing llhttp checks: the caller still runs the answer through
+    llhttp (``UpstreamConn.valid``) before it uses the result, and for heads llhttp refuses the result means nothing.
+
+    This is the reference of ``_heads.answer`` (C, built where a compiler is, same arguments, same result for every
+    head llhttp accepts: tests/dataplane/test_ingress_heads.py); the router uses only the compiled one, since in
+    Python these bytes operations cost more than llhttp's callbacks. Without it the parsed path writes the same bytes."""
+    if data[:9] != b"HTTP/1.1 ":
+        return None
+    code = data[9:12]
+    if not code.isdigit():
+        return None
+    status = int(code)
+    if status < 200 or status >= 600 or status == 204 or status == 304:
+        return None
+    h = data[data.find(b"\r\n"):head_end - 4]  # CRLF, then the header lines joined by CRLF
+    if _NOT_CANONICAL.search(h) is not None:
+        return None
+    low = h.lower()
+    if ((b"\r\nt" in low and (b"\r\nte: " in low or b"\r\ntrailer: " in low or b"\r\ntransfer-encoding: " in low))
+            or b"\r\nupgrade: " in low or b"\r\nproxy-connection: " in low):
+        return None
+    i = low.find(b"\r\ncontent-length: ")
+    if i < 0 or low.find(b"\r\ncontent-length: ", i + 2) >= 0:
+        return None
+    e = _line_end(h, i)
+    clen = h[i + 18:e]
+    if not clen.isdigit():
+        return None
+    spans = [(i, e)]
+    for name, connection in ((b"\r\nconnection: ", True), (b"\r\nkeep-alive: ", False)):  # both 14 bytes long
+        j = low.find(name)
+        if j >= 0:
+            if low.find(name, j + 2) >= 0:
+                return None  # repeated: the parsed path keeps the last one
+            e = _line_end(h, j)
+            if connection and low[j + 14:e] != b"keep-alive":
+                return None
+            spans.append((j, e))
+    if len(spans) > 1:
+        spans.sort()
+    out = []
+    pos = 0
+    for a, b in spans:
+        out.append(h[pos:a])
+        pos = b
+    out.append(h[pos:])
+    kept = b"".join(out)
+    lines = kept[2:] + b"\r\n" if kept else b""
+    if b"\r\nserver: " not in low:
+        lines += server_line
+    return (status, int(clen), status_lines.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status)),
+            lines, b"Content-Length: %s\r\n" % clen)
+
+
+try:
+    from kubesvc.dataplane.ingress._heads import answer as answer_c
+except ImportError:  # built without a C compiler: the parsed path writes the same bytes
+    answer_c = None
+# what ``UpstreamConn.data_received`` uses for a new answer head; KUBESVC_INGRESS_COMPILED=0 turns it off (the tests
+# compare the two routers' answers byte for byte)
+ANSWER_HEAD = answer_c if os.environ.get("KUBESVC_INGRESS_COMPILED", "1") != "0" else None
+
+
+class _NoCallbacks:
+    """The protocol of ``UpstreamConn.checker``: llhttp only validates and frames (no callback at all)."""
+
+
 # response headers that never pass as they are (the router frames the answer itself)
 RESP_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
                       b"upgrade", b"content-length"})
@@ -133,7 +223,7 @@ class Upstream:
 
 class UpstreamConn(asyncio.Protocol):
     __slots__ = ("pool", "addr", "transport", "parser", "owner", "deadline", "closed", "hout", "special",
-                 "idle_since", "tunnel", "paused", "got_data", "in_message", "learned", "learning", "has_server")
+                 "idle_since", "tunnel", "paused", "got_data", "in_message", "learned", "learning", "has_server", "checker")
 
     def __init__(self, pool: Pool, addr: Endpoint) -> None:
         self.pool = pool
@@ -153,6 +243,7 @@ class UpstreamConn(asyncio.Protocol):
         self.learned: tuple[Any, ...] | None = None
         self.learning = False
         self.has_server = False
+        self.checker: Any = None  # a callback-less parser for answers ``quick_answer`` read (see ``valid``)
 
     # -- asyncio
     def connection_made(self, transport: Any) -> None:
@@ -174,10 +265,19 @@ class UpstreamConn(asyncio.Protocol):
             head_end = data.find(b"\r\n\r\n") + 4
             if head_end > 3:
                 cache = self.pool.response_heads
-                seen = cache.map.get(data[:head_end])
-                if seen is not None and len(data) - head_end == seen[1] and owner.replay_response(self, seen, data, head_end):
-                    cache.credit = cache.CREDIT
-                    return
+                head = data[:head_end]
+                seen = cache.map.get(head)
+                if seen is not None:
+                    if len(data) - head_end == seen[1] and owner.replay_response(self, seen, data, head_end):
+                        cache.credit = cache.CREDIT
+                        return
+                elif ANSWER_HEAD is not None:  # a new head: read without callbacks when a plain answer came whole
+                    seen = ANSWER_HEAD(data, head_end, STATUS_LINES, SERVER_LINE)
+                    if seen is not None and len(data) - head_end == seen[1] and owner.replayable(self) and self.valid(data):
+                        owner.replay_response(self, seen, data, head_end)
+                        if cache.may_learn():
+                            cache.remember(head, seen)
+                        return
                 self.learning = cache.may_learn()
         self.learned = None
         if owner.read_timeout:
@@ -200,6 +300,21 @@ class UpstreamConn(asyncio.Protocol):
                 self.pool.response_heads.remember(data[:head_end], learned)
         finally:
             owner.flush()
+
+    def valid(self, data: bytes) -> bool:
+        """Whether llhttp accepts ``data`` as one whole answer (``quick_answer`` framed it: head and the exact
+        Content-Length body), parsed by a second parser without callbacks; it ends at a message boundary as the
+        main parser stands, so either can take the next answer. False: the main parser takes ``data`` from the start
+        and answers (or fails) exactly as it always did."""
+        checker = self.checker
+        if checker is None:
+            checker = self.checker = httptools.HttpResponseParser(_NoCallbacks())
+        try:
+            checker.feed_data(data)
+        except httptools.HttpParserError:
+            self.checker = None
+            return False
+        return True
 
     def eof_received(self) -> bool:
         # a tunnel passes the half-close on; otherwise the connection ends here
