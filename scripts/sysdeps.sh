@@ -13,7 +13,8 @@ command -v useradd >/dev/null || need+=(passwd)
 command -v runuser >/dev/null || need+=(util-linux)
 [ -x /usr/bin/python3 ] || need+=(python3)
 # `kubesvc proxy --mode nftables` and its tests (tests/dataplane/test_proxy_nft.py) program nftables: root only
-if [ "$(id -u)" = 0 ]; then command -v nft >/dev/null || need+=(nftables); fi
+# and delete stale UDP conntrack entries when endpoints go (conntrack -D, as kube-proxy)
+if [ "$(id -u)" = 0 ]; then command -v nft >/dev/null || need+=(nftables); command -v conntrack >/dev/null || need+=(conntrack); fi
 if [ "${BENCH:-0}" = 1 ]; then
   command -v haproxy >/dev/null || need+=(haproxy)
   command -v iperf3 >/dev/null || need+=(iperf3)

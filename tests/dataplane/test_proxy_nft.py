@@ -5,8 +5,10 @@ The real tests need root and the nft command (skipped otherwise); each uses its 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -198,6 +200,105 @@ def test_source_ranges_drop_other_clients_on_the_lb_address(cluster: Cluster) ->
     assert connect_from(allowed) == 0
     assert connect_from(cluster.subnet + "51") != 0  # dropped (a local sender's connect fails at once: EPERM)
     assert who((s["spec"]["clusterIP"], 8080)) in {"a", "b", "c"}  # the cluster IP is not firewalled
+
+
+def udp_client(vip: tuple[str, int]) -> socket.socket:
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.settimeout(5)
+    c.connect(vip)
+    return c
+
+
+def udp_who(c: socket.socket) -> str | int:
+    """One datagram on the client's kept socket: the answering backend's name, or the errno of the failed recv."""
+    try:
+        c.send(b"x")
+        return c.recv(100).decode().split(":")[0]
+    except OSError as e:
+        return e.errno or -1
+
+
+@needs_nft
+def test_udp_flows_to_a_removed_endpoint_are_cleared_and_a_kept_socket_moves_on(cluster: Cluster) -> None:
+    """kube-proxy's conntrack cleanup: a UDP client that keeps its socket keeps its conntrack entry (every datagram
+    renews it), so without a `conntrack -D` it would go on talking to a removed endpoint (here still running: only its
+    Pod is deleted, so nothing but the flow's entry can send it there)."""
+    if shutil.which("conntrack") is None:
+        pytest.skip("needs the conntrack tool (scripts/sysdeps.sh installs it as root)")
+    cluster.mode = "nftables"
+    cluster.three_backends(proto="UDP")
+    s = cluster.service("dns", 5353, cluster.backends[0].port, proto="UDP", selector={"app": "echo"})
+    cluster.start_proxy()
+    vip = (s["spec"]["clusterIP"], 5353)
+    with udp_client(vip) as c, udp_client(vip) as bystander:
+        first = udp_who(c)
+        assert first in {"a", "b", "c"}
+        assert all(udp_who(c) == first for _ in range(5))  # one flow, one endpoint
+        other = udp_who(bystander)
+        if other == first:  # a bystander on another endpoint: its flow must survive the cleanup
+            bystander.close()
+            for _ in range(30):
+                bystander = udp_client(vip)
+                other = udp_who(bystander)
+                if other != first:
+                    break
+                bystander.close()
+        assert other in {"a", "b", "c"} and other != first
+        cluster.delete("Pod", f"pod-{first}")
+        cluster.synced()  # the sync deleted the flow's entry: its next datagram is a new flow, DNATed anew
+        moved = {udp_who(c) for _ in range(5)}
+        assert len(moved) == 1 and moved <= {"a", "b", "c"} - {first}, moved
+        assert udp_who(bystander) == other  # untouched: its endpoint is still there
+        bystander.close()
+
+
+@needs_nft
+def test_udp_flow_that_met_the_reject_reaches_the_first_endpoint_when_it_comes(cluster: Cluster) -> None:
+    """A UDP Service without endpoints rejects (ECONNREFUSED); on loopback the flow's conntrack entry is made before the
+    reject, so without the cleanup the kept socket's next datagrams would skip the DNAT once an endpoint comes."""
+    if shutil.which("conntrack") is None:
+        pytest.skip("needs the conntrack tool (scripts/sysdeps.sh installs it as root)")
+    cluster.mode = "nftables"
+    cluster.three_backends(proto="UDP", labels={"app": "later"})  # no Service selects them yet
+    s = cluster.service("late", 5353, cluster.backends[0].port, proto="UDP", selector={"app": "echo"})
+    cluster.start_proxy()
+    vip = (s["spec"]["clusterIP"], 5353)
+    with udp_client(vip) as c:
+        assert udp_who(c) == errno.ECONNREFUSED
+        assert udp_who(c) == errno.ECONNREFUSED
+        cluster.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pod-late", "namespace": "default", "labels": {"app": "echo"}},
+                        "spec": {"containers": [{"name": "c", "image": "echo", "ports": [{"containerPort": cluster.backends[1].port}]}]},
+                        "status": {"phase": "Running", "podIP": cluster.backends[1].host}})
+        cluster.synced()
+        assert udp_who(c) == "b"
+
+
+def test_stale_udp_entries_are_those_not_answered_by_a_current_endpoint() -> None:
+    listing = ("udp      17 29 src=127.0.0.1 dst=127.96.0.9 sport=40000 dport=53 src=127.0.0.2 dst=127.0.0.1 sport=5353 dport=40000 mark=0 use=1\n"
+               "udp      17 29 src=127.0.0.1 dst=127.96.0.9 sport=40001 dport=53 src=127.0.0.3 dst=127.0.0.1 sport=5353 dport=40001 mark=0 use=1\n"
+               "udp      17 27 src=127.0.0.1 dst=127.96.0.9 sport=40002 dport=53 [UNREPLIED] src=127.96.0.9 dst=127.0.0.1 sport=53 "
+               "dport=40002 mark=0 use=1\n"
+               "udp      17 29 src=127.0.0.1 dst=127.96.0.10 sport=40003 dport=53 src=127.0.0.4 dst=127.0.0.1 sport=5353 dport=40003 mark=0 use=1\n"
+               "garbage\n")
+    entries = nft.parse_conntrack(listing)
+    assert len(entries) == 4 and entries[0] == (("127.0.0.1", "127.96.0.9", 40000, 53), ("127.0.0.2", 5353))
+    stale = nft.stale_udp(entries, {("127.96.0.9", 53): frozenset({("127.0.0.2", 5353)})})  # 127.96.0.10 unchanged: not looked at
+    assert stale == {("127.96.0.9", 53, "127.0.0.3", 5353), ("127.96.0.9", 53, "127.96.0.9", 53)}
+
+
+def test_a_sync_names_the_udp_addresses_whose_endpoints_changed() -> None:
+    u = svc("u", "127.96.0.11", [{"name": "p", "port": 53, "protocol": "UDP", "nodePort": 30053}], type="NodePort")
+    t = svc("t", "127.96.0.12", [{"name": "p", "port": 80}])
+    def build(u_eps: list[str], t_eps: list[str]) -> planning.Plan:
+        return planning.build([u, t], [eps("u", u_eps, 5353), eps("t", t_eps, 8080)], ["127.0.0.1"])
+    first = nft.render(build(["127.0.0.2", "127.0.0.3"], ["127.0.0.4"]), "t", fresh=True)
+    both = frozenset({("127.0.0.2", 5353), ("127.0.0.3", 5353)})
+    assert first.conntrack == {("127.96.0.11", 53): both, ("127.0.0.1", 30053): both}  # the first sync checks every UDP address
+    assert nft.render(build(["127.0.0.2", "127.0.0.3"], ["127.0.0.5"]), "t", first, partial=True).conntrack == {}  # TCP only
+    one = nft.render(build(["127.0.0.2"], ["127.0.0.4"]), "t", first, partial=True)
+    assert one.conntrack == {("127.96.0.11", 53): frozenset({("127.0.0.2", 5353)}), ("127.0.0.1", 30053): frozenset({("127.0.0.2", 5353)})}
+    assert nft.render(build([], ["127.0.0.4"]), "t", one, partial=True).conntrack == {("127.96.0.11", 53): frozenset(),
+                                                                                       ("127.0.0.1", 30053): frozenset()}
 
 
 @needs_nft

@@ -26,8 +26,13 @@ Rules kept here (kube-proxy's ``pkg/proxy/nftables/proxier.go`` layout, names an
 - Every sync is one transaction: ``add`` (idempotent) then ``flush`` of every chain and map, the new rules and
   elements, and ``delete`` of the chains and sets the previous sync made that this one no longer needs. Start-up
   (``fresh=True``) first deletes any table of that name (one left by a killed proxy) in the same transaction.
-- Only new connections are translated (nat chains see the first packet); established ones keep their mapping in
-  conntrack across syncs, even when their Service goes away.
+- Only new connections are translated (nat chains see the first packet); established TCP connections keep their
+  mapping in conntrack across syncs, even when their Service goes away. UDP has no connection to end: a client that
+  keeps its socket keeps its conntrack entry (each datagram renews it), so after a sync that changed the endpoints of a
+  UDP address (cluster IP, NodePort, external or LB IP: an endpoint removed, the first endpoint added, the address
+  gone or new), the entries to that address whose reply does not come from one of its endpoints now (a removed
+  endpoint, or none: a flow that met the reject) are deleted, as kube-proxy does (``conntrack -D``; the conntrack
+  tool, Debian package conntrack). The first sync checks every UDP address (entries a previous proxy left).
 Everything above the ``# I/O`` line is pure.
 """
 
@@ -36,12 +41,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import logging
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 
 from kubesvc.dataplane.proxy import plan as planning
+
+log = logging.getLogger("kubesvc.proxy")
 
 DEFAULT_TABLE = "kubesvc"
 MASQ_BIT = "0x4000"
@@ -107,6 +115,9 @@ class Ruleset:
     cache: dict[planning.ServicePort, Unit] = field(default_factory=dict, repr=False)  # rendered units, reused by the next sync
     full: bool = True  # a full sync (every chain and map rewritten) or a partial one (changes only)
     units: dict[planning.SPN, tuple[planning.ServicePort, Unit]] = field(default_factory=dict, repr=False)  # by service port
+    # UDP addresses whose endpoints this sync changed -> their endpoints now: ``apply`` deletes the conntrack entries
+    # to them that reply from anything else
+    conntrack: dict[tuple[str, int], frozenset[planning.Endpoint]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -346,8 +357,26 @@ def render(plan: planning.Plan, table: str = DEFAULT_TABLE, previous: Ruleset | 
             out += [f"delete chain {t} {c}" for c in stale_chains]
             out += [f"delete set {t} {s}" for s in sorted(gone_sets - model.sets.keys()) if s.startswith("affinity-")]
     text = "\n".join(out) + "\n" if out else ""
+    # the first sync (no previous) finds every UDP address new: it checks them all (entries an earlier proxy left)
+    scope = changed if incremental else None
+    was, now = _udp_targets(previous.units, scope) if previous is not None else {}, _udp_targets(units, scope)
+    stale = {a: now.get(a, frozenset()) for a in was.keys() | now.keys() if was.get(a) != now.get(a)}
     return Ruleset(text, set(model.chains), set(model.sets), model.rules, model, cache, full=not partial or previous is None or fresh,
-                   units=units)
+                   units=units, conntrack=stale)
+
+
+def _udp_targets(units: dict[planning.SPN, tuple[planning.ServicePort, Unit]], scope: set[planning.SPN] | None = None
+                 ) -> dict[tuple[str, int], frozenset[planning.Endpoint]]:
+    """Each UDP address (ip, port) of the service ports in ``scope`` (all: None) -> the endpoints it DNATs to."""
+    out: dict[tuple[str, int], frozenset[planning.Endpoint]] = {}
+    for spn in (units if scope is None else scope):
+        got = units.get(spn)
+        if got is None or got[0].protocol != "UDP":
+            continue
+        sp = got[0]
+        for ip, port, kind in sp.addresses:
+            out[(ip, port)] = frozenset(sp.endpoints_for("cluster" if kind == "cluster" else "external"))
+    return out
 
 
 SKELETON_NAMES = frozenset(name for name, *_ in BASE_CHAINS) | frozenset(name for name, _ in SKELETON_CHAINS)
@@ -448,11 +477,82 @@ def _nft(args: list[str], stdin: str | None = None) -> subprocess.CompletedProce
 
 
 def apply(ruleset: Ruleset) -> None:
-    """Apply one transaction (all or nothing). Raises NftError with nft's own message."""
+    """Apply one transaction (all or nothing), then delete the stale UDP conntrack entries it leaves (``Ruleset.conntrack``).
+    Raises NftError with nft's own message."""
     r = _nft(["-f", "-"], ruleset.text)
     if r.returncode != 0:
         msg = (r.stderr or r.stdout).strip().splitlines()
         raise NftError("nft -f: " + ("; ".join(ln.strip() for ln in msg[:6] if ln.strip()) or f"exit code {r.returncode}"))
+    if ruleset.conntrack:
+        clear_udp(ruleset.conntrack)
+
+
+_conntrack_missing_said = False
+
+
+def _conntrack(args: list[str]) -> subprocess.CompletedProcess[str] | None:
+    global _conntrack_missing_said
+    try:
+        return subprocess.run(["conntrack", *args], capture_output=True, text=True, timeout=NFT_TIMEOUT_SECONDS)
+    except FileNotFoundError:
+        if not _conntrack_missing_said:
+            _conntrack_missing_said = True
+            log.warning("conntrack not found: UDP clients may keep sending to removed endpoints until their flow expires "
+                        "(install it: apt-get install conntrack, or scripts/sysdeps.sh as root)")
+        return None
+    except subprocess.TimeoutExpired:
+        log.warning("conntrack did not finish", extra={"kv": {"args": " ".join(args), "seconds": NFT_TIMEOUT_SECONDS}})
+        return None
+
+
+def parse_conntrack(text: str) -> list[tuple[tuple[str, str, int, int], tuple[str, int]]]:
+    """``conntrack -L`` lines -> ((orig src, orig dst, orig sport, orig dport), (reply src, reply sport)) per entry."""
+    out = []
+    for line in text.splitlines():
+        kv: dict[str, list[str]] = {}
+        for tok in line.split():
+            k, eq, v = tok.partition("=")
+            if eq:
+                kv.setdefault(k, []).append(v)
+        try:
+            src, dst, sport, dport = kv["src"], kv["dst"], kv["sport"], kv["dport"]
+            out.append(((src[0], dst[0], int(sport[0]), int(dport[0])), (src[1], int(sport[1]))))
+        except (KeyError, IndexError, ValueError):
+            continue
+    return out
+
+
+def stale_udp(entries: list[tuple[tuple[str, str, int, int], tuple[str, int]]], targets: dict[tuple[str, int], frozenset[planning.Endpoint]]
+              ) -> set[tuple[str, int, str, int]]:
+    """The (orig dst, orig dport, reply src, reply sport) groups of ``entries`` to delete: to an address of ``targets``,
+    answered by something that is not one of its endpoints now (a removed endpoint, or the address itself: not DNATed)."""
+    out = set()
+    for (_, dst, _, dport), (rsrc, rsport) in entries:
+        eps = targets.get((dst, dport))
+        if eps is not None and (rsrc, rsport) not in eps:
+            out.add((dst, dport, rsrc, rsport))
+    return out
+
+
+def clear_udp(targets: dict[tuple[str, int], frozenset[planning.Endpoint]]) -> int:
+    """Delete the UDP conntrack entries to ``targets``' addresses that do not reply from one of their endpoints now:
+    one listing per address family, then one ``conntrack -D`` per (address, stale reply source). Returns how many
+    groups were deleted (-1: the conntrack tool is missing)."""
+    deleted = 0
+    for family, v6 in (("ipv4", False), ("ipv6", True)):
+        wanted = {a: eps for a, eps in targets.items() if (":" in a[0]) == v6}
+        if not wanted:
+            continue
+        listed = _conntrack(["-L", "-p", "udp", "-f", family])
+        if listed is None:
+            return -1
+        for dst, dport, rsrc, rsport in sorted(stale_udp(parse_conntrack(listed.stdout), wanted)):
+            r = _conntrack(["-D", "-p", "udp", "-f", family, "--orig-dst", dst, "--dport", str(dport),
+                            "--reply-src", rsrc, "--reply-port-src", str(rsport)])
+            if r is None:
+                return -1
+            deleted += 1
+    return deleted
 
 
 def delete_table(table: str = DEFAULT_TABLE) -> bool:
