@@ -14,6 +14,11 @@ Rules kept here:
 - ``setup`` is idempotent (it removes what a crashed run left, then builds); ``teardown`` removes every namespace
   with the prefix (veths go with their namespace) and never fails on what is already gone.
 - Node names: ``kubesvc-node`` (node 1, the Node the store already has) and ``kubesvc-node-2`` .. ``-N``.
+- ``localnet`` (``--proxy-mode nftables``): ``net.ipv4.conf.all.route_localnet=1`` in each node namespace (never the
+  host's: the setting goes with the namespace). A client on a node dials a 127/8 cluster IP from 127.0.0.1; after the
+  kernel DNATs it to a pod IP that source must leave lo (then the proxy's table masquerades it) and the answer, whose
+  destination is 127.0.0.1 again once un-NATed, must be let in; as kube-proxy's iptables mode sets it for localhost
+  NodePorts. The same table drops 127/8 destinations arriving on other interfaces, which route_localnet would let in.
 """
 
 from __future__ import annotations
@@ -91,8 +96,9 @@ def existing(store_path: str) -> list[str]:
         return []
 
 
-def setup(store_path: str, count: int) -> list[NodeNet]:
-    """Build the fabric and ``count`` node namespaces (after removing any left over). Raises OSError."""
+def setup(store_path: str, count: int, localnet: bool = False) -> list[NodeNet]:
+    """Build the fabric and ``count`` node namespaces (after removing any left over). Raises OSError. ``localnet``:
+    route_localnet in each node namespace (nftables mode)."""
     teardown(store_path)
     nodes = plan(store_path, count)
     net = fabric(store_path)
@@ -110,6 +116,8 @@ def setup(store_path: str, count: int) -> list[NodeNet]:
             _ip("-n", n.netns, "addr", "add", f"{n.ip}/16", "dev", "eth0")
             _ip("-n", n.netns, "link", "set", "eth0", "up")
             _sysctl(n.netns, "net.ipv4.ip_forward=1")
+            if localnet:
+                _sysctl(n.netns, "net.ipv4.conf.all.route_localnet=1")
         for n in nodes:
             _ip("-n", net, "route", "replace", n.pod_cidr, "via", n.ip)
             for other in nodes:

@@ -586,7 +586,7 @@ def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: flo
     with run.locked():
         already = running(run)
         if not already:
-            _make_nodes(run, count)
+            _make_nodes(run, count, localnet=flags.get("proxy_mode") == "nftables")
         wanted = [c for c in all_components(run) if c.name.split("-")[0] in flags.get("components", DEFAULT_COMPONENTS)]
         problem = store_problem(run)
         if problem and already:
@@ -636,7 +636,7 @@ def up(store_path: str, flags: dict[str, Any], *, foreground: bool, timeout: flo
     return _stay(run, started, out)
 
 
-def _make_nodes(run: RunDir, count: int) -> None:
+def _make_nodes(run: RunDir, count: int, localnet: bool = False) -> None:
     """``--nodes N`` (N > 1): the node namespaces (``nodes.setup``) and their Node objects, kept in nodes.json;
     one node: no namespace, and neither nodes.json nor the other Nodes left from an earlier run."""
     from kubesvc.dataplane import nodes
@@ -648,7 +648,7 @@ def _make_nodes(run: RunDir, count: int) -> None:
         nodes.unpublish(run.store)  # after an earlier `--nodes N`: one node again (writes only if something changed)
         return
     try:
-        made = nodes.setup(run.store, count)
+        made = nodes.setup(run.store, count, localnet=localnet)
     except OSError as e:
         raise ClientError(f"--nodes {count}: cannot set up the node network namespaces: {e}") from None
     run.path.mkdir(parents=True, exist_ok=True)

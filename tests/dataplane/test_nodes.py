@@ -281,13 +281,11 @@ def test_external_traffic_policy_local_without_a_local_endpoint_fails_on_that_no
     assert r.returncode != 0 and r.stdout == "", r
 
 
-def test_internal_traffic_policy_local_from_each_node_reaches_its_own_pod(cluster: Cluster, request: pytest.FixtureRequest) -> None:
+def test_internal_traffic_policy_local_from_each_node_reaches_its_own_pod(cluster: Cluster) -> None:
     """iTP Local: the cluster IP, from a node's own namespace (a hostNetwork client there: pods cannot reach cluster
-    IPs, docs/concepts/nodes.md), goes to that node's pod only."""
-    if cluster.mode == "nftables":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "nftables mode: a cluster IP is a 127/8 address, so a client on the node dials it from 127.0.0.1, and after "
-            "DNAT to a pod IP that source cannot leave lo (no route_localnet/masquerade for it): the connect times out")))
+    IPs, docs/concepts/nodes.md), goes to that node's pod only. nftables mode: the client dials the 127/8 cluster IP
+    from 127.0.0.1, so after the DNAT to the pod IP that source leaves lo (route_localnet in the node namespace) and is
+    masqueraded (nodes.py, nft.py)."""
     ip = cluster.kubesvc("get", "svc", "web-internal", "-o", "jsonpath={.spec.clusterIP}").stdout
     for n in cluster.nodes:
         got = {cluster.get(n.netns, f"http://{ip}/hostname") for _ in range(6)}

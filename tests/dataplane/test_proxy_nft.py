@@ -68,7 +68,7 @@ def test_no_endpoints_is_a_reject_on_every_address_and_no_dnat() -> None:
     rs = nft.render(planning.build([s], [], ["127.0.0.1"]), "t")
     (elem,) = lines(rs.text, "add element inet t no-endpoint-services ")
     assert "127.96.0.6 . udp . 53 : goto reject-chain" in elem and "127.0.0.1 . udp . 30053 : goto reject-chain" in elem
-    assert not lines(rs.text, "add element inet t service-ips ") and not lines(rs.text, "dnat")
+    assert not lines(rs.text, "add element inet t service-ips ") and not lines(rs.text, "dnat ip")  # no DNAT statement
 
 
 def test_affinity_is_a_dynamic_set_per_endpoint_with_the_timeout() -> None:

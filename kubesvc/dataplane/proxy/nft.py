@@ -62,7 +62,10 @@ BASE_CHAINS = (
     # not local, the reject of a service port without endpoints. A filter chain runs for every packet of every
     # connection, the host's own included: only the reject for local destinations, which must happen on input, stays
     # in one (docs/performance.md, "nftables mode").
-    ("nat-prerouting", "nat", "prerouting", -100, ("jump firewall-check", "jump services")),
+    # 127/8 arriving on another interface is never a Service's (cluster IPs are 127/8 here, but their clients are local):
+    # where route_localnet lets it in (``kubesvc up --nodes N --proxy-mode nftables`` sets it in the node namespaces,
+    # for the masquerade below), it would reach the node's loopback services: dropped, as kube-proxy's KUBE-FIREWALL does
+    ("nat-prerouting", "nat", "prerouting", -100, ('iif != "lo" ip daddr 127.0.0.0/8 drop', "jump firewall-check", "jump services")),
     # a local destination is rejected on input instead: a reject on output fails the sender's send() with EPERM,
     # while the ICMP port unreachable that input sends back reaches a UDP client as ECONNREFUSED, as a closed port does
     ("nat-output", "nat", "output", -100, ("fib daddr type != local jump service-endpoints-check", "jump firewall-check", "jump services")),
@@ -162,7 +165,11 @@ def _map_suffix(ip: str) -> str:
 
 SKELETON_CHAINS = (
     ("mark-for-masquerade", (f"meta mark set meta mark or {MASQ_BIT}",)),
-    ("masquerading", (f"meta mark & {MASQ_BIT} == 0 return", f"meta mark set meta mark xor {MASQ_BIT}", "masquerade fully-random")),
+    # a local client of a 127/8 cluster IP dials from 127.0.0.1; DNATed to an endpoint off lo (a pod's veth, another
+    # node), that source needs route_localnet on the way out and a masquerade to be answered (kube-proxy's localhost
+    # NodePorts, iptables mode); ``ct status dnat``: our translations only
+    ("masquerading", ("ip saddr 127.0.0.0/8 ip daddr != 127.0.0.0/8 ct status dnat masquerade fully-random",
+                      f"meta mark & {MASQ_BIT} == 0 return", f"meta mark set meta mark xor {MASQ_BIT}", "masquerade fully-random")),
     ("reject-chain", ("reject",)),
     ("services", ("ip daddr . meta l4proto . th dport vmap @service-ips", "ip6 daddr . meta l4proto . th dport vmap @service-ips6")),
     ("service-endpoints-check", ("ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
