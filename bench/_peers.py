@@ -91,12 +91,14 @@ def iperf3_server(addr: Addr) -> Spawned:
     return p
 
 
-def nginx(tmp: str, addr: Addr) -> Spawned:
+def nginx(tmp: str, addr: Addr, *more: Addr) -> Spawned:
     """nginx answering every request with a 2-byte 200 (access log off), one worker: the HTTP backend. Under
-    ``/u/`` each answer carries a unique ``X-Id`` header, so no two response heads are alike."""
+    ``/u/`` each answer carries a unique ``X-Id`` header, so no two response heads are alike. ``more``: further
+    addresses the same server listens on."""
     prefix = Path(tmp, "nginx")
     prefix.mkdir(exist_ok=True)
     cfg = prefix / "nginx.conf"
+    listen = " ".join(f"listen {a[0]}:{a[1]} backlog=4096;" for a in (addr, *more))
     cfg.write_text(textwrap.dedent(f"""\
         worker_processes 1;
         daemon off;
@@ -109,14 +111,15 @@ def nginx(tmp: str, addr: Addr) -> Spawned:
           uwsgi_temp_path {prefix}; scgi_temp_path {prefix};
           keepalive_requests 1000000;
           server {{
-            listen {addr[0]}:{addr[1]} backlog=4096;
+            {listen}
             location / {{ return 200 "ok"; }}
             location /u/ {{ add_header X-Id $request_id always; return 200 "ok"; }}  # a head never seen before
           }}
         }}
         """))
     p = Spawned(["nginx", "-p", str(prefix), "-c", str(cfg)], "nginx")
-    wait_tcp(addr, p)
+    for a in (addr, *more):
+        wait_tcp(a, p)
     return p
 
 

@@ -99,6 +99,7 @@ def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Call
     machine disturbs it far less than rates (wrk runs whole seconds: ``seconds`` is rounded as wrk does)."""
     samples: dict[str, list] = {k: [] for k in targets}
     cpu_us: dict[str, list[float]] = {k: [] for k in (cpu or {})}
+    paws0 = paws_timewait()
     order = list(targets)
     for r in range(reps):
         for k in order[r % len(order):] + order[: r % len(order)]:
@@ -129,6 +130,11 @@ def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Call
     pairs = {k: list(zip(samples[k], samples[peer], strict=False)) for k in targets if k.startswith("kubesvc")}
     row["ratios"] = {k: statistics.median(val(a) / val(b) for a, b in ab) for k, ab in pairs.items()}
     row["ratio_spread"] = {k: [round(val(a) / val(b), 2) for a, b in ab] for k, ab in pairs.items()}
+    direct = {k: list(zip(samples[k], samples["direct"], strict=False)) for k in targets if k.startswith("kubesvc")}
+    row["ratios_direct"] = {k: statistics.median(val(a) / val(b) for a, b in ab) for k, ab in direct.items()}
+    row["ratio_direct_spread"] = {k: sorted(round(val(a) / val(b), 2) for a, b in ab) for k, ab in direct.items()}
+    row["load_average"] = os.getloadavg()[0]
+    row["paws_refused_syns"] = paws_timewait() - paws0 if paws0 >= 0 else None
     RESULTS[name] = row
     extra = ""
     if "kubesvc_p99_ms" in row:
@@ -136,7 +142,24 @@ def measure(name: str, unit: str, targets: dict[str, Addr], reps: int, run: Call
     if cpu_us:
         extra += "  CPU us/request: " + " ".join(f"{k}={row[f'{k}_cpu_us']:.1f}" for k in cpu_us)
     ratios = " ".join(f"{k}/{peer}={v:.2f}x" for k, v in row["ratios"].items())
+    if peer != "direct":
+        ratios += " " + " ".join(f"{k}/direct={v:.2f}x {row['ratio_direct_spread'][k]}" for k, v in row["ratios_direct"].items())
+    extra += f"  (load average {row['load_average']:.1f}; SYNs refused by TIME_WAIT sockets (PAWS): {row['paws_refused_syns']})"
     print(f"{name}: " + " ".join(f"{k}={row[k]:,.1f}" for k in targets) + f" {unit}  {ratios}{extra}", flush=True)
+
+
+def paws_timewait() -> int:
+    """TcpExtPAWSTimewait so far (-1: nstat missing): SYNs a TIME_WAIT socket refused, each a 1 s wait for the client."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["nstat", "-a", "-z", "TcpExtPAWSTimewait"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return -1
+    for line in r.stdout.splitlines():
+        if line.startswith("TcpExtPAWSTimewait"):
+            return int(line.split()[1])
+    return -1
 
 
 WORKLOADS = ("bulk", "keepalive", "newconn", "udp", "observed")
@@ -148,16 +171,21 @@ def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[str], workl
         print(f"traffic rows: skipped ({', '.join(missing)} not installed; BENCH=1 bash scripts/sysdeps.sh)")
         return
     be_iperf = ("127.244.0.10", peers.free_port("127.244.0.10"))
-    be_web = ("127.244.0.11", peers.free_port("127.244.0.11"))
+    # Every target reaches nginx on an address of its own (one server, several listen addresses): on a shared one,
+    # a connection through one target and a direct one reuse the same 4-tuple at nginx with different TCP timestamps
+    # (Linux offsets them by a hash of the dialled address pair), nginx's TIME_WAIT socket refuses the SYN (PAWS)
+    # and wrk waits a 1 s retransmit: the new-connection row measured that, not the proxies (docs/performance.md).
+    be_webs = [(f"127.244.{k}.11", peers.free_port(f"127.244.{k}.11")) for k in range(2 + len(worker_counts))]
+    be_web = be_webs[0]
     be_udp = ("127.244.0.12", peers.free_port("127.244.0.12"))
     started: list = []
     try:
         started.append(peers.iperf3_server(be_iperf))
-        started.append(peers.nginx(tmp, be_web))
+        started.append(peers.nginx(tmp, *be_webs))
         started.append(peers.udp_echo(be_udp))
         ha_iperf = ("127.0.0.2", peers.free_port("127.0.0.2"))
         ha_web = ("127.0.0.2", peers.free_port("127.0.0.2"))
-        ha = peers.haproxy(tmp, [(ha_iperf, be_iperf), (ha_web, be_web)])
+        ha = peers.haproxy(tmp, [(ha_iperf, be_iperf), (ha_web, be_webs[1])])
         started.append(ha)
         cpu: dict[str, Callable[[], list[int]]] = {"haproxy": lambda: [ha.p.pid]}
         iperf_t = {"direct": be_iperf, "haproxy": ha_iperf}
@@ -172,7 +200,7 @@ def traffic(tmp: str, reps: int, seconds: float, worker_counts: list[str], workl
                 print("nftables row: skipped (needs root and nft; BENCH=1 bash scripts/sysdeps.sh as root)")
                 continue
             name = "kubesvc nftables" if nft_mode else "kubesvc" if workers == "1" else f"kubesvc --workers {workers}"
-            for i, (app, be, port, proto, targets) in enumerate((("iperf", be_iperf, 5201, "TCP", iperf_t), ("web", be_web, 8080, "TCP", web_t),
+            for i, (app, be, port, proto, targets) in enumerate((("iperf", be_iperf, 5201, "TCP", iperf_t), ("web", be_webs[2 + n], 8080, "TCP", web_t),
                                                                   ("echo", be_udp, 9000, "UDP", udp_t))):
                 reg.create(pod(f"{app}-0", be[0], app, be[1]))
                 obj = svc(app, port, be[1], {"app": app}, proto)
@@ -318,7 +346,8 @@ def table() -> str:
         return ""
     procs = [k for k in rows[0] if k.startswith("kubesvc") and not k.endswith(("_samples", "_p99_ms", "_cpu_us"))]
     cols = ["direct", "haproxy", *procs]
-    out = ["| workload | " + " | ".join(cols) + " | " + " | ".join(f"{k}/peer" for k in procs) + " |", "|---" * (1 + len(cols) + len(procs)) + "|"]
+    out = ["| workload | " + " | ".join(cols) + " | " + " | ".join(f"{k}/peer" for k in procs) + " | " + " | ".join(f"{k}/direct" for k in procs) + " |",
+           "|---" * (1 + len(cols) + 2 * len(procs)) + "|"]
     for name, r in RESULTS.items():
         if "ratios" not in r:
             continue
@@ -337,6 +366,7 @@ def table() -> str:
                 v += f" ({', '.join(notes)})"
             cells.append(v)
         ratios = [f"{r['ratios'][k]:.2f}x vs {r['ratio_vs']}" if k in r["ratios"] else "—" for k in procs]
+        ratios += [f"{r['ratios_direct'][k]:.2f}x" if k in r["ratios_direct"] else "—" for k in procs]
         out.append(f"| {name} ({r['unit']}) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     return "\n".join(out)
 
