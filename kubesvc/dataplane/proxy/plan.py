@@ -240,6 +240,23 @@ def service_ports(
     return out
 
 
+def slim_service(svc: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a Service ``service_ports`` reads (and ``should_skip``, topology): what an incremental reader keeps
+    between syncs instead of the whole object (managedFields, other annotations: ~70 MiB at 10,000 Services with
+    their slices). Keep it in step with ``service_ports``."""
+    meta = svc.get("metadata") or {}
+    slim: dict[str, Any] = {"metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in TOPOLOGY_ANNOTATIONS}
+    if annotations:
+        slim["metadata"]["annotations"] = annotations
+    if "spec" in svc:
+        slim["spec"] = svc["spec"]
+    lb = (svc.get("status") or {}).get("loadBalancer")
+    if lb:
+        slim["status"] = {"loadBalancer": lb}
+    return slim
+
+
 def wanted_keys(wanted: Iterable[Wanted]) -> set[ListenerKey]:
     """Every listener address a Service's service ports ask for."""
     return {(w.port.protocol, ip, port) for w in wanted if w.port is not None for ip, port, _ in w.port.addresses}

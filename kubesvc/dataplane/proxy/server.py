@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import json
 import logging
 import os
@@ -229,10 +230,16 @@ class ProxyServer:
             t0 = time.monotonic()
             loop = asyncio.get_running_loop()
             rev, plan = await loop.run_in_executor(self._executor, self._snapshot)
+            full_read = plan.changed is None
             if self._last_read is not self.plan:  # the plan the last read gave was not applied: changed counts from it
                 plan.changed = None
             self._last_read = plan
             opened, closed = await self._apply(plan)
+            if full_read:
+                # What a full read built lives until the next one: move it out of the collector's reach, or every full
+                # collection walks it (10,000 Services: 0.4-0.8 s pauses of the loop, forwarding included).
+                gc.collect(1)
+                gc.freeze()
             self.revision = rev
             took = time.monotonic() - t0
             self.last_sync_seconds = took

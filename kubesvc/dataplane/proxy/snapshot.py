@@ -43,6 +43,22 @@ def wants_hints(svc: Obj) -> bool:
                 or (svc.get("spec") or {}).get("trafficDistribution"))
 
 
+def slim_slice(sl: Obj) -> Obj:
+    """The parts of an EndpointSlice the plan reads through ``merged_endpoints`` and ``zone_hints`` (targetRef,
+    ownerReferences, managedFields and the rest are left out of what is kept between syncs)."""
+    meta = sl.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    slim_meta: Obj = {k: meta[k] for k in ("name", "namespace") if k in meta}
+    if SERVICE_NAME_LABEL in labels:
+        slim_meta["labels"] = {SERVICE_NAME_LABEL: labels[SERVICE_NAME_LABEL]}
+    eps = []
+    for ep in sl.get("endpoints") or []:
+        if isinstance(ep, dict):
+            ep = {k: ep[k] for k in ("addresses", "conditions", "nodeName", "hostname", "hints") if k in ep}
+        eps.append(ep)
+    return {"metadata": slim_meta, "addressType": sl.get("addressType"), "ports": sl.get("ports"), "endpoints": eps}
+
+
 def _zone(node: Obj | None) -> str:
     return str((((node or {}).get("metadata") or {}).get("labels") or {}).get(ZONE_LABEL, ""))
 
@@ -107,7 +123,7 @@ class PlanSource:
                 if c.type == "DELETED":
                     self.services.pop(key, None)
                 else:
-                    self.services[key] = c.object
+                    self.services[key] = planning.slim_service(c.object)
                 dirty.add(key)
             elif c.kind == "EndpointSlice":
                 self._file_slice((c.namespace, c.name), None if c.type == "DELETED" else c.object, dirty)
@@ -134,7 +150,7 @@ class PlanSource:
         if not svc:
             return
         key = (str(meta.get("namespace", "default")), str(svc))
-        self.slices.setdefault(key, {})[skey[1]] = sl
+        self.slices.setdefault(key, {})[skey[1]] = slim_slice(sl)
         self.slice_owner[skey] = key
         dirty.add(key)
 
@@ -151,7 +167,7 @@ class PlanSource:
         self._local = {}
         rev, objs = self.reader.list_with_revision(("Service", "EndpointSlice"))
         zone = _zone(self.reader.get("Node", "", self.node_name))
-        self.services = {(s["metadata"].get("namespace", ""), s["metadata"]["name"]): s for s in objs["Service"]}
+        self.services = {(s["metadata"].get("namespace", ""), s["metadata"]["name"]): planning.slim_service(s) for s in objs["Service"]}
         self.slices, self.slice_owner = {}, {}
         for sl in objs["EndpointSlice"]:
             self._file_slice((sl["metadata"].get("namespace", ""), sl["metadata"]["name"]), sl, set())
