@@ -381,7 +381,11 @@ SAMPLE_BACKENDS = {"a": ["127.0.0.2", "127.0.0.3"], "b": ["127.0.0.4", "10.9.0.5
 
 
 def sample_plan(services: dict[str, dict], backends: dict[str, list[str]]) -> planning.Plan:
-    svcs = [svc(n, f"127.96.1.{10 + ord(n)}", [{"name": "p", "port": 80, "nodePort": 30000 + ord(n)}], **spec) for n, spec in services.items()]
+    svcs = [svc(n, f"127.96.1.{10 + ord(n)}", [{"name": "p", "port": 80, "nodePort": 30000 + ord(n)}],
+                **{k: v for k, v in spec.items() if k != "status"}) for n, spec in services.items()]
+    for s, spec in zip(svcs, services.values(), strict=True):
+        if "status" in spec:
+            s["status"] = spec["status"]
     return planning.build(svcs, [eps(n, ips, 8080) for n, ips in backends.items() if n in services], ["127.0.0.1"])
 
 
@@ -420,6 +424,10 @@ def test_partial_syncs_write_only_changes_and_leave_exactly_the_rendered_table(t
                                                                 "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 30}}}), "/b/"),
         ("to no endpoints", lambda: SAMPLE_BACKENDS.update(c=[]), "/c/"),  # the filter chains come (a port rejects)
         ("endpoints back", lambda: SAMPLE_BACKENDS.update(c=["127.0.0.6"]), "/c/"),  # and go
+        ("source ranges", lambda: services.update(c={"type": "LoadBalancer", "loadBalancerSourceRanges": ["127.5.0.0/16"],  # the nat
+                                                     "status": {"loadBalancer": {"ingress": [{"ip": "127.240.1.99"}]}}}), "/c/"),  # chains jump
+        ("no source ranges", lambda: services.update(c={"type": "LoadBalancer",  # to firewall-check, then no longer
+                                                        "status": {"loadBalancer": {"ingress": [{"ip": "127.240.1.99"}]}}}), "/c/"),
         ("to no endpoints again", lambda: SAMPLE_BACKENDS.update(c=[]), "/c/"),
         ("removed", lambda: services.pop("a"), "/a/"),
     ]

@@ -2,15 +2,17 @@
 
 Rules kept here (kube-proxy's ``pkg/proxy/nftables/proxier.go`` layout, names and semantics):
 - One table (``inet kubesvc`` by default, ``--nft-table``) holds everything: IPv4 and IPv6 in one place, so stop and
-  ``down`` remove one object. Base chains: ``nat-prerouting`` and ``nat-output`` (type nat, priority -100: dstnat)
-  jump to ``firewall-check`` (``loadBalancerSourceRanges``: DROP from other sources on LB addresses, before DNAT),
-  then to ``services``; ``nat-output`` first sends a destination that is not local to ``service-endpoints-check``
-  (REJECT for an address whose service port has no endpoint); ``nat-postrouting`` (priority 100: srcnat) jumps to
-  ``masquerading``. The nat chains see only a connection's first packet. The filter chains ``filter-input`` and
-  ``filter-forward`` (priority -110) send new connections to ``service-endpoints-check``: a local destination is
-  rejected on input, so that a local UDP client gets ECONNREFUSED rather than EPERM from its send. Every packet of
-  the host walks a filter chain, so these two exist only while some service port has no endpoints (kube-proxy
-  keeps the firewall and output checks in filter chains too, always registered).
+  ``down`` remove one object. Base chains (``base_rules``: their rules follow the model): ``nat-prerouting`` and
+  ``nat-output`` (type nat, priority -100: dstnat) jump to ``firewall-check`` while some LB address has source
+  ranges (``loadBalancerSourceRanges``: DROP from other sources, before DNAT), then to ``services``; ``nat-output``
+  first sends a destination that is not local to ``service-endpoints-check`` (REJECT for an address whose service
+  port has no endpoint) while there is one; ``nat-prerouting`` first drops 127/8 arriving on another interface;
+  ``nat-postrouting`` (priority 100: srcnat) jumps to ``masquerading``. The nat chains see only a connection's first
+  packet. The filter chains ``filter-input`` and ``filter-forward`` (priority -110) send new connections to
+  ``service-endpoints-check``: a local destination is rejected on input, so that a local UDP client gets
+  ECONNREFUSED rather than EPERM from its send. Every packet of the host walks a filter chain, so these two exist
+  only while some service port has no endpoints (kube-proxy keeps the firewall and output checks in filter chains
+  too, always registered).
 - ``services`` looks up ``daddr . l4proto . dport`` in the verdict map ``service-ips`` (``service-ips6``): cluster IPs
   go to the service port's ``service-<hash>-<ns>/<name>/<proto>/<port>`` chain; NodePorts (one element per node
   address, ``--nodeport-addresses``), external IPs and LB IPs to its ``external-...`` chain, which marks traffic that
@@ -56,26 +58,45 @@ MASQ_BIT = "0x4000"
 NFT_TIMEOUT_SECONDS = 60.0
 
 BASE_CHAINS = (
-    # name, type, hook, priority, jumps
-    # The nat chains see only a connection's first packet (conntrack keeps the translation for the rest), so what
-    # needs deciding once per connection lives there: the firewall (drop before DNAT) and, for a destination that is
-    # not local, the reject of a service port without endpoints. A filter chain runs for every packet of every
-    # connection, the host's own included: only the reject for local destinations, which must happen on input, stays
-    # in one (docs/performance.md, "nftables mode").
-    # 127/8 arriving on another interface is never a Service's (cluster IPs are 127/8 here, but their clients are local):
-    # where route_localnet lets it in (``kubesvc up --nodes N --proxy-mode nftables`` sets it in the node namespaces,
-    # for the masquerade below), it would reach the node's loopback services: dropped, as kube-proxy's KUBE-FIREWALL does
-    ("nat-prerouting", "nat", "prerouting", -100, ('iif != "lo" ip daddr 127.0.0.0/8 drop', "jump firewall-check", "jump services")),
-    # a local destination is rejected on input instead: a reject on output fails the sender's send() with EPERM,
-    # while the ICMP port unreachable that input sends back reaches a UDP client as ECONNREFUSED, as a closed port does
-    ("nat-output", "nat", "output", -100, ("fib daddr type != local jump service-endpoints-check", "jump firewall-check", "jump services")),
-    ("nat-postrouting", "nat", "postrouting", 100, ("jump masquerading",)),
-    ("filter-input", "filter", "input", -110, ("ct state new jump service-endpoints-check",)),
-    ("filter-forward", "filter", "forward", -110, ("ct state new jump service-endpoints-check",)),
+    # name, type, hook, priority (their rules: ``base_rules``, a function of the model)
+    ("nat-prerouting", "nat", "prerouting", -100),
+    ("nat-output", "nat", "output", -100),
+    ("nat-postrouting", "nat", "postrouting", 100),
+    ("filter-input", "filter", "input", -110),
+    ("filter-forward", "filter", "forward", -110),
 )
 # Registered only while some service port has no endpoints (``no-endpoint-services`` holds an element): without one
 # they would do nothing, and a base chain costs a call for every packet of the host, cluster traffic or not.
 REJECT_CHAINS = ("filter-input", "filter-forward")
+# 127/8 arriving on another interface is never a Service's (cluster IPs are 127/8 here, but their clients are local):
+# where route_localnet lets it in (``kubesvc up --nodes N --proxy-mode nftables`` sets it in the node namespaces, for
+# the masquerade in ``masquerading``), it would reach the node's loopback services: dropped, as kube-proxy's KUBE-FIREWALL
+DROP_LOCALNET = 'iif != "lo" ip daddr 127.0.0.0/8 drop'
+
+
+def base_rules(model: Model) -> dict[str, tuple[str, ...]]:
+    """The rules of each base chain the table holds with ``model`` (a chain left out is not registered).
+
+    The nat chains see only a connection's first packet (conntrack keeps the translation for the rest), so what needs
+    deciding once per connection lives there: the firewall (drop before DNAT) and, for a destination that is not local,
+    the reject of a service port without endpoints; each jump only while its map has an element, so that a connection
+    of the host that is no Service's costs a lookup in ``service-ips`` and no more. A filter chain runs for every packet
+    of every connection, the host's own included: only the reject for local destinations, which must happen on input (a
+    reject on output fails the sender's send() with EPERM; the ICMP port unreachable input sends back reaches a UDP
+    client as ECONNREFUSED, as a closed port does), stays in one, registered only while something rejects
+    (docs/performance.md, "nftables mode")."""
+    rejecting, firewalling = model.rejecting, model.firewalling
+    fw = ("jump firewall-check",) if firewalling else ()
+    out = {
+        "nat-prerouting": (DROP_LOCALNET, *fw, "jump services"),
+        "nat-output": (*(("fib daddr type != local jump service-endpoints-check",) if rejecting else ()), *fw, "jump services"),
+        "nat-postrouting": ("jump masquerading",),
+    }
+    if rejecting:
+        out["filter-input"] = out["filter-forward"] = ("ct state new jump service-endpoints-check",)
+    return out
+
+
 MAPS = ("service-ips", "no-endpoint-services", "firewall-ips")
 
 
@@ -98,13 +119,18 @@ class Model:
         return bool(self.elements.get("no-endpoint-services") or self.elements.get("no-endpoint-services6"))
 
     @property
+    def firewalling(self) -> bool:
+        """Some LB address has source ranges: the nat chains jump to ``firewall-check``."""
+        return bool(self.elements.get("firewall-ips") or self.elements.get("firewall-ips6"))
+
+    @property
     def skeleton(self) -> frozenset[str]:
         """The fixed chains the table holds with this model."""
         return SKELETON_NAMES if self.rejecting else SKELETON_NAMES - frozenset(REJECT_CHAINS)
 
     @property
     def rules(self) -> int:
-        base = SKELETON_RULES if self.rejecting else SKELETON_RULES - sum(len(j) for n, *_, j in BASE_CHAINS if n in REJECT_CHAINS)
+        base = sum(len(lines) for _, lines in SKELETON_CHAINS) + sum(len(r) for r in base_rules(self).values())
         return sum(len(r) for r in self.chains.values()) + sum(len(e) for e in self.elements.values()) + base
 
 
@@ -176,7 +202,6 @@ SKELETON_CHAINS = (
                                  "ip6 daddr . meta l4proto . th dport vmap @no-endpoint-services6")),
     ("firewall-check", ("ip daddr . meta l4proto . th dport vmap @firewall-ips", "ip6 daddr . meta l4proto . th dport vmap @firewall-ips6")),
 )
-SKELETON_RULES = sum(len(lines) for _, lines in SKELETON_CHAINS) + sum(len(j) for *_, j in BASE_CHAINS)
 
 
 def render_unit(sp: planning.ServicePort) -> Unit:
@@ -398,7 +423,7 @@ def _full(t: str, model: Model, out: list[str], fresh: bool) -> None:
     if fresh:
         out += [f"add table {t}", f"delete table {t}"]
     out.append(f"add table {t} {{ comment \"kubesvc proxy rules\"; }}")
-    for name, kind, hook, prio, _ in BASE_CHAINS:
+    for name, kind, hook, prio in BASE_CHAINS:
         out.append(f"add chain {t} {name} {{ type {kind} hook {hook} priority {prio}; policy accept; }}")
         out.append(f"flush chain {t} {name}")
     for m in MAPS:
@@ -416,21 +441,24 @@ def _full(t: str, model: Model, out: list[str], fresh: bool) -> None:
         _chain_lines(t, name, rules, out)
     for m, els in model.elements.items():
         _element_lines(t, m, [f"{k} : {v}" for k, v in els.items()], out)
-    for base, _, _, _, jumps in BASE_CHAINS:
-        if base in REJECT_CHAINS and not model.rejecting:
-            out.append(f"delete chain {t} {base}")  # added and flushed above: the delete cannot miss
+    wanted = base_rules(model)
+    for base, *_ in BASE_CHAINS:
+        if base in wanted:
+            _chain_lines(t, base, wanted[base], out)
         else:
-            _chain_lines(t, base, jumps, out)
+            out.append(f"delete chain {t} {base}")  # added and flushed above: the delete cannot miss
 
 
 def _partial(t: str, old: Model, new: Model, out: list[str], touched: Touched | None = None) -> None:
     """The differences from ``old`` to ``new``; with ``touched``, only among those chains, sets and map keys (the
     rest is the same object in both)."""
-    if new.rejecting and not old.rejecting:  # the filter chains come back with the first service port that rejects
-        for name, kind, hook, prio, jumps in BASE_CHAINS:
-            if name in REJECT_CHAINS:
-                out.append(f"add chain {t} {name} {{ type {kind} hook {hook} priority {prio}; policy accept; }}")
-                _chain_lines(t, name, jumps, out)
+    was_base, base = base_rules(old), base_rules(new)
+    for name, kind, hook, prio in BASE_CHAINS:  # the jumps follow the maps: the filter chains come with the first
+        if name in base and was_base.get(name) != base[name]:  # service port that rejects (and go with the last below)
+            out.append(f"add chain {t} {name} {{ type {kind} hook {hook} priority {prio}; policy accept; }}")
+            if name in was_base:
+                out.append(f"flush chain {t} {name}")
+            _chain_lines(t, name, base[name], out)
     set_names = (new.sets.keys() | old.sets.keys()) if touched is None else sorted(touched[1])
     chain_names = new.chains.keys() if touched is None else [c for c in sorted(touched[0]) if c in new.chains]
     for name in [n for n in set_names if n in new.sets and n not in old.sets]:
@@ -457,8 +485,8 @@ def _partial(t: str, old: Model, new: Model, out: list[str], touched: Touched | 
     out += [f"flush chain {t} {c}" for c in stale]
     out += [f"delete chain {t} {c}" for c in stale]
     out += [f"delete set {t} {s}" for s in sorted(n for n in set_names if n in old.sets and n not in new.sets)]
-    if old.rejecting and not new.rejecting:  # after the map elements they check are gone (same transaction)
-        out += [f"flush chain {t} {name}" for name in REJECT_CHAINS] + [f"delete chain {t} {name}" for name in REJECT_CHAINS]
+    gone_base = [name for name, *_ in BASE_CHAINS if name in was_base and name not in base]  # after the map elements
+    out += [f"flush chain {t} {name}" for name in gone_base] + [f"delete chain {t} {name}" for name in gone_base]
 
 
 # I/O ---------------------------------------------------------------------------------------------------------------
