@@ -156,9 +156,147 @@ out:
     return result;
 }
 
+/* request(data, max_headers) -> (method, version, keep_alive, host, url, x_request_id, prefix, tail, special) | None:
+ * kubesvc.dataplane.ingress.exchange.request_py in C (the same result for every head llhttp accepts). */
+
+/* request headers the router sets aside (exchange.HOP) or records as well as forwards (exchange.RECORD) */
+static const char *const HOP_NAMES[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+    "upgrade", "proxy", "expect", "content-length", "x-forwarded-for", "x-forwarded-host", "x-forwarded-port",
+    "x-forwarded-proto", "x-forwarded-scheme", "x-scheme", "x-real-ip", "x-request-id", "x-original-forwarded-for", NULL};
+static const char *const RECORD_NAMES[] = {"host", "user-agent", "referer", NULL};
+
+static int one_of(const char *s, Py_ssize_t n, const char *const *names) {
+    for (int i = 0; names[i] != NULL; i++)
+        if (lower_eq(s, n, names[i], (Py_ssize_t)strlen(names[i]))) return i;
+    return -1;
+}
+
+static int put_lower(PyObject *dict, const char *name, Py_ssize_t nl, const char *v, Py_ssize_t vl) {
+    PyObject *key = PyBytes_FromStringAndSize(NULL, nl);
+    if (key == NULL) return -1;
+    char *k = PyBytes_AS_STRING(key);
+    for (Py_ssize_t i = 0; i < nl; i++) k[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32) : name[i];
+    PyObject *val = PyBytes_FromStringAndSize(v, vl);
+    int r = val == NULL ? -1 : PyDict_SetItem(dict, key, val);
+    Py_DECREF(key);
+    Py_XDECREF(val);
+    return r;
+}
+
+static PyObject *request(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "request(data: bytes, max_headers: int)");
+        return NULL;
+    }
+    long max_headers = PyLong_AsLong(args[1]);
+    if (max_headers == -1 && PyErr_Occurred()) return NULL;
+    const char *d = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    if (size < 18 || memcmp(d + size - 4, "\r\n\r\n", 4) != 0) Py_RETURN_NONE;
+    const char *end = d + size - 4;
+    const char *p = find_crlf(d, end); /* the request line's CRLF (end: no header line) */
+    const char *sp1 = memchr(d, ' ', (size_t)(p - d));
+    if (sp1 == NULL || sp1 == d) Py_RETURN_NONE;
+    const char *url = sp1 + 1;
+    const char *sp2 = memchr(url, ' ', (size_t)(p - url));
+    if (sp2 == NULL || p - sp2 != 9 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || (sp2[8] != '1' && sp2[8] != '0')) Py_RETURN_NONE;
+    if (url >= sp2 || *url != '/') Py_RETURN_NONE;
+    if (sp1 - d == 7 && memcmp(d, "CONNECT", 7) == 0) Py_RETURN_NONE;
+    int v11 = sp2[8] == '1';
+    const char *host = NULL, *host_end = NULL, *rid = NULL, *rid_end = NULL, *xff = NULL, *xff_end = NULL;
+    int connection = 0; /* 0: none, 1: keep-alive, 2: close */
+    long nheaders = 0;
+    PyObject *special = PyDict_New();
+    if (special == NULL) return NULL;
+    /* the prefix: method SP url " HTTP/1.1" CRLF, then the forwarded header lines */
+    Py_ssize_t cap = (sp2 - d) + 11 + (end - p) + 2, len = 0;
+    char *buf = PyMem_Malloc((size_t)cap);
+    PyObject *result = NULL;
+    if (buf == NULL) {
+        Py_DECREF(special);
+        return PyErr_NoMemory();
+    }
+    memcpy(buf, d, (size_t)(sp2 - d));
+    len = sp2 - d;
+    memcpy(buf + len, " HTTP/1.1\r\n", 11);
+    len += 11;
+    while (p < end) {
+        const char *s = p + 2;
+        const char *e = find_crlf(s, end);
+        const char *colon = memchr(s, ':', (size_t)(e - s));
+        if (colon == NULL || colon == s) goto none;
+        if (colon + 1 >= e || colon[1] != ' ') goto none;
+        if (colon + 2 < e && (colon[2] == ' ' || colon[2] == '\t')) goto none;
+        if (++nheaders > max_headers) goto none;
+        const char *v = colon + 2;
+        Py_ssize_t nl = colon - s, vl = e - v;
+        int hop = one_of(s, nl, HOP_NAMES);
+        if (hop >= 0) {
+            switch (hop) {
+            case 0: /* connection: only a plain keep-alive or close, once */
+                if (connection) goto none;
+                if (lower_eq(v, vl, "keep-alive", 10)) connection = 1;
+                else if (lower_eq(v, vl, "close", 5)) connection = 2;
+                else goto none;
+                break;
+            case 2: case 5: case 6: case 8: case 9: /* proxy-connection (llhttp reads it as Connection), transfer-encoding,
+                                                        upgrade, expect, content-length: the parser path */
+                goto none;
+            case 10: xff = v; xff_end = e; break;
+            case 17: rid = v; rid_end = e; break;
+            default: break;
+            }
+            if (put_lower(special, s, nl, v, vl) < 0) goto out;
+            p = e;
+            continue;
+        }
+        int rec = one_of(s, nl, RECORD_NAMES);
+        if (rec == 0) {
+            if (host != NULL) goto none; /* a second Host: 400 on the parser path */
+            host = v;
+            host_end = e;
+        }
+        if (rec >= 0 && put_lower(special, s, nl, v, vl) < 0) goto out;
+        memcpy(buf + len, s, (size_t)(e - s));
+        len += e - s;
+        buf[len++] = '\r';
+        buf[len++] = '\n';
+        p = e;
+    }
+    if ((host == NULL || host == host_end) && v11) goto none; /* no Host or an empty one in 1.1: 400 on the parser path */
+    {
+        int keep = v11 ? connection != 2 : connection == 1;
+        Py_ssize_t xl = xff == NULL ? 0 : xff_end - xff;
+        PyObject *tail = PyBytes_FromStringAndSize(NULL, xl ? 26 + xl + 2 + 2 : 2);
+        if (tail == NULL) goto out;
+        char *t = PyBytes_AS_STRING(tail);
+        if (xl) {
+            memcpy(t, "X-Original-Forwarded-For: ", 26);
+            memcpy(t + 26, xff, (size_t)xl);
+            memcpy(t + 26 + xl, "\r\n\r\n", 4);
+        } else {
+            memcpy(t, "\r\n", 2);
+        }
+        result = Py_BuildValue("(y#sOy#y#y#y#NO)", d, (Py_ssize_t)(sp1 - d), v11 ? "1.1" : "1.0", keep ? Py_True : Py_False,
+                               host == NULL ? "" : host, host == NULL ? (Py_ssize_t)0 : (Py_ssize_t)(host_end - host),
+                               url, (Py_ssize_t)(sp2 - url), rid == NULL ? "" : rid, rid == NULL ? (Py_ssize_t)0 : (Py_ssize_t)(rid_end - rid),
+                               buf, len, tail, special);
+        goto out;
+    }
+none:
+    result = Py_None;
+    Py_INCREF(result);
+out:
+    PyMem_Free(buf);
+    Py_DECREF(special);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"answer", (PyCFunction)(void (*)(void))answer, METH_FASTCALL,
      "answer(data, head_end, status_lines, server_line) -> (status, length, status line, header lines, Content-Length line) | None"},
+    {"request", (PyCFunction)(void (*)(void))request, METH_FASTCALL,
+     "request(data, max_headers) -> (method, version, keep_alive, host, url, x_request_id, prefix, tail, special) | None"},
     {NULL, NULL, 0, NULL},
 };
 

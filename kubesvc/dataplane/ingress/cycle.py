@@ -16,7 +16,7 @@ from typing import Any
 import httptools
 
 from kubesvc.dataplane.ingress import responses
-from kubesvc.dataplane.ingress.exchange import BUFFER_LIMIT, HSTS, IDEMPOTENT, PLAIN_CONNECTION, Exchange, drop_listed
+from kubesvc.dataplane.ingress.exchange import BUFFER_LIMIT, HSTS, IDEMPOTENT, PLAIN_CONNECTION, Exchange, Hit, drop_listed
 from kubesvc.dataplane.ingress.flow import FlowControl
 from kubesvc.dataplane.ingress.upstream import STATUS_LINES, Clock, Endpoint, Upstream, UpstreamConn, reason_phrase
 from kubesvc.dataplane.observe import HUB
@@ -36,9 +36,10 @@ class Cycle(FlowControl):
     eof: bool
     learned: tuple[Any, ...] | None
 
-    def replay(self, seen: tuple[Any, ...]) -> None:
-        """The request is exactly a head parsed and checked before (``Shared.request_heads``): route it as ``start``
-        would, from what ``start`` kept of it, without the parser."""
+    def replay(self, seen: tuple[Any, ...], hit: Hit | None = None) -> None:
+        """The request is exactly a head parsed and checked before (``Shared.request_heads``), or read by
+        ``_heads.request`` and checked (``ClientConn.quick_checks``, which passes its route ``hit``): route it as
+        ``start`` would, from what ``start`` kept of it, without the parser."""
         ex = Exchange()
         ex.method, ex.version, ex.keep_alive, host, url, rid, ex.prefix, ex.tail, ex.special = seen
         ex.host = host
@@ -47,7 +48,7 @@ class Cycle(FlowControl):
         ex.complete_head = True
         ex.body_done = True
         self.cur = ex
-        self.route(ex, host, url)
+        self.route(ex, host, url, hit)
 
     # ------------------------------------------------------------------------------ routing
     def start(self, ex: Exchange) -> None:
@@ -91,13 +92,9 @@ class Cycle(FlowControl):
             self.learned = (ex.method, ex.version, ex.keep_alive, host, url, rid, ex.prefix, ex.tail, sp)
         self.route(ex, host, url)
 
-    def route(self, ex: Exchange, host: bytes, url: bytes) -> None:
-        shared = self.shared
-        q = url.find(b"?")
-        key = (host, url if q < 0 else url[:q])
-        hit = shared.route_cache.get(key)
+    def route(self, ex: Exchange, host: bytes, url: bytes, hit: Hit | None = None) -> None:
         if hit is None:
-            hit = shared.lookup(host, key[1])
+            hit = self.shared.route_hit(host, url)
         route, redirect, up, limit = hit
         if route is None:
             return self.respond(ex, 404 if redirect is None else 400)

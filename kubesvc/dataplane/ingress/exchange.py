@@ -130,6 +130,12 @@ class Shared:
         self.hosts[host] = hit
         return hit
 
+    def route_hit(self, host: bytes, url: bytes) -> Hit:
+        """The route cache's entry for a Host header and request target (made by ``lookup`` on a miss)."""
+        q = url.find(b"?")
+        path = url if q < 0 else url[:q]
+        return self.route_cache.get((host, path)) or self.lookup(host, path)
+
     def lookup(self, host: bytes, raw_path: bytes) -> Hit:
         """(route, https redirect prefix, upstream, body limit) for a Host header and request path; remembered
         until the next table. (None, b"", ...) marks a path that cannot be normalized (400); (None, None, ...)
@@ -215,6 +221,67 @@ class Exchange:
         self.special: dict[bytes, bytes] = {}  # lower-case name -> value of the HOP and RECORD headers
         self.started = time.time()
 
+
+def request_py(data: bytes, max_headers: int) -> tuple[Any, ...] | None:
+    """What the parsed path keeps of a request for a head-cache replay (``cycle.Cycle.start``'s ``learned``: method,
+    version, keep-alive, Host, target, X-Request-ID, the upstream head's prefix and tail, the set-aside headers), read
+    from ``data``'s bytes without a parser callback per header, when ``data`` is exactly one bodyless head that the
+    parsed path would route: an origin-form target, HTTP/1.0 or 1.1, one Host (not empty in 1.1), no body framing,
+    Expect, Upgrade or Proxy-Connection, a Connection of keep-alive or close at most once, at most ``max_headers``
+    header lines, each written ``Name: value`` (one space, the value not starting with a blank). None otherwise. Checks
+    nothing llhttp checks, nor the Host's form (the caller runs both checks before using the result), nor the
+    length limits (the caller passes only heads shorter than them).
+
+    This is the reference of ``_heads.request`` (C, built where a compiler is; same result for every head llhttp
+    accepts: tests/dataplane/test_ingress_heads.py); the router uses only the compiled one."""
+    if data[-4:] != b"\r\n\r\n":
+        return None
+    line_end = data.find(b"\r\n")
+    method, sp, rest = data[:line_end].partition(b" ")
+    url, sp2, version = rest.partition(b" ")
+    if not method or not sp or not sp2 or version not in (b"HTTP/1.1", b"HTTP/1.0") or url[:1] != b"/" or method == b"CONNECT":
+        return None
+    h = data[line_end:-4]
+    if _NOT_CANONICAL.search(h) is not None:
+        return None
+    special: dict[bytes, bytes] = {}
+    out = [method, b" ", url, b" HTTP/1.1\r\n"]
+    lines = h.split(b"\r\n")[1:] if h else []
+    if len(lines) > max_headers:
+        return None
+    host = None
+    connection = b""
+    for line in lines:
+        name, _, value = line.partition(b": ")
+        ln = name.lower()
+        if ln in HOP:
+            if ln in (b"proxy-connection", b"transfer-encoding", b"upgrade", b"expect", b"content-length"):
+                return None
+            if ln == b"connection":
+                if connection or value.lower() not in (b"keep-alive", b"close"):
+                    return None
+                connection = value.lower()
+            special[ln] = value
+            continue
+        if ln in RECORD:
+            if ln == b"host":
+                if host is not None:
+                    return None
+                host = value
+            special[ln] = value
+        out += (line, b"\r\n")
+    v11 = version == b"HTTP/1.1"
+    if not host and v11:
+        return None  # no Host or an empty one in 1.1: 400 on the parsed path
+    keep = connection != b"close" if v11 else connection == b"keep-alive"
+    xff = special.get(b"x-forwarded-for", b"")
+    tail = b"X-Original-Forwarded-For: %s\r\n\r\n" % xff if xff else b"\r\n"
+    return (method, "1.1" if v11 else "1.0", keep, host or b"", url, special.get(b"x-request-id", b""), b"".join(out), tail, special)
+
+
+# a header line (after the CRLF before it) whose first colon is not followed by one space and then a non-blank or the
+# line's end (see ``upstream._NOT_CANONICAL``)
+_NOT_CANONICAL = re.compile(rb"\r\n[^:]*:(?: [ \t]|[^ ]|$)")
 
 _HOST_BAD = re.compile(rb"[\x00-\x20/\\?#@\x7f-\xff]|\.\.|^\.")
 

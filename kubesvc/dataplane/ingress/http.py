@@ -31,21 +31,37 @@ Rules kept here (dataplane spec §3.3, §3.4):
 - Pipelined requests are answered in order; while one is in flight the next is held (reading paused).
 - A request or an answer whose exact head bytes were parsed before is replayed from that parse (``replay``,
   ``replay_response``; see ``exchange``): same bytes out as the parsed path, about a third of the Python per request.
+- A new plain head (one bodyless request in its chunk, or an answer with its whole body) is read in one call of the
+  compiled ``_heads`` module where it was built (optional, C; ``exchange.request_py`` and ``upstream.answer_py``
+  are its references), llhttp only validating it, then replayed as a cached one would be; anything else, and every
+  head where the module is missing or ``KUBESVC_INGRESS_COMPILED=0``, takes the parser's callbacks. Same bytes out.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 from typing import Any
 
 import httptools
 
 from kubesvc.dataplane.ingress.cycle import Cycle
-from kubesvc.dataplane.ingress.exchange import BUFFER_LIMIT, HOP, RECORD, Exchange, HTTPConfig, Reject, Shared, valid_host
+from kubesvc.dataplane.ingress.exchange import BUFFER_LIMIT, HOP, RECORD, Exchange, Hit, HTTPConfig, Reject, Shared, valid_host
 from kubesvc.dataplane.ingress.upstream import Clock, UpstreamConn
 
 log = logging.getLogger("kubesvc.ingress")
+
+try:
+    from kubesvc.dataplane.ingress._heads import request as request_c
+except ImportError:  # built without a C compiler: the parsed path routes the same way
+    request_c = None
+# what ``ClientConn.data_received`` uses for a new request head; KUBESVC_INGRESS_COMPILED=0 turns it off
+REQUEST_HEAD = request_c if os.environ.get("KUBESVC_INGRESS_COMPILED", "1") != "0" else None
+
+
+class _NoCallbacks:
+    """The protocol of ``ClientConn.checker``: llhttp only validates and frames (no callback at all)."""
 
 __all__ = ["ClientConn", "HTTPConfig", "Shared", "valid_host"]
 
@@ -80,6 +96,9 @@ class ClientConn(Cycle):
         self.obuf: list[bytes] | None = None
         self.learning = 0  # > 0 while a chunk that began between requests is parsed (see ``Shared.request_heads``)
         self.learned: tuple[Any, ...] | None = None
+        self.checker: Any = None  # a callback-less parser for requests ``_heads.request`` read (see ``quick_checks``)
+        # heads up to this long cannot break a length limit (414/431), so ``_heads.request`` may read them
+        self.quick_max = min(self.cfg.max_line, self.cfg.max_header_bytes)
 
     # ------------------------------------------------------------------------------ asyncio
     def connection_made(self, transport: Any) -> None:
@@ -125,6 +144,15 @@ class ClientConn(Cycle):
                     cache.credit = cache.CREDIT
                     self.replay(seen)
                     return
+                if REQUEST_HEAD is not None and len(data) <= self.quick_max:  # a new head, read in one call (``_heads``)
+                    seen = REQUEST_HEAD(data, self.cfg.max_headers)
+                    if seen is not None:
+                        hit = self.quick_checks(data, seen)
+                        if hit is not None:
+                            if cache.may_learn():
+                                cache.remember(data, seen)
+                            self.replay(seen, hit)
+                            return
                 self.learning = 1 if cache.may_learn() else 0
         elif cur.upgrade and cur.complete_head:
             if len(self.early) < 64:
@@ -154,6 +182,32 @@ class ClientConn(Cycle):
         else:
             if self.learning == 2 and self.learned is not None and self.parsing is None:
                 self.shared.request_heads.remember(data, self.learned)
+
+    def quick_checks(self, data: bytes, seen: tuple[Any, ...]) -> Hit | None:
+        """What ``start`` checks of a request read by ``_heads.request``: the Host's form (the host cache), and llhttp
+        accepts ``data`` (a second parser without callbacks, at a message boundary as the main one stands); and the
+        request goes upstream (the router's own answers, 404, 308, 503, ..., are the parsed path's, which closes
+        after them). The route cache's hit, or None: then the main parser takes ``data`` from the start and
+        answers (or refuses) as it always did."""
+        shared = self.shared
+        host = seen[3]
+        if host and not (shared.hosts.get(host) or shared.host(host))[0]:
+            return None
+        hit = shared.route_hit(host, seen[4])
+        route, redirect, up, _ = hit
+        if route is None or (redirect is not None and not self.https) or up is None or not up.endpoints:
+            return None
+        checker = self.checker
+        if checker is None:
+            checker = self.checker = httptools.HttpRequestParser(_NoCallbacks())
+        try:
+            checker.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self.checker = None
+            return None
+        if not seen[2]:
+            self.checker = None  # llhttp takes nothing after a request that closes
+        return hit
 
     def eof_received(self) -> bool:
         """A client that half-closes after its requests still gets the answers (then the connection closes)."""
