@@ -20,6 +20,7 @@ The only I/O is the store reads (and the local-address callbacks given); it runs
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -164,6 +165,18 @@ class PlanSource:
         return svc, (merged[0] if merged else None), hints
 
     def _full(self, nodes: tuple[str, ...]) -> tuple[int, planning.Plan]:
+        # Hundreds of thousands of objects that all stay: the cyclic collector's full passes, triggered again and again
+        # while they are made, would walk them all each time (10,000 Services: 2.4 s instead of 1.2 s). They hold no
+        # cycles; the proxy freezes them after the sync (server.sync).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._full_read(nodes)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _full_read(self, nodes: tuple[str, ...]) -> tuple[int, planning.Plan]:
         self._local = {}
         rev, objs = self.reader.list_with_revision(("Service", "EndpointSlice"))
         zone = _zone(self.reader.get("Node", "", self.node_name))
