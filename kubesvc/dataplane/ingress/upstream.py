@@ -311,7 +311,7 @@ class UpstreamConn(asyncio.Protocol):
             checker = self.checker = httptools.HttpResponseParser(_NoCallbacks())
         try:
             checker.feed_data(data)
-        except httptools.HttpParserError:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             self.checker = None
             return False
         return True
