@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from kubesvc.cli.app import build_app
+from tests.support.clirunner import CliRunner, shared_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def commands() -> list[str]:
 
 @pytest.mark.parametrize("name", commands())
 def test_command_has_help_and_page(name):
-    r = CliRunner().invoke(build_app(), [name, "--help"])
+    r = CliRunner().invoke(shared_app(), [name, "--help"])
     assert r.exit_code == 0, r.output
     assert "Usage:" in r.output
     page = ROOT / "docs" / "commands" / f"{name}.md"

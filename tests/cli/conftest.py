@@ -9,9 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from kubesvc.cli.app import build_app
+from tests.support.clirunner import CliRunner, shared_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -47,8 +46,9 @@ def ks(store_path: str) -> Callable[..., Run]:
 
 @pytest.fixture
 def cli(store_path: str) -> Callable[..., Run]:
-    """Run the Typer app in-process (CliRunner) against this test's store."""
-    app = build_app()
+    """Run the Typer app in-process (CliRunner) against this test's store. The app is built and converted to its click
+    command once per process (tests/support/clirunner.py), not once per test and call."""
+    app = shared_app()
     runner = CliRunner()
 
     def run(*args: str, input: str | None = None) -> Run:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from kubesvc.cli.app import COMMANDS, build_app
 from kubesvc.cli.flags import normalize
+from tests.support.clirunner import CliRunner, shared_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,8 +43,8 @@ spec:
       containers: [{name: web, image: web, command: ["true"]}]
 """
 
-_APP = build_app()
-_RUNNER = CliRunner()
+_APP = shared_app()
+_RUNNER = CliRunner()  # converts _APP to its click command once, not on every call
 
 
 def in_process(store: str, *args: str) -> tuple[int, str, str]:
