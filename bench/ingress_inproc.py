@@ -82,10 +82,10 @@ def setup() -> tuple[ClientConn, UpstreamConn, Sink]:
 
 def run(n: int, rounds: int, new_requests: bool, new_answers: bool) -> float:
     client, up, sink = setup()
-    reqs = [REQUEST % (i if new_requests else 0) for i in range(n)]
-    answers = [ANSWER % (i if new_answers else 0) for i in range(n)]
     best = float("inf")
-    for _ in range(rounds):
+    for r in range(rounds):  # new paths and ids every round too (the route cache would remember a path)
+        reqs = [REQUEST % (r * n + i if new_requests else 0) for i in range(n)]
+        answers = [ANSWER % (r * n + i if new_answers else 0) for i in range(n)]
         t0 = time.perf_counter()
         for req, ans in zip(reqs, answers, strict=True):
             client.data_received(req)

@@ -199,3 +199,32 @@ def test_service_endpoints_by_port_number_and_name() -> None:
     assert routes.service_endpoints(routes.BackendRef("default", "s", "admin"), services, eps) == [("127.0.0.5", 9090)]
     assert routes.service_endpoints(routes.BackendRef("default", "s", 81), services, eps) is None
     assert routes.service_endpoints(routes.BackendRef("default", "missing", 80), services, eps) is None
+
+
+def test_a_host_with_only_prefix_root_routes_every_path_as_a_full_match_would() -> None:
+    """``Shared.route_hit`` answers a host whose only rule is Prefix ``/`` without matching (nor caching) the path,
+    when the path normalizes to itself; every other path, and every other host, goes through ``Shared.lookup``. Both
+    give the same entry for every path, including those that do not normalize (400) or climb above the root."""
+    from kubesvc.dataplane.ingress.exchange import HTTPConfig, Shared
+
+    table = routes.build([ing("root", [("root.test", [("/", "Prefix", "svc-root")]),
+                                       ("deep.test", [("/", "Prefix", "svc-root"), ("/a", "Prefix", "svc-a")])],
+                              tls=[{"hosts": ["root.test"], "secretName": "s"}])], CLASSES)
+    shared = Shared(HTTPConfig(), None)
+    shared.install(table, {key: [("127.0.0.1", 1)] for key in table.backends})
+    paths = [b"/", b"/u/1", b"/u/1?q=/../x", b"/a", b"/a/b", b"/x/../..", b"/..", b"/%2e%2e/x", b"/%2E", b"//a", b"/./a",
+             b"/a#f", b"/a/.", b"*", b"x", b"/\xff", b"/a\\b"]
+    seen = 0
+    for host in (b"root.test", b"deep.test", b"other.test", b"ROOT.test:80", b""):
+        for url in paths:
+            q = url.find(b"?")
+            path = url if q < 0 else url[:q]
+            fresh = Shared(HTTPConfig(), None)
+            fresh.install(table, {key: [("127.0.0.1", 1)] for key in table.backends})
+            want = fresh.lookup(host, path)
+            got = shared.route_hit(host, url)
+            assert got[:2] == want[:2] and got[2] is shared.upstreams.get(want[0].backend.key if want[0] else "") and got[3] == want[3], (host, url)
+            seen += got[0] is not None
+    assert seen > 30
+    assert (b"root.test", b"/u/1") not in shared.route_cache  # the shortcut: no entry per path
+    assert (b"deep.test", b"/u/1") in shared.route_cache

@@ -4,7 +4,8 @@ Rules kept here:
 - ``Shared`` holds the current route table and the balancers (one ``Upstream`` per Service port, kept across
   tables so round robin does not restart), the keep-alive pool and a route cache: (Host header, raw path) ->
   (route, https redirect prefix, upstream, body limit), emptied whenever a new table is installed and when it
-  reaches ``ROUTE_CACHE_SIZE`` entries.
+  reaches ``ROUTE_CACHE_SIZE`` entries. A host whose only rule is Prefix ``/`` routes every path the same way: its
+  entry in the host cache carries that answer, used for paths that normalize to themselves (not cached per path).
 - ``Exchange`` keeps immutable defaults on the class: a new request costs only the attributes it changes.
 - Header names are lower-cased once, while parsing; the hop-by-hop ones are set aside, the others are kept as
   ready-to-join output lines.
@@ -71,7 +72,7 @@ class HTTPConfig:
 
 
 Hit = tuple[Route | None, bytes | None, Upstream | None, int]  # a route-cache entry (see Shared.lookup)
-HostHit = tuple[bool, HostRoutes, bytes | None]  # a host-cache entry (see Shared.host)
+HostHit = tuple[bool, HostRoutes, bytes | None, Hit | None]  # a host-cache entry (see Shared.host)
 
 
 class Reject(Exception):
@@ -114,8 +115,9 @@ class Shared:
         self.pool.drop_unknown(keep)
 
     def host(self, host: bytes) -> HostHit:
-        """(whether ``valid_host``, the host's rule group, the https redirect prefix of a TLS host) for a Host header;
-        remembered until the next table, so a request for a new path on a known host only matches the path."""
+        """(whether ``valid_host``, the host's rule group, the https redirect prefix of a TLS host, the route-cache
+        entry of every path when the group's only rule is Prefix ``/``) for a Host header; remembered until the next
+        table, so a request for a new path on a known host only matches the path (or not even that)."""
         h = normalize_host(host.decode("latin-1"))
         table = self.table
         redirect = None
@@ -124,7 +126,13 @@ class Shared:
             if tls is not None and tls.ssl_redirect:
                 port = self.https_port
                 redirect = b"https://" + (h.encode() if port == 443 else b"%s:%d" % (h.encode(), port))
-        hit = (not host or valid_host(host), table.group(h), redirect)
+        group = table.group(h)
+        anywhere: Hit | None = None  # the group has one rule, Prefix "/": every normalized path routes the same way
+        if not group.exact and not group.implementation and len(group.prefix) == 1 and "/" in group.prefix:
+            route = group.prefix["/"]
+            limit = route.body_limit if route.body_limit is not None else self.cfg.body_limit
+            anywhere = (route, redirect if route.ssl_redirect else None, self.upstreams.get(route.backend.key), limit)
+        hit = (not host or valid_host(host), group, redirect, anywhere)
         if len(self.hosts) >= ROUTE_CACHE_SIZE:
             self.hosts.clear()
         self.hosts[host] = hit
@@ -134,7 +142,14 @@ class Shared:
         """The route cache's entry for a Host header and request target (made by ``lookup`` on a miss)."""
         q = url.find(b"?")
         path = url if q < 0 else url[:q]
-        return self.route_cache.get((host, path)) or self.lookup(host, path)
+        hit = self.route_cache.get((host, path))
+        if hit is not None:
+            return hit
+        anywhere = (self.hosts.get(host) or self.host(host))[3]
+        if (anywhere is not None and path[:1] == b"/" and b"%" not in path and b"//" not in path and b"/." not in path
+                and b"#" not in path):  # normalize_path would keep the path as it is: no need to match it, nor cache it
+            return anywhere
+        return self.lookup(host, path)
 
     def lookup(self, host: bytes, raw_path: bytes) -> Hit:
         """(route, https redirect prefix, upstream, body limit) for a Host header and request path; remembered
@@ -148,7 +163,7 @@ class Shared:
         if path is None:
             hit = (None, b"", None, 0)
         else:
-            _, group, redirect = self.hosts.get(host) or self.host(host)
+            _, group, redirect, _ = self.hosts.get(host) or self.host(host)
             route = group.best(path) or group.default or self.table.default  # RouteTable.match
             if route is None:
                 hit = (None, None, None, 0)
