@@ -4,7 +4,11 @@ backend gives under ``/u/`` (a unique ``X-Id`` header each time), so every reque
 sockets, no event loop: only the router's Python (and httptools) per request. Prints microseconds per request
 (best of the rounds), for the parsed path and, for comparison, with both heads replayed from the caches.
 
-Run: .venv/bin/python bench/ingress_inproc.py [requests per round [rounds]]
+With ``steps`` as a third argument it measures the general path ("every head new") with each speed-up turned off
+and on in turn, in the same process (alternating, best of each): the compiled head transforms (``_heads``, answers
+then requests) and the one-rule-host route shortcut.
+
+Run: .venv/bin/python bench/ingress_inproc.py [requests per round [rounds [steps]]]
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from kubesvc.dataplane.ingress import routes  # noqa: E402
+from kubesvc.dataplane.ingress import exchange, http, routes, upstream  # noqa: E402
 from kubesvc.dataplane.ingress.exchange import HTTPConfig, Shared  # noqa: E402
 from kubesvc.dataplane.ingress.http import ClientConn  # noqa: E402
 from kubesvc.dataplane.ingress.upstream import UpstreamConn  # noqa: E402
@@ -95,11 +99,39 @@ def run(n: int, rounds: int, new_requests: bool, new_answers: bool) -> float:
     return best / n * 1e6
 
 
+def steps(n: int, rounds: int) -> None:
+    """Every head new, with the speed-ups added one at a time (same process, alternating, best of 5 tries each)."""
+    answer_c, request_c, host = upstream.ANSWER_HEAD, http.REQUEST_HEAD, exchange.Shared.host
+
+    def no_shortcut(self: exchange.Shared, h: bytes) -> exchange.HostHit:
+        hit = host(self, h)
+        self.hosts[h] = hit = (*hit[:3], None)
+        return hit
+
+    configs = [("parsed path (none of them)", None, None, no_shortcut), ("+ compiled answer heads", answer_c, None, no_shortcut),
+               ("+ compiled request heads", answer_c, request_c, no_shortcut), ("+ one-rule host shortcut", answer_c, request_c, host)]
+    best = {label: float("inf") for label, *_ in configs}
+    for _ in range(5):
+        for label, a, r, h in configs:
+            upstream.ANSWER_HEAD, http.REQUEST_HEAD = a, r
+            exchange.Shared.host = h  # type: ignore[method-assign]
+            best[label] = min(best[label], run(n, rounds, True, True))
+    upstream.ANSWER_HEAD, http.REQUEST_HEAD, exchange.Shared.host = answer_c, request_c, host  # type: ignore[method-assign]
+    for label, us in best.items():
+        print(f"{label}: {us:.2f} us per request")
+
+
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 60
     gc.collect()
     gc.freeze()
+    if len(sys.argv) > 3 and sys.argv[3] == "steps":
+        if upstream.ANSWER_HEAD is None or http.REQUEST_HEAD is None:
+            print("the compiled _heads module is not built (or KUBESVC_INGRESS_COMPILED=0): no steps to compare")
+            return 1
+        steps(n, rounds)
+        return 0
     client, up, sink = setup()
     client.data_received(REQUEST % 1)
     up.data_received(ANSWER % 1)
