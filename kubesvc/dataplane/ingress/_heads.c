@@ -201,6 +201,8 @@ static PyObject *request(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     const char *sp2 = memchr(url, ' ', (size_t)(p - url));
     if (sp2 == NULL || p - sp2 != 9 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || (sp2[8] != '1' && sp2[8] != '0')) Py_RETURN_NONE;
     if (url >= sp2 || *url != '/') Py_RETURN_NONE;
+    for (const char *m = d; m < sp1; m++) /* a method name as llhttp knows them (it skips blank lines before one) */
+        if ((*m < 'A' || *m > 'Z') && *m != '-') Py_RETURN_NONE;
     if (sp1 - d == 7 && memcmp(d, "CONNECT", 7) == 0) Py_RETURN_NONE;
     int v11 = sp2[8] == '1';
     const char *host = NULL, *host_end = NULL, *rid = NULL, *rid_end = NULL, *xff = NULL, *xff_end = NULL;

@@ -256,6 +256,8 @@ def request_py(data: bytes, max_headers: int) -> tuple[Any, ...] | None:
     url, sp2, version = rest.partition(b" ")
     if not method or not sp or not sp2 or version not in (b"HTTP/1.1", b"HTTP/1.0") or url[:1] != b"/" or method == b"CONNECT":
         return None
+    if method.strip(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-"):  # a method name as llhttp knows them (it skips blank lines before one)
+        return None
     h = data[line_end:-4]
     if _NOT_CANONICAL.search(h) is not None:
         return None
