@@ -120,7 +120,9 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     venv = base / "venv"
     r = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([*pip, "--python", str(venv / "bin" / "python"), "install", str(wheel)],
+    # --no-compile: the dependencies' modules are compiled when first imported (half of pip's CPU here went to
+    # byte-compiling every module of every dependency, most of which the quick start never imports)
+    r = subprocess.run([*pip, "--python", str(venv / "bin" / "python"), "install", "--no-compile", str(wheel)],
                        capture_output=True, text=True, timeout=600, cwd="/")
     assert r.returncode == 0, r.stderr
     return Installed(src, wheel, venv)
