@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from binascii import hexlify
 from random import getrandbits
 from typing import Any
 
@@ -22,6 +23,12 @@ from kubesvc.dataplane.ingress.upstream import STATUS_LINES, Clock, Endpoint, Up
 from kubesvc.dataplane.observe import HUB
 
 log = logging.getLogger("kubesvc.ingress")
+
+
+def new_request_id() -> bytes:
+    """32 random lower-case hex digits, as ingress-nginx's ``$request_id`` (this spelling costs 0.17 us, ``%032x``
+    formatting 0.45 us: it runs on every request without an X-Request-ID)."""
+    return hexlify(getrandbits(128).to_bytes(16, "big"))
 
 
 class Cycle(FlowControl):
@@ -44,7 +51,7 @@ class Cycle(FlowControl):
         ex.method, ex.version, ex.keep_alive, host, url, rid, ex.prefix, ex.tail, ex.special = seen
         ex.host = host
         ex.url = url
-        ex.req_id = rid or b"%032x" % getrandbits(128)
+        ex.req_id = rid or new_request_id()
         ex.complete_head = True
         ex.body_done = True
         self.cur = ex
@@ -86,7 +93,7 @@ class Cycle(FlowControl):
         if host and not (self.shared.hosts.get(host) or self.shared.host(host))[0]:  # valid_host, remembered
             return self.fail(400)
         ex.host = host
-        ex.req_id = rid or b"%032x" % getrandbits(128)
+        ex.req_id = rid or new_request_id()
         if ex.cacheable:  # what a replay of these exact bytes needs (see ``replay``)
             ex.prefix, ex.tail = self.head_parts(ex)
             self.learned = (ex.method, ex.version, ex.keep_alive, host, url, rid, ex.prefix, ex.tail, sp)
