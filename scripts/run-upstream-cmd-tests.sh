@@ -55,7 +55,11 @@ KUBECONFIG=$WORK/kubeconfig "$KUBECTL_BIN" create -f - >/dev/null <<'__EOF__'
 {"kind": "Node", "apiVersion": "v1", "metadata": {"name": "127.0.0.1"}, "status": {"capacity": {"memory": "1Gi"}}}
 __EOF__
 if [[ "${KUBESVC_KUBELET:-1}" != "0" ]]; then
-  "$KUBESVC" kubelet >"$WORK/kubelet.log" 2>&1 &
+  # The controllers stand in for kube-controller-manager. Upstream runs no scheduler and no kubelet, so its pods stay
+  # Pending; this kubelet speaks for the bare Node 127.0.0.1 above, which is not Ready, so the scheduler never binds
+  # a pod to it and it runs none either (a kubelet for the Ready kubesvc-node would run them and change them under
+  # the tests: `patch` then reports `patched` where core.sh expects `patched (no change)`).
+  "$KUBESVC" kubelet --node-name 127.0.0.1 >"$WORK/kubelet.log" 2>&1 &
   PIDS+=($!)
 fi
 
@@ -88,6 +92,13 @@ if [[ "${KUBESVC_SKEW_FIXUPS:-0}" != "0" ]]; then
       echo "skew fixups in test/cmd/$(basename "$f"): $(diff "$TREE/test/cmd/$(basename "$f")" "$f" | grep -c '^>') lines"
     fi
   done
+  # core.sh (e666535) exposes etcd.yaml and expects the ports of that commit's manifest (12380/12379); every copy
+  # of etcd.yaml the index holds is older (2380/2379). Give the copy the ports core.sh asserts.
+  etcd=$WORK/tree/test/fixtures/doc-yaml/admin/high-availability/etcd.yaml
+  if [[ -f "$etcd" ]] && grep -q "port-1 12380" "$WORK/tree/test/cmd/core.sh" && grep -q "containerPort: 2380" "$etcd"; then
+    sed -i -E -e 's/containerPort: 2380$/containerPort: 12380/' -e 's/containerPort: 2379$/containerPort: 12379/' "$etcd"
+    echo "skew fixups in $(basename "$etcd"): containerPort 2380/2379 -> 12380/12379 (what core.sh asserts)"
+  fi
   TREE=$WORK/tree
 fi
 cd "$TREE" || exit 1
