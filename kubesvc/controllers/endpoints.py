@@ -27,6 +27,7 @@ TRIGGER_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 class TxnLike(Protocol):
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
     def list_labelled(self, kind: str, namespace: str, label: str, value: str) -> list[dict[str, Any]]: ...
+    def list_selecting(self, kind: str, namespace: str, labels: dict[str, str] | None) -> list[dict[str, Any]]: ...
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
     def create(self, obj: dict[str, Any]) -> dict[str, Any]: ...
     def update(self, obj: dict[str, Any], *, check_version: bool = True) -> dict[str, Any]: ...
@@ -208,20 +209,24 @@ def on_service_deleted(txn: TxnLike, service: dict[str, Any]) -> None:
 
 
 def on_pod_changed(txn: TxnLike, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-    """Re-sync every Service in the pod's namespace whose selector matches the old or new labels."""
+    """Re-sync every Service in the pod's namespace whose selector matches the old or new labels (by name). The
+    store finds them through its selector index (``list_selecting``): a Pod write reads the Services that select
+    it, not every Service of the namespace."""
     ref = new or old
     assert ref is not None
     ns = ref["metadata"].get("namespace", "default")
-    old_labels = (old or {}).get("metadata", {}).get("labels")
-    new_labels = (new or {}).get("metadata", {}).get("labels")
+    label_sets = [(p.get("metadata") or {}).get("labels") or {} for p in (old, new) if p is not None]
+    if len(label_sets) == 2 and label_sets[0] == label_sets[1]:
+        label_sets.pop()
+    services: dict[str, dict[str, Any]] = {}
+    for labels in label_sets:
+        for svc in txn.list_selecting("Service", ns, labels):
+            services.setdefault(svc["metadata"]["name"], svc)
     pods: list[dict[str, Any]] | None = None
-    for svc in txn.list("Service", ns):
+    for name in sorted(services):
+        svc = services[name]
         if not is_managed(svc):
             continue
-        sel = svc["spec"]["selector"]
-        if (old is not None and selector_matches(sel, old_labels)) or (
-            new is not None and selector_matches(sel, new_labels)
-        ):
-            if pods is None:
-                pods = txn.list("Pod", ns)
-            sync(txn, svc, pods)
+        if pods is None:
+            pods = txn.list("Pod", ns)
+        sync(txn, svc, pods)
