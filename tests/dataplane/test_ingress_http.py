@@ -332,3 +332,27 @@ def test_expect_100_continue_and_http_1_0_clients(shared_bed: Bed, tmp_path: Any
     out = shared_bed.raw(b"GET /stream/300000 HTTP/1.0\r\nHost: old.test\r\n\r\n", timeout=10)
     head, _, rest = out.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower() and rest == b"x" * 300000
+
+
+def test_the_router_s_own_answers_keep_the_connection_alive(shared_bed: Bed) -> None:
+    """A 404 (no rule), a 308 (https redirect) or a 503 from the router keeps a kept-alive connection open, as nginx
+    does, whether the request head is new (parsed) or a repeat (replayed); a request with a body the router did not
+    read still closes it."""
+    shared_bed.ingress("own", [("own.test", [("/", "Prefix", "no-such-svc")])])
+    shared_bed.sync()
+    c = shared_bed.conn()
+    try:
+        socks = set()
+        for i in range(6):  # new heads and repeated ones, both paths
+            path = f"/n{i // 2}"
+            for host, want in (("nobody-here.test", 404), ("own.test", 503)):
+                c.request("GET", path, headers={"Host": host})
+                r = c.getresponse()
+                r.read()
+                assert r.status == want and r.getheader("Connection") != "close", (host, path, r.status, r.getheaders())
+                socks.add(id(c.sock))
+        assert len(socks) == 1
+    finally:
+        c.close()
+    out = shared_bed.raw(b"POST /x HTTP/1.1\r\nHost: nobody-here.test\r\nContent-Length: 5\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 404") and b"Connection: close" in out, out[:300]

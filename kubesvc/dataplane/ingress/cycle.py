@@ -103,6 +103,8 @@ class Cycle(FlowControl):
         if hit is None:
             hit = self.shared.route_hit(host, url)
         route, redirect, up, limit = hit
+        if not ex.body_done and ex.clen <= 0 and not ex.chunked and not ex.upgrade:
+            ex.body_done = True  # no Content-Length (or 0) and no Transfer-Encoding: no body, as llhttp will say next
         if route is None:
             return self.respond(ex, 404 if redirect is None else 400)
         ex.route = route
