@@ -17,12 +17,14 @@ from tests.cli.conftest import ROOT, Run
 
 
 @pytest.fixture
-def objects(ks: Callable[..., Run]) -> None:
+def objects(cli: Callable[..., Run]) -> None:
+    """The objects the name completions list, created in-process (the completions themselves run as the scripts
+    run them, in a subprocess)."""
     for args in (["create", "deployment", "web", "--image=nginx"], ["create", "deployment", "worker", "--image=busybox"],
                  ["create", "service", "clusterip", "web", "--tcp=80"], ["create", "namespace", "shop"],
                  ["create", "service", "clusterip", "cart", "--tcp=80", "-n", "shop"],
                  ["run", "api-0", "--image=nginx"]):
-        r = ks(*args)
+        r = cli(*args)
         assert r.code == 0, r.err
 
 
