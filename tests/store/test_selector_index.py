@@ -5,14 +5,20 @@ from the stored Services, when opened. Its answers must equal the old full scan'
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from kubesvc.controllers.endpoints import is_managed, selector_matches
 from kubesvc.store.db import INDEXED_LABELS, SCHEMA_VERSION, Store, _list_selecting
 
+ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["app", "tier", "app.kubernetes.io/name", "x", "we'ird\"key", "ключ", "k.with.dots", ""]
 VALUES = ["web", "db", "", "1", "a b", "ünï", "web ", "WEB"]
 NAMESPACES = ["default", "other"]
@@ -212,3 +218,31 @@ def test_writes_that_bypass_kubesvc_code_are_followed(store):
     assert names(store.list_selecting("Service", "default", {"app": "a"})) == []
     assert names(store.list_selecting("Service", "default", {"app": "b"})) == []
     assert names(store.list_selecting("Service", "default", {"app": "c"})) == ["a"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare for a private mount")
+def test_an_older_read_only_store_still_answers(tmp_path):
+    """It cannot be upgraded: it opens, reads, and list_selecting reads every Service instead of the missing index."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    path = str(d / "s.db")
+    with Store(path) as store:
+        with store.write() as txn:
+            txn.create(service("web", "default", {"app": "web"}))
+            txn.create(service("db", "default", {"app": "db"}))
+    make_old(path, 2)
+    probe = ("import sys; from kubesvc.store.db import Store; s = Store(sys.argv[1]);"
+             " print(s._schema_version, [o['metadata']['name'] for o in s.list_selecting('Service', 'default', {'app': 'web'})])")
+    script = f"""
+mount --bind {d} {d}
+mount -o remount,ro,bind {d}
+{sys.executable} -c "{probe}" {path}
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBESVC_")}
+    p = subprocess.run(["unshare", "-m", "bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True,
+                       env=env, cwd=str(ROOT), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[0] == "2 ['web']", p.stdout
+    with sqlite3.connect(path) as conn:  # nothing was written to it
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    conn.close()
