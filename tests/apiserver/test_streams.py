@@ -305,6 +305,18 @@ def test_kubectl_proxy(cluster: Cluster) -> None:
 # ------------------------------------------------------------------------------------------------ the wire
 
 
+def _drain_exec(ws: Any) -> tuple[bytes, dict[str, Any] | None]:
+    """Read an exec WebSocket to its end: (everything on stdout, the status from the error channel)."""
+    out, status = b"", None
+    for msg in ws:
+        assert isinstance(msg, bytes)
+        if msg[0] == 1:
+            out += msg[1:]
+        elif msg[0] == 3:
+            status = json.loads(msg[1:])
+    return out, status
+
+
 @pytest.mark.parametrize("proto", ["v5.channel.k8s.io", "v4.channel.k8s.io"])
 def test_exec_channels_on_the_wire(cluster: Cluster, proto: str) -> None:
     q = "command=sh&command=-c&command=cat%3Bexit%207&stdin=true&stdout=true&stderr=true"
@@ -313,13 +325,7 @@ def test_exec_channels_on_the_wire(cluster: Cluster, proto: str) -> None:
         ws.send(b"\x00hello")
         if proto.startswith("v5"):
             ws.send(b"\xff\x00")  # close stdin
-            out, status = b"", None
-            for msg in ws:
-                assert isinstance(msg, bytes)
-                if msg[0] == 1:
-                    out += msg[1:]
-                elif msg[0] == 3:
-                    status = json.loads(msg[1:])
+            out, status = _drain_exec(ws)
             assert out == b"hello"
             assert status is not None and status["reason"] == "NonZeroExitCode"
             assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "7"}]
@@ -427,12 +433,6 @@ def test_exec_tty_input_larger_than_the_terminal_buffer(cluster: Cluster) -> Non
             if msg[0] == 1:
                 out += msg[1:]
         ws.send(b"\x00" + b"x" * 300000)
-        out, status = b"", None
-        for msg in ws:
-            assert isinstance(msg, bytes)
-            if msg[0] == 1:
-                out += msg[1:]
-            elif msg[0] == 3:
-                status = json.loads(msg[1:])
+        out, status = _drain_exec(ws)
         assert out.split() == [b"300000"], out[-200:]
         assert status is not None and status["status"] == "Success"
