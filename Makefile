@@ -31,9 +31,10 @@ lint: install
 
 # Bytecode caching on, into .venv/pycache (even where PYTHONDONTWRITEBYTECODE is set): every `python -m kubesvc` the
 # tests start would otherwise compile kubesvc from source (~0.1 s of CPU each, a quarter of a CLI call), and each
-# pytest worker would rewrite every test module's asserts again (8 s of CPU per worker).
+# pytest worker would rewrite every test module's asserts again (8 s of CPU per worker). --dist loadfile: a file's tests
+# run on one worker, so a module-scoped apiserver or test bed is started once, not once per worker.
 test: install sysdeps lint
-	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache $(BIN)/python -m pytest -n 3 -q tests
+	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache $(BIN)/python -m pytest -n 3 --dist loadfile -q tests
 
 bench: install
 	BENCH=1 bash scripts/sysdeps.sh
