@@ -163,13 +163,15 @@ _NS_COUNT = 0
 
 @pytest.fixture
 def ns(api: Api, request: pytest.FixtureRequest) -> str:
-    """A fresh namespace named after the test."""
+    """A fresh namespace named after the test, created with one request to the server (a CLI process per test cost
+    ~0.25 s of CPU)."""
     global _NS_COUNT
     _NS_COUNT += 1
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.originalname.lower().replace("_", "-"))[:50].strip("-")
     name = f"{base}-{_NS_COUNT}"
-    r = api.ks("create", "namespace", name)
-    assert r.code == 0, r.err
+    body = json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).encode()
+    code, _, got = api.request("POST", "/api/v1/namespaces", body)
+    assert code == 201, got
     return name
 
 
