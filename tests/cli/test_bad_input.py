@@ -38,8 +38,8 @@ h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_hostile_input_is_one_clear_line(ks, store_path, name):
-    assert ks("create", "service", "clusterip", "keep", "--tcp=80").code == 0
+def test_hostile_input_is_one_clear_line(ks, cli, store_path, name):
+    assert cli("create", "service", "clusterip", "keep", "--tcp=80").code == 0  # the setup in-process; the input through a real process
     before = Store(store_path).revision()
     r = ks("create", "-f", "-", input=CASES[name])
     assert r.code == 1, r
