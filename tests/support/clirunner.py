@@ -13,14 +13,13 @@ import functools
 import weakref
 from typing import Any
 
-import click
 import typer
 import typer.testing
 
-_COMMANDS: weakref.WeakKeyDictionary[typer.Typer, click.Command] = weakref.WeakKeyDictionary()
+_COMMANDS: weakref.WeakKeyDictionary[typer.Typer, Any] = weakref.WeakKeyDictionary()  # app -> its click command
 
 
-def command(app: typer.Typer) -> click.Command:
+def command(app: typer.Typer) -> Any:
     """The app's click command, converted once per app object."""
     cmd = _COMMANDS.get(app)
     if cmd is None:
