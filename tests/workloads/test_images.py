@@ -168,3 +168,16 @@ def test_registered_backend_with_native_image_is_left_alone(bed: Bed) -> None:
     bed.wait(lambda: running_ready(bed.pod("sentinel")), what="sentinel")
     p = bed.pod("reg")
     assert p is not None and not (p.get("spec") or {}).get("nodeName") and p["status"]["podIP"] == "127.0.33.1"
+    # adopted by a ReplicationController (an orphan matching its selector, as examples/demo-traffic.sh does it):
+    # still a registered backend, neither run nor replaced
+    bed.create({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "reg"},
+                "spec": {"replicas": 1, "selector": {"app": "reg"},
+                         "template": {"metadata": {"labels": {"app": "reg"}},
+                                      "spec": {"containers": [{"name": "n", "image": "nginx"}]}}}})
+    bed.wait(lambda: (x := bed.pod("reg")) and (x["metadata"].get("ownerReferences") or [{}])[0].get("kind")
+             == "ReplicationController", what="adoption")
+    bed.create(pod("sentinel2", [{"name": "s", "image": "busybox", "command": ["sleep", "600"]}]))
+    bed.wait(lambda: running_ready(bed.pod("sentinel2")), what="sentinel2")
+    p = bed.pod("reg")
+    assert p is not None and not (p.get("spec") or {}).get("nodeName") and p["status"]["phase"] == "Running", p
+    assert [x["metadata"]["name"] for x in bed.store.list("Pod", "default") if x["metadata"]["name"].startswith("reg")] == ["reg"]

@@ -44,10 +44,14 @@ def runs_locally(pod: Obj) -> bool:
 
 def claims(pod: Obj, node_name: str) -> bool:
     """Whether the node agent named ``node_name`` runs this Pod. A bare Pod without a command whose images
-    run natively is taken while Pending (the registry's default for it) or once bound here: one its author
-    gave a Running status is a registered backend and is left alone."""
+    run natively is taken while Pending (the registry's default for it) or once bound here. A Pod bound to no
+    node whose author gave it another phase (Running, with its podIP) is a registered backend and is left alone,
+    also once a ReplicationController/ReplicaSet has adopted it: an agent binds every Pod it runs, so such a Pod
+    was never any agent's."""
     pspec = pod.get("spec") or {}
     if pspec.get("nodeName") not in (None, "", node_name) or not images.kubelet_runs(pod):
+        return False
+    if not pspec.get("nodeName") and (pod.get("status") or {}).get("phase", "Pending") != "Pending":
         return False
     if images.has_command(pod) or images.controller_owned(pod) or pspec.get("nodeName") == node_name:
         return True
