@@ -76,6 +76,22 @@ class Api:
                            capture_output=True, text=True, env=self.env(), cwd=str(self.home), timeout=timeout)
         return Result(p.returncode, p.stdout, p.stderr)
 
+    def cli(self, *args: str, input: str | None = None) -> Result:
+        """kubesvc's CLI in-process (tests/support/clirunner.py) with what ``ks`` gives its process: the same
+        environment and working directory. A ``python -m kubesvc`` costs ~0.4 s of CPU to start; use ``ks`` where
+        the process itself is under test (exit on a signal, a traceback never printed, a server it starts)."""
+        from tests.support.clirunner import CliRunner, shared_app
+
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("KUBE", "KUBESVC_"))}
+        env.update(self.env())
+        cwd = os.getcwd()
+        os.chdir(self.home)
+        try:
+            r = CliRunner().invoke(shared_app(), ["--store", self.store, *args], input=input, env=env, catch_exceptions=False)
+        finally:
+            os.chdir(cwd)
+        return Result(r.exit_code, r.stdout, r.stderr)
+
     def write(self, name: str, text: str) -> str:
         path = self.home / name
         path.write_text(text)

@@ -38,7 +38,7 @@ def svc(name: str, app: str = "web", port: int = 80) -> str:
 def same(api: Api, *args: str) -> str:
     """Run `args` through kubectl and kubesvc; both must succeed and print the same text (AGE masked)."""
     k = api.kubectl(*args)
-    s = api.ks(*args)
+    s = api.cli(*args)
     assert (k.code, s.code) == (0, 0), (k, s)
     assert mask(k.out) == mask(s.out), f"kubectl:\n{k.out}\nkubesvc:\n{s.out}"
     assert k.err == s.err
@@ -52,7 +52,7 @@ def services(api: Api, ns: str) -> str:
             svc("edge", app="edge").replace("spec:\n", "spec:\n  type: NodePort\n"),
             svc("lb", app="lb").replace("spec:\n", "spec:\n  type: LoadBalancer\n"),
             svc("headless", app="web").replace("spec:\n", "spec:\n  clusterIP: None\n")]
-    r = api.ks("create", "-n", ns, "-f", api.write(f"{ns}-svcs.yaml", "---\n".join(docs)))
+    r = api.cli("create", "-n", ns, "-f", api.write(f"{ns}-svcs.yaml", "---\n".join(docs)))
     assert r.code == 0, r.err
     return ns
 
@@ -72,7 +72,7 @@ def test_get_svc_plain_wide_all_namespaces_and_selector(api: Api, services: str)
 
 def test_get_svc_yaml_and_json_are_the_same_objects(api: Api, services: str) -> None:
     for fmt, load in (("yaml", yaml.safe_load), ("json", json.loads)):
-        k, s = api.kubectl("get", "svc", "web", "-n", services, "-o", fmt), api.ks("get", "svc", "web", "-n", services, "-o", fmt)
+        k, s = api.kubectl("get", "svc", "web", "-n", services, "-o", fmt), api.cli("get", "svc", "web", "-n", services, "-o", fmt)
         assert (k.code, s.code) == (0, 0)
         assert load(k.out) == load(s.out)
         assert load(k.out)["metadata"]["namespace"] == services
@@ -84,10 +84,10 @@ def test_get_svc_yaml_text_is_identical(api: Api, services: str) -> None:
 
 
 def test_get_missing_service_same_error(api: Api, ns: str) -> None:
-    k, s = api.kubectl("get", "svc", "nope", "-n", ns), api.ks("get", "svc", "nope", "-n", ns)
+    k, s = api.kubectl("get", "svc", "nope", "-n", ns), api.cli("get", "svc", "nope", "-n", ns)
     assert (k.code, s.code) == (1, 1)
     assert k.err == s.err == 'Error from server (NotFound): services "nope" not found\n'
-    k, s = api.kubectl("get", "svc", "-n", ns), api.ks("get", "svc", "-n", ns)
+    k, s = api.kubectl("get", "svc", "-n", ns), api.cli("get", "svc", "-n", ns)
     assert k.err == s.err == f"No resources found in {ns} namespace.\n"
 
 
@@ -99,13 +99,13 @@ def test_get_svc_watch_sees_a_create_from_the_cli(api: Api, services: str) -> No
     threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True).start()  # type: ignore[union-attr]
     try:
         wait_for(lambda: len(lines) >= 6, timeout=15, what="the initial listing")
-        r = api.ks("create", "-n", services, "-f", api.write("late.yaml", svc("late", app="late")))
+        r = api.cli("create", "-n", services, "-f", api.write("late.yaml", svc("late", app="late")))
         assert r.code == 0, r.err
         row = wait_for(lambda: next((ln for ln in lines if ln.startswith("late ")), None), timeout=15,
                        what="the watched create")
-        listed = api.ks("get", "svc", "late", "-n", services, "--no-headers").out
+        listed = api.cli("get", "svc", "late", "-n", services, "--no-headers").out
         assert mask(row) == mask(listed)
-        api.ks("delete", "svc", "late", "-n", services)
+        api.cli("delete", "svc", "late", "-n", services)
         wait_for(lambda: sum(ln.startswith("late ") for ln in lines) >= 2, timeout=15, what="the watched delete")
     finally:
         p.terminate()
@@ -121,21 +121,21 @@ def test_create_valid_invalid_and_unknown_field(api: Api, ns: str) -> None:
     assert api.kubectl("create", "-n", ns, "-f", good).out == "service/good created\n"
     same(api, "get", "svc", "good", "-n", ns, "-o", "wide")
     # the same Service again: AlreadyExists through both
-    k, s = api.kubectl("create", "-n", ns, "-f", good), api.ks("create", "-n", ns, "-f", good)
+    k, s = api.kubectl("create", "-n", ns, "-f", good), api.cli("create", "-n", ns, "-f", good)
     assert k.code == s.code == 1 and k.err == s.err
     bad = api.write("bad.yaml", svc("bad", port=0).replace("targetPort: 8080", "targetPort: 0"))
     before = api.revision()
-    k, s = api.kubectl("create", "-n", ns, "-f", bad), api.ks("create", "-n", ns, "-f", bad)
+    k, s = api.kubectl("create", "-n", ns, "-f", bad), api.cli("create", "-n", ns, "-f", bad)
     assert k.code == s.code == 1
     assert k.err == s.err and k.err.startswith('The Service "bad" is invalid: \n* spec.ports[0].port: Invalid value: 0')
     unknown = api.write("unknown.yaml", svc("unk").replace("spec:\n", "spec:\n  bogus: 1\n"))
-    k, s = api.kubectl("create", "-n", ns, "-f", unknown), api.ks("create", "-n", ns, "-f", unknown)
+    k, s = api.kubectl("create", "-n", ns, "-f", unknown), api.cli("create", "-n", ns, "-f", unknown)
     assert k.code == s.code == 1
     assert k.err == s.err == ('Error from server (BadRequest): error when creating "unknown.yaml": Service in version '
                               '"v1" cannot be handled as a Service: strict decoding error: unknown field "spec.bogus"\n')
     assert api.revision() == before  # nothing stored by the refused creates
     k, s = (api.kubectl("create", "-n", ns, "-f", unknown, "--validate=warn", "--dry-run=server"),
-            api.ks("create", "-n", ns, "-f", unknown, "--validate=warn", "--dry-run=server"))
+            api.cli("create", "-n", ns, "-f", unknown, "--validate=warn", "--dry-run=server"))
     assert k.err == s.err == 'Warning: unknown field "spec.bogus"\n'
     assert k.out == s.out == "service/unk created (server dry run)\n"
     assert api.revision() == before
@@ -145,12 +145,12 @@ def test_apply_twice_then_changed(api: Api, ns: str) -> None:
     path = api.write("applied.yaml", svc("applied"))
     assert api.kubectl("apply", "-n", ns, "-f", path).out == "service/applied created\n"
     assert api.kubectl("apply", "-n", ns, "-f", path).out == "service/applied unchanged\n"
-    assert api.ks("apply", "-n", ns, "-f", path).out == "service/applied unchanged\n"
+    assert api.cli("apply", "-n", ns, "-f", path).out == "service/applied unchanged\n"
     api.write("applied.yaml", svc("applied", port=81).replace("  selector: {app: web}\n", "  selector: {app: web2}\n"))
     assert api.kubectl("apply", "-n", ns, "-f", path).out == "service/applied configured\n"
     out = same(api, "get", "svc", "applied", "-n", ns, "-o", "wide")
     assert "81/TCP" in out and "app=web2" in out
-    assert api.ks("apply", "-n", ns, "-f", path).out == "service/applied unchanged\n"
+    assert api.cli("apply", "-n", ns, "-f", path).out == "service/applied unchanged\n"
     same(api, "describe", "svc", "applied", "-n", ns)
 
 
@@ -172,8 +172,8 @@ def test_apply_server_side(api: Api, ns: str) -> None:
 def test_delete(api: Api, services: str) -> None:
     r = api.kubectl("delete", "svc", "api", "-n", services)
     assert (r.code, r.out) == (0, 'service "api" deleted\n'), r.err
-    assert api.ks("get", "svc", "api", "-n", services).err == 'Error from server (NotFound): services "api" not found\n'
-    k, s = api.kubectl("delete", "svc", "api", "-n", services), api.ks("delete", "svc", "api", "-n", services)
+    assert api.cli("get", "svc", "api", "-n", services).err == 'Error from server (NotFound): services "api" not found\n'
+    k, s = api.kubectl("delete", "svc", "api", "-n", services), api.cli("delete", "svc", "api", "-n", services)
     assert k.code == s.code == 1 and k.err == s.err
     same(api, "get", "svc", "-n", services)
 
@@ -189,7 +189,7 @@ status: {{podIP: {ip}, phase: Running}}
 
 def test_describe_svc_and_get_ep(api: Api, services: str) -> None:
     pods = "---\n".join(POD.format(name=f"web-{i}", ip=f"127.0.0.{10 + i}") for i in range(4))
-    r = api.ks("create", "-n", services, "-f", api.write("pods.yaml", pods))
+    r = api.cli("create", "-n", services, "-f", api.write("pods.yaml", pods))
     assert r.code == 0, r.err
     out = same(api, "describe", "svc", "web", "-n", services)
     assert "Endpoints:" in out and "127.0.0.10:8080" in out and "+ 1 more..." in out
@@ -214,13 +214,13 @@ spec:
 
 
 def test_expose_deployment(api: Api, ns: str) -> None:
-    r = api.ks("create", "-n", ns, "-f", api.write("dep.yaml", DEPLOYMENT))
+    r = api.cli("create", "-n", ns, "-f", api.write("dep.yaml", DEPLOYMENT))
     assert r.code == 0, r.err
     same(api, "get", "deploy", "-n", ns, "-o", "wide")
     k = api.kubectl("expose", "deployment", "shop", "--port", "80", "--type", "NodePort", "-n", ns)
-    s = api.ks("expose", "deployment", "shop", "--port", "80", "--type", "NodePort", "--name", "shop2", "-n", ns)
+    s = api.cli("expose", "deployment", "shop", "--port", "80", "--type", "NodePort", "--name", "shop2", "-n", ns)
     assert (k.code, k.out, s.out) == (0, "service/shop exposed\n", "service/shop2 exposed\n"), (k, s)
-    a, b = (json.loads(api.ks("get", "svc", n, "-n", ns, "-o", "json").out) for n in ("shop", "shop2"))
+    a, b = (json.loads(api.cli("get", "svc", n, "-n", ns, "-o", "json").out) for n in ("shop", "shop2"))
     for obj in (a, b):
         for key in ("name", "uid", "resourceVersion", "creationTimestamp"):
             obj["metadata"].pop(key)
