@@ -207,14 +207,14 @@ def test_kubectl_scale_replicaset_as_test_cmd(api: Api, ns: str) -> None:
     assert (r.code, r.out) == (0, "replicaset.apps/frontend scaled\n"), r.err
     assert field(api, ns, "rs frontend", "{{.spec.replicas}}") == "2"
     # kubesvc's own CLI: the same words
-    assert api.ks("-n", ns, "scale", "--current-replicas=2", "--replicas=1", "rs", "frontend").out == "replicaset.apps/frontend scaled\n"
+    assert api.cli("-n", ns, "scale", "--current-replicas=2", "--replicas=1", "rs", "frontend").out == "replicaset.apps/frontend scaled\n"
     assert field(api, ns, "rs frontend", "{{.spec.replicas}}") == "1"
 
 
 def test_kubectl_scale_preconditions_write_nothing(api: Api, ns: str) -> None:
     create(api, ns, DEPLOY)
     before = rv(api, ns, "deploy nginx-deployment")
-    for tool in (api.kubectl, api.ks):
+    for tool in (api.kubectl, api.cli):
         r = tool("-n", ns, "scale", "deploy/nginx-deployment", "--current-replicas=2", "--replicas=5")
         assert (r.code, r.out, r.err) == (1, "", "error: Expected replicas to be 2, was 3\n")
         r = tool("-n", ns, "scale", "deploy/nginx-deployment", "--resource-version=1", "--replicas=5")
@@ -229,7 +229,7 @@ def test_kubectl_scale_preconditions_write_nothing(api: Api, ns: str) -> None:
     r = api.kubectl("-n", ns, "scale", "deploy/nginx-deployment", "--replicas=7", "--dry-run=server", "-o", "jsonpath={.spec.replicas}")
     assert (r.code, r.out) == (0, "4"), r.err  # kubectl prints the object as it read it
     assert field(api, ns, "deploy nginx-deployment", "{{.spec.replicas}}") == "4"
-    r = api.ks("-n", ns, "scale", "deploy/nginx-deployment", "--replicas=7", "--dry-run=server")
+    r = api.cli("-n", ns, "scale", "deploy/nginx-deployment", "--replicas=7", "--dry-run=server")
     assert r.out == "deployment.apps/nginx-deployment scaled (server dry run)\n"
     assert field(api, ns, "deploy nginx-deployment", "{{.spec.replicas}}") == "4"
 
@@ -304,10 +304,10 @@ def test_kubesvc_autoscale_matches_kubectl(api: Api, ns: str) -> None:
                        (["deploy", "nope", "--max=3"], 1), (["deploy/nginx-deployment", "--max=3", "--dry-run=client", "-o", "yaml"], 0),
                        (["deploy", "nginx-deployment", "--max=4", "--name=web", "--dry-run=server"], 0)):
         k = api.kubectl("-n", ns, "autoscale", *args)
-        s = api.ks("-n", ns, "autoscale", *args)
+        s = api.cli("-n", ns, "autoscale", *args)
         assert (k.code, k.out, k.err) == (s.code, s.out, s.err) and k.code == code, (args, k, s)
-    assert api.ks("-n", ns, "autoscale", "deploy", "nginx-deployment").err == 'error: required flag(s) "max" not set\n'
-    r = api.ks("-n", ns, "autoscale", "deploy", "nginx-deployment", "--max=5", "--cpu-percent=60")
+    assert api.cli("-n", ns, "autoscale", "deploy", "nginx-deployment").err == 'error: required flag(s) "max" not set\n'
+    r = api.cli("-n", ns, "autoscale", "deploy", "nginx-deployment", "--max=5", "--cpu-percent=60")
     assert r.out == "horizontalpodautoscaler.autoscaling/nginx-deployment autoscaled\n"
     assert field(api, ns, "hpa nginx-deployment", HPA_FIELDS) == "1 5 60"
     r = api.kubectl("-n", ns, "autoscale", "deploy", "nginx-deployment", "--max=5")
