@@ -15,7 +15,7 @@ pytestmark = needs_kubectl
 
 
 def _svc(api: Api, ns: str, name: str) -> None:
-    r = api.ks("create", "service", "clusterip", name, "--tcp=80:8080", "-n", ns)
+    r = api.cli("create", "service", "clusterip", name, "--tcp=80:8080", "-n", ns)
     assert r.code == 0, r.err
 
 
@@ -35,7 +35,7 @@ def test_wait_prints_and_exits_as_kubectl(api: Api, ns: str) -> None:
         ["--for=condition=Ready", "svc", "-l", "app=nomatch", "--timeout=1s"],
         ["--for=condition=Ready", "svc/nope", "--timeout=1s"],
     ):
-        k, s = api.kubectl("wait", "-n", ns, *args), api.ks("wait", "-n", ns, *args)
+        k, s = api.kubectl("wait", "-n", ns, *args), api.cli("wait", "-n", ns, *args)
         assert (k.code, k.out, k.err) == (s.code, s.out, s.err), (args, k, s)
 
 
@@ -47,6 +47,7 @@ def test_wait_returns_when_the_change_happens(api: Api, ns: str) -> None:
                                                           ["--for=delete", "svc/web"])]
     try:
         assert procs[0].stdout is not None
+        # as processes (api.ks): the waits must have read the object before it changes; nothing tells when they have
         assert api.ks("label", "-n", ns, "svc", "web", "ready=yes").code == 0
         assert procs[0].communicate(timeout=60) == ("service/web condition met\n", "")
         assert api.ks("delete", "-n", ns, "svc", "web").code == 0
@@ -62,16 +63,16 @@ def test_wait_returns_when_the_change_happens(api: Api, ns: str) -> None:
 def test_delete_flags_as_kubectl(api: Api, ns: str) -> None:
     _svc(api, ns, "d1")
     for args in (["--cascade=bogus"], ["--now", "--grace-period=3"], ["--force", "--grace-period=5"]):
-        k, s = api.kubectl("delete", "-n", ns, "svc", "d1", *args), api.ks("delete", "-n", ns, "svc", "d1", *args)
+        k, s = api.kubectl("delete", "-n", ns, "svc", "d1", *args), api.cli("delete", "-n", ns, "svc", "d1", *args)
         assert (k.code, k.out, k.err) == (s.code, s.out, s.err) and k.code == 1, (args, k, s)
     for args in (["--force", "--grace-period=0"], ["--force"], ["--now", "--cascade=orphan"], ["--wait=false"],
                  ["--cascade=foreground", "--timeout=10s"]):
         _svc(api, ns, "k1")
         _svc(api, ns, "k2")
         k = api.kubectl("delete", "-n", ns, "svc", "k1", *args)
-        s = api.ks("delete", "-n", ns, "svc", "k2", *args)
+        s = api.cli("delete", "-n", ns, "svc", "k2", *args)
         assert (k.code, k.out.replace("k1", "k2"), k.err) == (s.code, s.out, s.err) and k.code == 0, (args, k, s)
-        assert api.ks("get", "-n", ns, "svc", "k2").code == 1  # gone when delete returns
+        assert api.cli("get", "-n", ns, "svc", "k2").code == 1  # gone when delete returns
 
 
 def test_delete_cascade_orphan_keeps_dependents(api: Api, ns: str) -> None:
@@ -81,29 +82,29 @@ def test_delete_cascade_orphan_keeps_dependents(api: Api, ns: str) -> None:
               "spec": {"replicas": 0, "selector": {"matchLabels": {"rs": name}},
                        "template": {"metadata": {"labels": {"rs": name}},
                                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
-        assert api.ks("create", "-n", ns, "-f", api.write(f"{ns}-{name}.json", json.dumps(rs))).code == 0
-        uid = json.loads(api.ks("get", "-n", ns, "rs", name, "-o", "json").out)["metadata"]["uid"]
+        assert api.cli("create", "-n", ns, "-f", api.write(f"{ns}-{name}.json", json.dumps(rs))).code == 0
+        uid = json.loads(api.cli("get", "-n", ns, "rs", name, "-o", "json").out)["metadata"]["uid"]
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": f"{name}-pod", "labels": {"rs": name}, "ownerReferences": [
                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": uid, "controller": True}]},
                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
-        r = api.ks("create", "-n", ns, "-f", api.write(f"{ns}-{name}-pod.json", json.dumps(pod)))
+        r = api.cli("create", "-n", ns, "-f", api.write(f"{ns}-{name}-pod.json", json.dumps(pod)))
         assert r.code == 0, r.err
-    assert api.ks("delete", "rs", "keep", "-n", ns, "--cascade=orphan").code == 0
-    assert api.ks("delete", "rs", "drop", "-n", ns).code == 0
-    left = json.loads(api.ks("get", "pods", "-n", ns, "-o", "json").out)["items"]
+    assert api.cli("delete", "rs", "keep", "-n", ns, "--cascade=orphan").code == 0
+    assert api.cli("delete", "rs", "drop", "-n", ns).code == 0
+    left = json.loads(api.cli("get", "pods", "-n", ns, "-o", "json").out)["items"]
     assert [o["metadata"]["name"] for o in left] == ["keep-pod"]
     assert "ownerReferences" not in left[0]["metadata"]  # orphaned: no reference to the deleted owner
 
 
 def test_replace_and_force_as_kubectl(api: Api, ns: str) -> None:
     _svc(api, ns, "web")
-    live = json.loads(api.ks("get", "-n", ns, "svc", "web", "-o", "json").out)
+    live = json.loads(api.cli("get", "-n", ns, "svc", "web", "-o", "json").out)
     live["spec"]["ports"][0]["targetPort"] = 9999
     api.write("rep.json", json.dumps(live))
-    r = api.ks("replace", "-n", ns, "-f", "rep.json")
+    r = api.cli("replace", "-n", ns, "-f", "rep.json")
     assert (r.code, r.out, r.err) == (0, "service/web replaced\n", "")
-    k, s = api.kubectl("replace", "-n", ns, "-f", "rep.json"), api.ks("replace", "-n", ns, "-f", "rep.json")
+    k, s = api.kubectl("replace", "-n", ns, "-f", "rep.json"), api.cli("replace", "-n", ns, "-f", "rep.json")
     assert (k.code, k.out, k.err) == (s.code, s.out, s.err) and k.code == 1 and "Conflict" in k.err  # stale resourceVersion
     fresh = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
              "spec": {"selector": {"app": "x"}, "ports": [{"port": 81}]}}
@@ -111,9 +112,9 @@ def test_replace_and_force_as_kubectl(api: Api, ns: str) -> None:
     api.write("nope.json", json.dumps({**fresh, "metadata": {"name": "nope"}}))
     for args in (["-f", "fresh.json"], ["--force", "-f", "fresh.json"], ["-f", "fresh.json", "-o", "name"], [],
                  ["-f", "nope.json"], ["-f", "fresh.json", "--dry-run=server"], ["-f", "fresh.json", "--dry-run=client"]):
-        k, s = api.kubectl("replace", "-n", ns, *args), api.ks("replace", "-n", ns, *args)
+        k, s = api.kubectl("replace", "-n", ns, *args), api.cli("replace", "-n", ns, *args)
         assert (k.code, k.out, k.err) == (s.code, s.out, s.err), (args, k, s)
-    before = json.loads(api.ks("get", "-n", ns, "svc", "web", "-o", "json").out)["metadata"]["uid"]
-    r = api.ks("replace", "-n", ns, "--force", "--grace-period=0", "-f", "fresh.json")
+    before = json.loads(api.cli("get", "-n", ns, "svc", "web", "-o", "json").out)["metadata"]["uid"]
+    r = api.cli("replace", "-n", ns, "--force", "--grace-period=0", "-f", "fresh.json")
     assert (r.code, r.out) == (0, 'service "web" deleted\nservice/web replaced\n'), r.err
-    assert json.loads(api.ks("get", "-n", ns, "svc", "web", "-o", "json").out)["metadata"]["uid"] != before
+    assert json.loads(api.cli("get", "-n", ns, "svc", "web", "-o", "json").out)["metadata"]["uid"] != before
