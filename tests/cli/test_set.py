@@ -16,7 +16,7 @@ def _objects(api: Api, ns: str) -> str:
                  ["create", "configmap", "cfg", "--from-literal=K1=v1", "--from-literal=k-2=v2"],
                  ["create", "secret", "generic", "sec", "--from-literal=S=x"],
                  ["create", "service", "clusterip", "web", "--tcp=80:80"]):
-        r = api.ks(*args, "-n", ns)
+        r = api.cli(*args, "-n", ns)
         assert r.code == 0, r.err
     return ns
 
@@ -24,7 +24,7 @@ def _objects(api: Api, ns: str) -> str:
 @pytest.fixture(scope="module")
 def web_shared(api: Api) -> str:
     """For the dry runs, which change nothing: one namespace for the module."""
-    assert api.ks("create", "namespace", "set-dry-runs").code == 0
+    assert api.cli("create", "namespace", "set-dry-runs").code == 0
     return _objects(api, "set-dry-runs")
 
 
@@ -34,7 +34,7 @@ def web(api: Api, ns: str) -> str:
 
 
 def same(api: Api, *args: str) -> str:
-    k, s = api.kubectl(*args), api.ks(*args)
+    k, s = api.kubectl(*args), api.cli(*args)
     assert (s.code, s.out, s.err) == (k.code, k.out, k.err.replace("kubectl", "kubesvc")), f"kubectl: {k}\nkubesvc: {s}"
     return s.out
 
@@ -67,7 +67,7 @@ def same(api: Api, *args: str) -> str:
 def test_dry_run_same_as_kubectl(api: Api, web_shared: str, args: list[str]) -> None:
     web = web_shared
     if any(a.startswith("--from") for a in args):  # kubectl walks the ConfigMap's keys in Go's random map order
-        k, s = api.kubectl(*args, "--dry-run=client", "-n", web), api.ks(*args, "--dry-run=client", "-n", web)
+        k, s = api.kubectl(*args, "--dry-run=client", "-n", web), api.cli(*args, "--dry-run=client", "-n", web)
         assert (s.code, s.err) == (k.code, k.err)
         if "-o" in args:
             assert json.loads(s.out) == json.loads(k.out) or _env_sorted(json.loads(s.out)) == _env_sorted(json.loads(k.out))
@@ -86,20 +86,20 @@ def _env_sorted(obj: dict) -> dict:
 @needs_kubectl
 def test_changes_same_as_kubectl(api: Api, web: str) -> None:
     ns = ["-n", web]
-    assert api.ks("set", "image", "deploy/web", "nginx=nginx:1.25", *ns).out == "deployment.apps/web image updated\n"
+    assert api.cli("set", "image", "deploy/web", "nginx=nginx:1.25", *ns).out == "deployment.apps/web image updated\n"
     same(api, "set", "image", "deploy/web", "nginx=nginx:1.25", *ns)  # nothing changes: nothing printed
-    assert api.ks("set", "env", "deploy/web", "A=b", "C=d", "-c", "nginx", *ns).out == "deployment.apps/web env updated\n"
+    assert api.cli("set", "env", "deploy/web", "A=b", "C=d", "-c", "nginx", *ns).out == "deployment.apps/web env updated\n"
     assert same(api, "set", "env", "deploy/web", "--list", *ns) == "# Deployment web, container nginx\nA=b\nC=d\n# Deployment web, container redis\n"
     same(api, "set", "env", "deploy/web", "A=x", "--overwrite=false", *ns)
-    assert api.ks("set", "env", "deploy/web", "C-", *ns).out == "deployment.apps/web env updated\n"
+    assert api.cli("set", "env", "deploy/web", "C-", *ns).out == "deployment.apps/web env updated\n"
     same(api, "set", "env", "deploy/web", "Z-", *ns)
-    r = api.ks("set", "env", "deploy/web", "--from=configmap/cfg", "-c", "redis", *ns)
+    r = api.cli("set", "env", "deploy/web", "--from=configmap/cfg", "-c", "redis", *ns)
     assert (r.out, r.err) == ("deployment.apps/web env updated\n", "Warning: key k-2 transferred to K_2\n")
     deploy = json.loads(api.kubectl("get", "deploy", "web", "-o", "json", *ns).out)
     nginx, redis = deploy["spec"]["template"]["spec"]["containers"]
     assert (nginx["image"], nginx["env"]) == ("nginx:1.25", [{"name": "A", "value": "b"}])
     assert redis["env"] == [{"name": "K1", "valueFrom": {"configMapKeyRef": {"key": "K1", "name": "cfg"}}},
                             {"name": "K_2", "valueFrom": {"configMapKeyRef": {"key": "k-2", "name": "cfg"}}}]
-    assert api.ks("set", "selector", "svc/web", "app=web2", *ns).out == "service/web selector updated\n"
+    assert api.cli("set", "selector", "svc/web", "app=web2", *ns).out == "service/web selector updated\n"
     assert api.kubectl("get", "svc", "web", "-o", "jsonpath={.spec.selector}", *ns).out == '{"app":"web2"}'
-    assert api.ks("set", "selector", "svc/web", "app=web2", *ns).out == "service/web selector updated\n"
+    assert api.cli("set", "selector", "svc/web", "app=web2", *ns).out == "service/web selector updated\n"
