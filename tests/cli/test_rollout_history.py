@@ -33,21 +33,21 @@ spec:
 def history(api: Api) -> str:
     """One namespace for the module (its tests read, dry-run, or leave the Deployment as they found it)."""
     ns = "rollout-history"
-    assert api.ks("create", "namespace", ns).code == 0
-    assert api.ks("create", "deployment", "web", "--image=nginx", "-n", ns).code == 0
-    assert api.ks("create", "deployment", "empty", "--image=nginx", "-n", ns).code == 0
+    assert api.cli("create", "namespace", ns).code == 0
+    assert api.cli("create", "deployment", "web", "--image=nginx", "-n", ns).code == 0
+    assert api.cli("create", "deployment", "empty", "--image=nginx", "-n", ns).code == 0
     # the revision annotation the deployment controller keeps (kubectl's server-side undo patches the annotations)
-    assert api.ks("annotate", "deploy", "web", "deployment.kubernetes.io/revision=10", "-n", ns).code == 0
-    uid = api.ks("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.metadata.uid}").out
+    assert api.cli("annotate", "deploy", "web", "deployment.kubernetes.io/revision=10", "-n", ns).code == 0
+    uid = api.cli("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.metadata.uid}").out
     for rev in (1, 2, 3, 10):
         cause = "    kubernetes.io/change-cause: kubectl set image deploy/web nginx=nginx:1.2" if rev == 2 else ""
-        r = api.ks("create", "-n", ns, "-f", "-", input=RS.format(rev=rev, uid=uid, cause=cause))
+        r = api.cli("create", "-n", ns, "-f", "-", input=RS.format(rev=rev, uid=uid, cause=cause))
         assert r.code == 0, r.err
     return ns
 
 
 def same(api: Api, *args: str) -> str:
-    k, s = api.kubectl(*args), api.ks(*args)
+    k, s = api.kubectl(*args), api.cli(*args)
     assert (s.code, s.out, s.err) == (k.code, k.out, k.err), f"kubectl: {k}\nkubesvc: {s}"
     return s.out
 
@@ -76,15 +76,15 @@ def test_history_other_forms(api: Api, history: str) -> None:
 @needs_kubectl
 def test_pause_resume(api: Api, history: str) -> None:
     ns = ["-n", history]
-    assert api.ks("rollout", "pause", "deploy/web", *ns).out == "deployment.apps/web paused\n"
+    assert api.cli("rollout", "pause", "deploy/web", *ns).out == "deployment.apps/web paused\n"
     assert api.kubectl("get", "deploy", "web", "-o", "jsonpath={.spec.paused}", *ns).out == "true"
     same(api, "rollout", "pause", "deploy/web", *ns)
-    r = api.ks("rollout", "restart", "deploy/web", *ns)
+    r = api.cli("rollout", "restart", "deploy/web", *ns)
     assert r.code == 1 and "can't restart paused deployment" in r.err
-    assert api.ks("rollout", "resume", "deploy/web", *ns).out == "deployment.apps/web resumed\n"
+    assert api.cli("rollout", "resume", "deploy/web", *ns).out == "deployment.apps/web resumed\n"
     same(api, "rollout", "resume", "deploy/web", *ns)
     assert api.kubectl("rollout", "pause", "deploy/web", *ns).code == 0
-    assert api.ks("rollout", "resume", "deploy/web", *ns).out == "deployment.apps/web resumed\n"
+    assert api.cli("rollout", "resume", "deploy/web", *ns).out == "deployment.apps/web resumed\n"
 
 
 @needs_kubectl
@@ -94,7 +94,7 @@ def test_pause_resume(api: Api, history: str) -> None:
     ["--to-revision=9", "--dry-run=client"],
 ], ids=lambda a: " ".join(a))
 def test_undo_dry_runs(api: Api, history: str, args: list[str]) -> None:
-    before = api.ks("get", "deploy", "web", "-n", history, "-o", "json").out
+    before = api.cli("get", "deploy", "web", "-n", history, "-o", "json").out
     same(api, "rollout", "undo", "deploy/web", *args, "-n", history)
     same(api, "rollout", "undo", "deploy/empty", "--dry-run=client", "-n", history)
-    assert api.ks("get", "deploy", "web", "-n", history, "-o", "json").out == before
+    assert api.cli("get", "deploy", "web", "-n", history, "-o", "json").out == before
