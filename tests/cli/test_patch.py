@@ -28,12 +28,12 @@ spec:
 
 
 def _svcs(api: Api, ns: str, *names: str) -> None:
-    r = api.ks("create", "-n", ns, "-f", api.write(f"{ns}.yaml", "---\n".join(SVC.format(name=n) for n in names)))
+    r = api.cli("create", "-n", ns, "-f", api.write(f"{ns}.yaml", "---\n".join(SVC.format(name=n) for n in names)))
     assert r.code == 0, r.err
 
 
 def both(api: Api, *args: str) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
-    k, s = api.kubectl(*args), api.ks(*args)
+    k, s = api.kubectl(*args), api.cli(*args)
     return (k.code, k.out, k.err), (s.code, s.out, s.err)
 
 
@@ -46,7 +46,7 @@ def test_patch_types_print_as_kubectl(api: Api, ns: str) -> None:
         (["-p", "metadata:\n  labels:\n    yaml: 'yes'\n"], "patched"),
     ):
         k = api.kubectl("patch", "-n", ns, "svc", "k", *args)
-        s = api.ks("patch", "-n", ns, "svc", "s", *args)
+        s = api.cli("patch", "-n", ns, "svc", "s", *args)
         assert (k.code, k.out.replace("/k ", "/s "), k.err) == (s.code, s.out, s.err) == (0, f"service/s {out}\n", "")
     kobj = json.loads(api.kubectl("get", "-n", ns, "svc", "k", "-o", "json").out)
     sobj = json.loads(api.kubectl("get", "-n", ns, "svc", "s", "-o", "json").out)
@@ -57,7 +57,7 @@ def test_patch_types_print_as_kubectl(api: Api, ns: str) -> None:
 def test_patch_no_change_and_dry_runs(api: Api, ns: str) -> None:
     _svcs(api, ns, "web")
     rev = api.revision()
-    r = api.ks("patch", "-n", ns, "svc", "web", "-p", '{"metadata":{"labels":{"app":"web"}}}')
+    r = api.cli("patch", "-n", ns, "svc", "web", "-p", '{"metadata":{"labels":{"app":"web"}}}')
     assert (r.code, r.out, r.err) == (0, "service/web patched (no change)\n", "")
     assert api.revision() == rev
     for mode in ("client", "server"):
@@ -68,7 +68,7 @@ def test_patch_no_change_and_dry_runs(api: Api, ns: str) -> None:
         assert k == s == (0, "2", "")
     k, s = both(api, "patch", "-n", ns, "svc", "web", "-p", '{"metadata":{"labels":{"app":"web"}}}', "--dry-run=client")
     assert k == s == (0, "service/web patched (no change)\n", "")
-    assert "f" not in json.loads(api.ks("get", "-n", ns, "svc", "web", "-o", "json").out)["metadata"]["labels"]
+    assert "f" not in json.loads(api.cli("get", "-n", ns, "svc", "web", "-o", "json").out)["metadata"]["labels"]
 
 
 def test_patch_errors_as_kubectl(api: Api, ns: str, tmp_path: pytest.TempPathFactory) -> None:
@@ -93,7 +93,7 @@ def test_patch_errors_as_kubectl(api: Api, ns: str, tmp_path: pytest.TempPathFac
     ):
         k = api.kubectl("patch", "-n", ns, *args)
         rev = api.revision()
-        s = api.ks("patch", "-n", ns, *args)
+        s = api.cli("patch", "-n", ns, *args)
         assert (k.code, k.out, k.err) == (s.code, s.out, s.err) and k.code == 1, args
         assert api.revision() == rev  # kubesvc wrote nothing (kubectl -o wide patches first, then fails)
 
@@ -101,14 +101,14 @@ def test_patch_errors_as_kubectl(api: Api, ns: str, tmp_path: pytest.TempPathFac
 def test_patch_file_status_subresource_and_f(api: Api, ns: str) -> None:
     _svcs(api, ns, "web")
     api.write("p.json", '{"metadata":{"labels":{"f":"1"}}}')
-    r = api.ks("patch", "-n", ns, "svc/web", "--patch-file", "p.json")
+    r = api.cli("patch", "-n", ns, "svc/web", "--patch-file", "p.json")
     assert (r.code, r.out) == (0, "service/web patched\n"), r.err
-    r = api.ks("patch", "-n", ns, "svc", "web", "--subresource=status",
+    r = api.cli("patch", "-n", ns, "svc", "web", "--subresource=status",
                "-p", '{"status":{"loadBalancer":{"ingress":[{"ip":"127.0.0.9"}]}},"metadata":{"labels":{"g":"1"}}}')
     assert (r.code, r.out) == (0, "service/web patched\n"), r.err
-    obj = json.loads(api.ks("get", "-n", ns, "svc", "web", "-o", "json").out)
+    obj = json.loads(api.cli("get", "-n", ns, "svc", "web", "-o", "json").out)
     assert obj["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.9"}]
     assert obj["metadata"]["labels"] == {"app": "web", "f": "1"}  # status patch leaves the rest alone
     api.write("web.yaml", SVC.format(name="web"))
-    r = api.ks("patch", "-n", ns, "-f", "web.yaml", "-p", '{"metadata":{"labels":{"h":"1"}}}', "-o", "name")
+    r = api.cli("patch", "-n", ns, "-f", "web.yaml", "-p", '{"metadata":{"labels":{"h":"1"}}}', "-o", "name")
     assert (r.code, r.out) == (0, "service/web\n"), r.err
