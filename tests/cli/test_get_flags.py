@@ -17,7 +17,7 @@ pytestmark = needs_kubectl
 
 def _services(api: Api, ns: str) -> None:
     for name, port in (("s10", 300), ("s9", 100), ("a", 200)):
-        r = api.ks("create", "service", "clusterip", name, f"--tcp={port}:80", "-n", ns)
+        r = api.cli("create", "service", "clusterip", name, f"--tcp={port}:80", "-n", ns)
         assert r.code == 0, r.err
 
 
@@ -45,21 +45,21 @@ def test_get_flags_print_as_kubectl(api: Api, ns: str) -> None:
         ["-o", "jsonpath-as-json={.items[*].metadata.name}"],
         ["-o", "foo"],
     ):
-        k, s = api.kubectl("get", "svc", "-n", ns, *args), api.ks("get", "svc", "-n", ns, *args)
+        k, s = api.kubectl("get", "svc", "-n", ns, *args), api.cli("get", "svc", "-n", ns, *args)
         assert (k.code, k.out, k.err) == (s.code, s.out, s.err), (args, k, s)
-    k, s = (t("get", "svc", "a", "-n", ns, "-o", "jsonpath-as-json={.metadata.name} {.kind}") for t in (api.kubectl, api.ks))
+    k, s = (t("get", "svc", "a", "-n", ns, "-o", "jsonpath-as-json={.metadata.name} {.kind}") for t in (api.kubectl, api.cli))
     assert (k.code, k.out) == (s.code, s.out) == (0, '[\n    "a"\n]\n[\n    " "\n]\n[\n    "Service"\n]\n')
 
 
 def test_managed_fields_are_stripped_unless_asked(api: Api, ns: str) -> None:
     """The managedFields the registry records never print as JSON or YAML unless --show-managed-fields."""
     _services(api, ns)
-    r = api.ks("get", "-n", ns, "svc", "a", "-o", "json", "--show-managed-fields")
+    r = api.cli("get", "-n", ns, "svc", "a", "-o", "json", "--show-managed-fields")
     assert r.code == 0 and json.loads(r.out)["metadata"]["managedFields"], r
     for args in (["svc", "a", "-o", "json"], ["svc", "-o", "yaml"]):  # (jsonpath and templates see them, as kubectl's)
-        r = api.ks("get", "-n", ns, *args)
+        r = api.cli("get", "-n", ns, *args)
         assert r.code == 0 and "managedFields" not in r.out and "fieldsV1" not in r.out, args
-    r = api.ks("patch", "-n", ns, "svc", "a", "-p", '{"metadata":{"labels":{"q":"1"}}}', "-o", "json")
+    r = api.cli("patch", "-n", ns, "svc", "a", "-p", '{"metadata":{"labels":{"q":"1"}}}', "-o", "json")
     assert r.code == 0 and "managedFields" not in r.out
 
 
@@ -75,7 +75,7 @@ def test_watch_json_prints_one_object_per_event(api: Api, ns: str) -> None:
             line = p.stdout.readline()
             assert line, "".join(lines)
             lines.append(line)
-        r = api.ks("label", "-n", ns, "svc", "a", "w=1")
+        r = api.cli("label", "-n", ns, "svc", "a", "w=1")
         assert r.code == 0, r.err
         lines += p.stdout.readlines()  # until the request timeout ends the watch
         p.wait(timeout=30)
