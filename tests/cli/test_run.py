@@ -43,7 +43,7 @@ def _flags(case: list[str], *flags: str) -> list[str]:
 @pytest.mark.parametrize("case", CASES, ids=lambda c: " ".join(c[2:5]))
 def test_dry_run_is_kubectls(api: Api, case: list[str], fmt: str) -> None:
     args = _flags(case, "--dry-run=client", *(["-o", fmt] if fmt else []))
-    k, s = api.kubectl(*args), api.ks(*args)
+    k, s = api.kubectl(*args), api.cli(*args)
     assert k.code == 0, k.err
     assert (s.code, s.out) == (0, k.out), s.err
 
@@ -52,21 +52,21 @@ def test_dry_run_is_kubectls(api: Api, case: list[str], fmt: str) -> None:
 @pytest.mark.parametrize("case", ERRORS, ids=lambda c: " ".join(c[1:]))
 def test_errors_are_kubectls(api: Api, case: list[str]) -> None:
     args = _flags(case, "--dry-run=client")
-    k, s = api.kubectl(*args), api.ks(*args)
+    k, s = api.kubectl(*args), api.cli(*args)
     assert k.code == s.code == 1
     assert s.out == ""
     assert s.err == k.err.replace("kubectl run", "kubesvc run")
 
 
 def test_run_creates_pod_and_service(api: Api, ns: str) -> None:
-    r = api.ks("run", "shop", "--image=nginx", "--port=80", "--expose", "--env=MODE=prod", "-n", ns)
+    r = api.cli("run", "shop", "--image=nginx", "--port=80", "--expose", "--env=MODE=prod", "-n", ns)
     assert (r.code, r.out) == (0, "service/shop created\npod/shop created\n"), r.err
-    pod = json.loads(api.ks("get", "pod", "shop", "-n", ns, "-o", "json").out)
+    pod = json.loads(api.cli("get", "pod", "shop", "-n", ns, "-o", "json").out)
     assert pod["metadata"]["labels"] == {"run": "shop"}
     assert pod["spec"]["containers"][0]["env"] == [{"name": "MODE", "value": "prod"}]
-    svc = json.loads(api.ks("get", "svc", "shop", "-n", ns, "-o", "json").out)
+    svc = json.loads(api.cli("get", "svc", "shop", "-n", ns, "-o", "json").out)
     assert svc["spec"]["selector"] == {"run": "shop"} and svc["spec"]["ports"][0]["targetPort"] == 80
-    r = api.ks("run", "shop", "--image=nginx", "-n", ns)
+    r = api.cli("run", "shop", "--image=nginx", "-n", ns)
     assert (r.code, r.err) == (1, 'Error from server (AlreadyExists): pods "shop" already exists\n')
-    assert api.ks("run", "dry", "--image=nginx", "-n", ns, "--dry-run=server").out == "pod/dry created (server dry run)\n"
-    assert api.ks("get", "pod", "dry", "-n", ns).code == 1
+    assert api.cli("run", "dry", "--image=nginx", "-n", ns, "--dry-run=server").out == "pod/dry created (server dry run)\n"
+    assert api.cli("get", "pod", "dry", "-n", ns).code == 1
