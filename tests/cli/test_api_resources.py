@@ -21,13 +21,13 @@ from tests.cli.conftest import Run
     ["--verbs=create,list", "--api-group=apps", "-o", "wide", "--no-headers"], ["--sort-by=foo"], ["-o", "json"],
 ], ids=lambda a: " ".join(a) or "plain")
 def test_api_resources_same_as_kubectl(api: Api, args: list[str]) -> None:
-    k, s = api.kubectl("api-resources", *args), api.ks("api-resources", *args)
+    k, s = api.kubectl("api-resources", *args), api.cli("api-resources", *args)
     assert (s.code, s.out, s.err) == (k.code, k.out, k.err)
 
 
 @needs_kubectl
 def test_api_versions_same_as_kubectl(api: Api) -> None:
-    k, s = api.kubectl("api-versions"), api.ks("api-versions")
+    k, s = api.kubectl("api-versions"), api.cli("api-versions")
     assert (s.code, s.out) == (0, k.out)
 
 
