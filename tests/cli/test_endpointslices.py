@@ -49,7 +49,7 @@ data: {k: v}
 
 
 def same(api: Api, *args: str) -> str:
-    k, s = api.kubectl(*args), api.ks(*args)
+    k, s = api.kubectl(*args), api.cli(*args)
     assert (k.code, s.code) == (0, 0), (k, s)
     assert mask(k.out) == mask(s.out), f"kubectl:\n{k.out}\nkubesvc:\n{s.out}"
     return k.out
@@ -60,7 +60,7 @@ def test_slices_get_describe_create_delete_as_kubectl(api: Api, ns: str) -> None
     """endpoint-slices.md "EndpointSlice API" and service.md "Services without selectors": a hand-written slice in a
     multi-document file is created with its Service, shows in get/describe as kubectl prints it, and on
     ``describe svc``; deleted with either tool."""
-    r = api.ks("create", "-n", ns, "-f", api.write(f"{ns}.yaml", MULTI.replace("NS", ns)))
+    r = api.cli("create", "-n", ns, "-f", api.write(f"{ns}.yaml", MULTI.replace("NS", ns)))
     assert r.code == 0, r.err
     assert r.out.splitlines() == ["service/ext created", "endpointslice.discovery.k8s.io/ext-1 created",
                                   "configmap/after-the-slice created"]
@@ -82,7 +82,7 @@ def test_slices_get_describe_create_delete_as_kubectl(api: Api, ns: str) -> None
     assert api.kubectl("apply", "-f", "-", input=json.dumps(doc)).code == 0
     text = same(api, "describe", "endpointslice", "ext-2", "-n", ns)
     assert "Ports: <unset>" in text and "Ready:   <unset>" in text and "Hostname:  <unset>" in text
-    assert api.ks("delete", "endpointslice", "ext-2", "-n", ns).code == 0
+    assert api.cli("delete", "endpointslice", "ext-2", "-n", ns).code == 0
     gone = api.kubectl("get", "endpointslice", "ext-2", "-n", ns)
     assert gone.code == 1 and 'endpointslices.discovery.k8s.io "ext-2" not found' in gone.err
 
