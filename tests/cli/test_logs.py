@@ -11,32 +11,32 @@ from tests.workloads.fixtures import Bed
 
 
 def test_logs_flags(bed: Bed) -> None:  # noqa: F811
-    r = bed.ks("logs", "logger")
+    r = bed.cli("logs", "logger")
     assert r.returncode == 0 and r.stdout == "line 0\nline 1\nline 2\nline 3\nline 4\nto stderr\n", r.stderr
-    assert bed.ks("logs", "pod/logger", "--tail", "2").stdout == "line 4\nto stderr\n"
-    assert bed.ks("logs", "logger", "--limit-bytes", "7").stdout == "line 0\n"
-    stamped = bed.ks("logs", "logger", "--timestamps", "--tail", "1").stdout
+    assert bed.cli("logs", "pod/logger", "--tail", "2").stdout == "line 4\nto stderr\n"
+    assert bed.cli("logs", "logger", "--limit-bytes", "7").stdout == "line 0\n"
+    stamped = bed.cli("logs", "logger", "--timestamps", "--tail", "1").stdout
     assert stamped.endswith("Z to stderr\n") and stamped[:2] == "20"
-    assert bed.ks("logs", "logger", "--since", "1h").stdout.count("line") == 5
-    assert bed.ks("logs", "logger", "--since-time", "2999-01-01T00:00:00Z").stdout == ""
-    r = bed.ks("logs", "-l", "app=logger", "--prefix", "--tail", "1")
+    assert bed.cli("logs", "logger", "--since", "1h").stdout.count("line") == 5
+    assert bed.cli("logs", "logger", "--since-time", "2999-01-01T00:00:00Z").stdout == ""
+    r = bed.cli("logs", "-l", "app=logger", "--prefix", "--tail", "1")
     assert r.stdout == "[pod/logger/app] to stderr\n", r.stderr
-    r = bed.ks("logs", "-l", "app=logger", "--all-containers")  # a selector: the last 10 lines
+    r = bed.cli("logs", "-l", "app=logger", "--all-containers")  # a selector: the last 10 lines
     assert r.stdout.count("\n") == 6
-    r = bed.ks("logs", "svc/web")
+    r = bed.cli("logs", "svc/web")
     assert r.returncode == 0, r.stderr
 
 
 def test_logs_errors(bed: Bed) -> None:  # noqa: F811
-    r = bed.ks("logs", "logger", "-c", "nope")
+    r = bed.cli("logs", "logger", "-c", "nope")
     assert r.returncode == 1 and "container nope is not valid for pod logger" in r.stderr
-    r = bed.ks("logs", "nothere")
+    r = bed.cli("logs", "nothere")
     assert r.returncode == 1 and 'pods "nothere" not found' in r.stderr
-    r = bed.ks("logs", "logger", "--since", "1h", "--since-time", "2020-01-01T00:00:00Z")
+    r = bed.cli("logs", "logger", "--since", "1h", "--since-time", "2020-01-01T00:00:00Z")
     assert r.returncode == 1 and "at most one of `sinceTime` or `sinceSeconds` may be specified" in r.stderr
-    r = bed.ks("logs", "logger", "--since-time", "yesterday")
+    r = bed.cli("logs", "logger", "--since-time", "yesterday")
     assert r.returncode == 1 and 'invalid sinceTime "yesterday"' in r.stderr
-    r = bed.ks("logs")
+    r = bed.cli("logs")
     assert r.returncode == 1 and "Traceback" not in r.stderr
 
 

@@ -147,6 +147,20 @@ class Bed:
                               capture_output=True, text=True, cwd=str(ROOT), env=env, timeout=timeout,
                               check=False)
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """As ``ks``, in-process (tests/support/clirunner.py: a ``python -m kubesvc`` costs ~0.2 s of CPU). Not for
+        what must be a process of its own: ``up`` (its components outlive the call), a command under a signal."""
+        from tests.support.clirunner import CliRunner, shared_app
+
+        argv = ["--store", self.store_path, *args]
+        cwd = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            r = CliRunner().invoke(shared_app(), argv, env={"KUBESVC_DEBUG": None}, catch_exceptions=False)
+        finally:
+            os.chdir(cwd)
+        return subprocess.CompletedProcess(["kubesvc", *argv], r.exit_code, r.stdout, r.stderr)
+
     def wait(self, cond: Callable[[], Any], timeout: float = 15, what: str = "condition") -> Any:
         return wait_for(cond, timeout=timeout, interval=0.05, what=what)
 
