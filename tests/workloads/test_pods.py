@@ -45,7 +45,7 @@ def test_env_downward_api_working_dir_and_logs(bed: Bed) -> None:
                     what="pod Succeeded")
     ip = done["status"]["podIP"]
     assert ip.startswith("127.244.")
-    r = bed.ks("logs", "printer")
+    r = bed.cli("logs", "printer")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert f"POD_IP={ip}" in lines and f"MY_IP={ip}" in lines
@@ -53,9 +53,9 @@ def test_env_downward_api_working_dir_and_logs(bed: Bed) -> None:
     assert "GREETING=hello-default" in lines and "LITERAL=$(MY_NS)" in lines
     assert "ARGS=hello-default-printer|$(GREETING)|$(UNDEFINED)" in lines
     assert f"CWD={workdir}" in lines and "to stderr" in lines
-    r = bed.ks("get", "pods", "printer")
+    r = bed.cli("get", "pods", "printer")
     assert r.stdout.split("\n")[1].split()[1:4] == ["0/1", "Completed", "0"], r.stdout
-    r = bed.ks("logs", "printer", "-c", "nope")
+    r = bed.cli("logs", "printer", "-c", "nope")
     assert r.returncode == 1 and r.stderr.strip() == "Error from server (BadRequest): container nope is not valid for pod printer"
 
 
@@ -75,8 +75,8 @@ def test_grace_period_sigterm_then_sigkill(bed: Bed) -> None:
                    terminationGracePeriodSeconds=2))
     p = bed.wait(lambda: running_ready(bed.pod("stubborn")) and bed.pod("stubborn"), what="pod running")
     pid = container_pid(p)
-    bed.wait(lambda: "waiting" in bed.ks("logs", "stubborn").stdout, what="program output")
-    r = bed.ks("delete", "pod", "stubborn", "--wait=false")  # Terminating until its kubelet has stopped it
+    bed.wait(lambda: "waiting" in bed.cli("logs", "stubborn").stdout, what="program output")
+    r = bed.cli("delete", "pod", "stubborn", "--wait=false")  # Terminating until its kubelet has stopped it
     assert r.returncode == 0, r.stderr
     assert bed.endpoints("stubborn") == ([], [])
     bed.wait(flag.exists, what="SIGTERM delivered")
@@ -103,7 +103,7 @@ def test_liveness_failure_restarts_container_and_crash_backoff(bed: Bed) -> None
                if e["involvedObject"]["name"] == "livey"}
     assert {"Started", "Unhealthy", "Killing"} <= reasons
     assert again["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] != 0
-    r = bed.ks("describe", "pod", "livey")
+    r = bed.cli("describe", "pod", "livey")
     assert "Liveness:" in r.stdout and "failed liveness probe, will be restarted" in r.stdout
 
 
@@ -129,7 +129,7 @@ def test_logs_follow_streams_until_pod_goes(bed: Bed) -> None:
     ticker = "import itertools, time\nfor i in itertools.count():\n    print(f'tick {i}', flush=True); time.sleep(0.1)"
     bed.create(pod("ticker", [{"name": "main", "image": "x", "command": [POD_PYTHON, "-c", ticker]}],
                    terminationGracePeriodSeconds=1))
-    bed.wait(lambda: "tick 1" in bed.ks("logs", "ticker").stdout, what="first output")
+    bed.wait(lambda: "tick 1" in bed.cli("logs", "ticker").stdout, what="first output")
     follower = subprocess.Popen([sys.executable, "-m", "kubesvc", "--store", bed.store_path, "logs", "-f", "ticker"],
                                 stdout=subprocess.PIPE, text=True)
     try:
@@ -137,7 +137,7 @@ def test_logs_follow_streams_until_pod_goes(bed: Bed) -> None:
         seen = [follower.stdout.readline() for _ in range(30)]
         numbers = [int(s.split()[1]) for s in seen]
         assert numbers == list(range(numbers[0], numbers[0] + 30))  # in order, nothing lost
-        assert bed.ks("delete", "pod", "ticker").returncode == 0
+        assert bed.cli("delete", "pod", "ticker").returncode == 0
         follower.wait(timeout=15)
     finally:
         if follower.poll() is None:
@@ -152,17 +152,17 @@ def test_cli_errors_and_restart_stamp_without_agent(bed: Bed) -> None:
                     "template": {"metadata": {"labels": {"app": "d"}},
                                  "spec": {"containers": [{"name": "c", "image": "x", "command": ["true"]}]}}}}
     bed.create(dep)
-    r = bed.ks("rollout", "restart", "deployment/d")
+    r = bed.cli("rollout", "restart", "deployment/d")
     assert (r.returncode, r.stdout) == (0, "deployment.apps/d restarted\n"), r.stderr
     tmpl = bed.store.get("Deployment", "default", "d")["spec"]["template"]["metadata"]
     assert "kubectl.kubernetes.io/restartedAt" in tmpl["annotations"]
-    r = bed.ks("rollout", "undo", "deployment/d")
+    r = bed.cli("rollout", "undo", "deployment/d")
     assert (r.returncode, r.stderr) == (1, 'error: no rollout history found for deployment "d"\n')
-    r = bed.ks("scale", "deployment/d")
+    r = bed.cli("scale", "deployment/d")
     assert r.returncode == 1 and r.stderr.startswith("error: The --replicas=COUNT flag is required")
-    r = bed.ks("scale", "svc/d", "--replicas", "2")
+    r = bed.cli("scale", "svc/d", "--replicas", "2")
     assert r.returncode == 1 and "cannot scale services" in r.stderr
-    r = bed.ks("rollout", "status", "deployment/d", "--no-watch")
+    r = bed.cli("rollout", "status", "deployment/d", "--no-watch")
     assert (r.returncode, r.stdout) == (0, "Waiting for deployment spec update to be observed...\n")  # no controller runs
-    r = bed.ks("logs", "nope")
+    r = bed.cli("logs", "nope")
     assert (r.returncode, r.stderr) == (1, 'Error from server (NotFound): pods "nope" not found\n')
