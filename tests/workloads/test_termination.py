@@ -49,12 +49,12 @@ def service(name: str) -> dict:
 
 def running(bed: Bed, name: str) -> dict:
     p = bed.wait(lambda: running_ready(bed.pod(name)) and bed.pod(name), what=f"pod {name} running")
-    bed.wait(lambda: "waiting" in bed.ks("logs", name).stdout, what="program output")
+    bed.wait(lambda: "waiting" in bed.cli("logs", name).stdout, what="program output")
     return p
 
 
 def status_column(bed: Bed, name: str) -> str:
-    r = bed.ks("get", "pods", name)
+    r = bed.cli("get", "pods", name)
     assert r.returncode == 0, r.stderr
     return r.stdout.splitlines()[1].split()[2]
 
@@ -76,7 +76,7 @@ def test_prestop_hook_runs_before_sigterm_and_the_kubelet_removes_the_pod(bed: B
     pid = container_pid(running(bed, "graceful"))
     bed.wait(lambda: bed.endpoints("graceful")[0], what="ready endpoint")
 
-    r = bed.ks("delete", "pod", "graceful", "--wait=false")
+    r = bed.cli("delete", "pod", "graceful", "--wait=false")
     assert r.returncode == 0 and r.stdout == 'pod "graceful" deleted\n', r.stdout + r.stderr
     p = bed.pod("graceful")
     assert p is not None, "a pod a kubelet runs stays until its kubelet stopped it"
@@ -92,7 +92,7 @@ def test_prestop_hook_runs_before_sigterm_and_the_kubelet_removes_the_pod(bed: B
     bed.wait(lambda: bed.pod("graceful") is None, timeout=30, what="pod removed once its process exited")
     assert term.read_text() == "hook-done"
     assert not alive(pid)
-    events = bed.ks("get", "events", "--field-selector", "involvedObject.name=graceful").stdout
+    events = bed.cli("get", "events", "--field-selector", "involvedObject.name=graceful").stdout
     assert "Stopping container main" in events
 
 
@@ -102,14 +102,14 @@ def test_grace_period_from_delete_options_then_sigkill(bed: Bed) -> None:
     bed.create(pod("stubborn", [POD_PYTHON, "-c", MAIN, str(hook), str(term), "1"], 600))
     pid = container_pid(running(bed, "stubborn"))
 
-    r = bed.ks("delete", "pod", "stubborn", "--grace-period=3", "--wait=false")
+    r = bed.cli("delete", "pod", "stubborn", "--grace-period=3", "--wait=false")
     assert r.returncode == 0, r.stderr
     assert bed.pod("stubborn")["metadata"]["deletionGracePeriodSeconds"] == 3
     bed.wait(term.exists, what="SIGTERM delivered")
     assert term.read_text() == "hook-not-done"  # no hook: SIGTERM at once
     assert alive(pid) and bed.pod("stubborn") is not None, "killed before its grace period"
     # ignores SIGTERM: SIGKILL after the 3 s (not the pod's 600 s), then the kubelet deletes the pod
-    r = bed.ks("delete", "pod", "stubborn", "--timeout=60s")  # waits, as kubectl does; a second delete is no error
+    r = bed.cli("delete", "pod", "stubborn", "--timeout=60s")  # waits, as kubectl does; a second delete is no error
     assert r.returncode == 0, r.stderr
     assert bed.pod("stubborn") is None and not alive(pid)
 
@@ -119,7 +119,7 @@ def test_force_delete_with_grace_period_zero_is_immediate(bed: Bed) -> None:
     hook, term = bed.share / "hook", bed.share / "term"
     bed.create(pod("forced", [POD_PYTHON, "-c", MAIN, str(hook), str(term), "0"], 600))
     pid = container_pid(running(bed, "forced"))
-    r = bed.ks("delete", "pod", "forced", "--grace-period=0", "--force")
+    r = bed.cli("delete", "pod", "forced", "--grace-period=0", "--force")
     assert r.returncode == 0, r.stderr
     assert r.stdout == 'pod "forced" force deleted\n'
     assert r.stderr.startswith("Warning: Immediate deletion does not wait for confirmation")
@@ -134,13 +134,13 @@ def test_terminating_pod_deleted_again_with_grace_zero(bed: Bed) -> None:
     bed.create(pod("twice", [POD_PYTHON, "-c", MAIN, str(hook), str(term), "0"], 600,
                    lifecycle={"preStop": {"exec": {"command": [POD_PYTHON, "-c", HOOK, str(hook), str(go)]}}}))
     running(bed, "twice")
-    assert bed.ks("delete", "pod", "twice", "--wait=false").returncode == 0
+    assert bed.cli("delete", "pod", "twice", "--wait=false").returncode == 0
     bed.wait(hook.exists, what="preStop hook started")
-    assert bed.ks("delete", "pod", "twice", "--grace-period=100", "--wait=false").returncode == 0
+    assert bed.cli("delete", "pod", "twice", "--grace-period=100", "--wait=false").returncode == 0
     assert bed.pod("twice")["metadata"]["deletionGracePeriodSeconds"] == 100
-    assert bed.ks("delete", "pod", "twice", "--grace-period=900", "--wait=false").returncode == 0
+    assert bed.cli("delete", "pod", "twice", "--grace-period=900", "--wait=false").returncode == 0
     assert bed.pod("twice")["metadata"]["deletionGracePeriodSeconds"] == 100  # never lengthened
-    r = bed.ks("delete", "pod", "twice", "--force", "--grace-period=0")
+    r = bed.cli("delete", "pod", "twice", "--force", "--grace-period=0")
     assert r.returncode == 0 and bed.pod("twice") is None, r.stderr
     go.write_text("go")
 
@@ -156,12 +156,12 @@ def test_pods_no_kubelet_runs_are_deleted_at_once(bed: Bed) -> None:
     bed.create(pod("leftover", [POD_PYTHON, "-c", MAIN, str(hook), str(term), "0"], 600))
     bed.start_kubelet()
     running(bed, "leftover")
-    r = bed.ks("delete", "pod", "backend", "--wait=false")
+    r = bed.cli("delete", "pod", "backend", "--wait=false")
     assert r.returncode == 0, r.stderr
     assert bed.pod("backend") is None
     assert bed.kubelet is not None
     bed.note_pids()
     bed.kubelet.stop(timeout=15)  # stops its pods; "leftover" stays bound to the node, not Running
-    r = bed.ks("delete", "pod", "leftover", "--wait=false")
+    r = bed.cli("delete", "pod", "leftover", "--wait=false")
     assert r.returncode == 0, r.stderr
     assert bed.pod("leftover") is None
