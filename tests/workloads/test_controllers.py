@@ -68,14 +68,14 @@ def test_replicas_kept_through_crash_scale_and_cascade(bed: Bed) -> None:
     assert ready_ips(bed, "web", 2) == ips
     # deleting a pod: the controller replaces it
     gone = victim["metadata"]["name"]
-    assert bed.ks("delete", "pod", gone).returncode == 0
+    assert bed.cli("delete", "pod", gone).returncode == 0
     ready_ips(bed, "web", 2)
     assert gone not in {p["metadata"]["name"] for p in bed.pods(app="web")}
     # scale up and down through the CLI, reflected in Endpoints
-    r = bed.ks("scale", "rc/web", "--replicas", "3")
+    r = bed.cli("scale", "rc/web", "--replicas", "3")
     assert (r.returncode, r.stdout) == (0, "replicationcontroller/web scaled\n"), r.stderr
     ready_ips(bed, "web", 3)
-    r = bed.ks("scale", "rc", "web", "--replicas=1")
+    r = bed.cli("scale", "rc", "web", "--replicas=1")
     assert r.returncode == 0, r.stderr
     ready_ips(bed, "web", 1)
     rcobj = bed.wait(lambda: (o := bed.store.get("ReplicationController", "default", "web"))
@@ -85,7 +85,7 @@ def test_replicas_kept_through_crash_scale_and_cascade(bed: Bed) -> None:
     assert "SuccessfulCreate" in reasons and "SuccessfulDelete" in reasons
     # cascade: deleting the owner deletes its pods, and their processes stop
     pids = [container_pid(p) for p in bed.pods(app="web")]
-    assert bed.ks("delete", "rc", "web").returncode == 0
+    assert bed.cli("delete", "rc", "web").returncode == 0
     assert bed.endpoints("web") == ([], [])  # the pods are Terminating: out of the Endpoints at once
     bed.wait(lambda: bed.pods(app="web") == [], what="pods removed by the kubelet once stopped")
     bed.wait(lambda: not any(alive(p) for p in pids), what="processes stopped")
@@ -102,7 +102,7 @@ def test_readiness_probe_takes_pod_out_of_rotation_and_back(bed: Bed) -> None:
     ips = ready_ips(bed, "ready", 2)
     flag.write_text("x")  # both pods now fail /readyz
     bed.wait(lambda: bed.endpoints("ready") == ([], ips), what="out of rotation")
-    r = bed.ks("get", "pods")
+    r = bed.cli("get", "pods")
     assert all(line.split()[1:3] == ["0/1", "Running"] for line in r.stdout.splitlines()[1:]), r.stdout
     flag.unlink()
     bed.wait(lambda: bed.endpoints("ready") == (ips, []), what="back in rotation")
@@ -123,7 +123,7 @@ def test_rolling_update_undo_and_cascade(bed: Bed) -> None:
     bed.start_kubelet()
     bed.create(service("app"))
     bed.create(deployment("app", 2, "v1"))
-    r = bed.ks("rollout", "status", "deployment/app", "--timeout", "20")
+    r = bed.cli("rollout", "status", "deployment/app", "--timeout", "20")
     assert r.returncode == 0 and r.stdout.endswith('deployment "app" successfully rolled out\n'), (r.stdout, r.stderr)
     v1_pods = {p["metadata"]["name"] for p in bed.pods(app="app")}
     ready_ips(bed, "app", 2)
@@ -155,15 +155,15 @@ def test_rolling_update_undo_and_cascade(bed: Bed) -> None:
     events = [e["message"] for e in bed.store.list("Event", "default") if e["reason"] == "ScalingReplicaSet"]
     assert any(m.startswith("Scaled down replica set") for m in events), events
     # undo goes back to the first template (a third revision)
-    r = bed.ks("rollout", "undo", "deployment/app")
+    r = bed.cli("rollout", "undo", "deployment/app")
     assert (r.returncode, r.stdout) == (0, "deployment.apps/app rolled back\n"), r.stderr
-    r = bed.ks("rollout", "status", "deployment/app", "--timeout", "25")
+    r = bed.cli("rollout", "status", "deployment/app", "--timeout", "25")
     assert r.returncode == 0, r.stderr
     ready_ips(bed, "app", 2)
     envs = {e["value"] for p in bed.pods(app="app") if not p["metadata"].get("deletionTimestamp")
             for e in p["spec"]["containers"][0]["env"] if e["name"] == "VERSION"}
     assert envs == {"v1"}
     # cascade: deployment -> replica sets -> pods
-    assert bed.ks("delete", "deployment", "app").returncode == 0
+    assert bed.cli("delete", "deployment", "app").returncode == 0
     assert bed.store.list("ReplicaSet", "default") == []
     bed.wait(lambda: bed.pods(app="app") == [], what="pods removed by the kubelet once stopped")
