@@ -41,7 +41,7 @@ def test_cascade_background_and_orphan_then_adoption(bed: Bed) -> None:
     ctrl.sync()
     assert {p["metadata"]["name"] for p in bed.store.list("Pod", "default")} == {"db-0", "db-1"}
     # orphan: the pods stay, without the reference
-    r = bed.ks("delete", "statefulset", "db", "--cascade=orphan")
+    r = bed.cli("delete", "statefulset", "db", "--cascade=orphan")
     assert (r.returncode, r.stdout) == (0, 'statefulset.apps "db" deleted\n'), r.stderr
     pods = bed.store.list("Pod", "default")
     assert len(pods) == 2 and all("ownerReferences" not in p["metadata"] for p in pods)
@@ -53,7 +53,7 @@ def test_cascade_background_and_orphan_then_adoption(bed: Bed) -> None:
         ref = p["metadata"]["ownerReferences"][0]
         assert (ref["uid"], ref["controller"], ref["blockOwnerDeletion"]) == (new_owner["metadata"]["uid"], True, True)
     # background (the default): the pods go with it
-    r = bed.ks("delete", "statefulset", "db")
+    r = bed.cli("delete", "statefulset", "db")
     assert r.returncode == 0, r.stderr
     assert bed.store.list("Pod", "default") == []
 
@@ -65,7 +65,7 @@ def test_background_keeps_a_dependent_with_another_live_owner(bed: Bed) -> None:
                                                   "uid": b["metadata"]["uid"]})
     bed.create(shared)
     bed.create(cm("only-a", a))
-    assert bed.ks("delete", "configmap", "a").returncode == 0
+    assert bed.cli("delete", "configmap", "a").returncode == 0
     assert get(bed, "ConfigMap", "only-a") is None
     kept = get(bed, "ConfigMap", "shared")
     assert [r["name"] for r in kept["metadata"]["ownerReferences"]] == ["b"]
@@ -92,11 +92,11 @@ def test_foreground_waits_for_blocking_dependents(bed: Bed) -> None:
         held = get(bed, "ConfigMap", "held")
         assert held is not None and held["metadata"]["deletionTimestamp"]
         assert get(bed, "ConfigMap", "plain") is None
-        r = bed.ks("get", "configmap", "owner", "-o", "json")
+        r = bed.cli("get", "configmap", "owner", "-o", "json")
         assert json.loads(r.stdout)["metadata"]["finalizers"] == ["foregroundDeletion"]
         assert proc.poll() is None  # still waiting
         # the dependent's finalizer is removed: it goes; the garbage collector (in the kubelet) removes the owner
-        r = bed.ks("patch", "configmap", "held", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+        r = bed.cli("patch", "configmap", "held", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
         assert r.returncode == 0, r.stderr
         assert get(bed, "ConfigMap", "held") is None
         out, err = proc.communicate(timeout=30)
@@ -111,7 +111,7 @@ def test_foreground_waits_for_blocking_dependents(bed: Bed) -> None:
 def test_foreground_without_blockers_is_immediate(bed: Bed) -> None:
     owner = bed.create(cm("owner"))
     bed.create(cm("dep", owner))
-    assert bed.ks("delete", "configmap", "owner", "--cascade=foreground").returncode == 0
+    assert bed.cli("delete", "configmap", "owner", "--cascade=foreground").returncode == 0
     assert get(bed, "ConfigMap", "owner") is None and get(bed, "ConfigMap", "dep") is None
 
 
@@ -124,7 +124,7 @@ def test_collector_loop_removes_dependents_of_missing_owners(bed: Bed) -> None:
     ghost = {"kind": "ConfigMap", "metadata": {"name": "ghost", "uid": "00000000-0000-0000-0000-000000000000"}}
     bed.create(cm("of-ghost", ghost))
     bed.create(cm("free"))
-    assert bed.ks("delete", "pod", "p").returncode == 0
+    assert bed.cli("delete", "pod", "p").returncode == 0
     assert get(bed, "ConfigMap", "of-pod") is not None  # not in the delete's transaction
     bed.start_kubelet()
     bed.wait(lambda: get(bed, "ConfigMap", "of-pod") is None and get(bed, "ConfigMap", "of-ghost") is None,
@@ -139,7 +139,7 @@ def test_finalizers_hold_a_plain_delete(bed: Bed) -> None:
         obj = bed.wait(lambda: (x := get(bed, "ConfigMap", "kept")) and x["metadata"].get("deletionTimestamp") and x,
                        what="marked for deletion")
         assert obj["metadata"]["deletionGracePeriodSeconds"] == 0
-        r = bed.ks("patch", "configmap", "kept", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+        r = bed.cli("patch", "configmap", "kept", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
         assert r.returncode == 0, r.stderr
         assert get(bed, "ConfigMap", "kept") is None
         out, err = proc.communicate(timeout=30)
