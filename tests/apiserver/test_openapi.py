@@ -104,7 +104,7 @@ def test_explain_through_openapi_v2_protobuf(api: Api) -> None:
 ])
 def test_kubesvc_explain_prints_what_kubectl_prints(api: Api, args: tuple[str, ...]) -> None:
     k = api.kubectl("explain", *args)
-    s = api.ks("explain", *args)
+    s = api.cli("explain", *args)
     assert (s.code, s.out, s.err) == (k.code, k.out, k.err)
 
 
