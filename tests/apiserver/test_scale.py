@@ -255,13 +255,17 @@ def test_kubectl_scale_all_and_selector(api: Api, ns: str) -> None:
     for i, labels in ((1, "run: hello"), (2, "run: hello"), (3, "run: world")):
         create(api, ns, DEPLOY.replace("nginx-deployment", f"scale-{i}").replace("metadata: {name: scale", f"metadata: {{labels: {{{labels}}}, name: scale")
                .replace(", labels: {app: nginx}}", "}").replace("replicas: 3", "replicas: 1"))
+
+    def replicas() -> list[str]:  # one kubectl get for the three (a List, in the order asked)
+        return field(api, ns, "deploy scale-1 scale-2 scale-3", "{{range .items}}{{.spec.replicas}} {{end}}").split()
+
     for mode in ("client", "server"):
         assert api.kubectl("-n", ns, "scale", "deploy", "--replicas=3", "--all", f"--dry-run={mode}").code == 0
-    assert [field(api, ns, f"deploy scale-{i}", "{{.spec.replicas}}") for i in (1, 2, 3)] == ["1", "1", "1"]
+    assert replicas() == ["1", "1", "1"]
     assert api.kubectl("-n", ns, "scale", "deploy", "--replicas=2", "-l", "run=hello").code == 0
-    assert [field(api, ns, f"deploy scale-{i}", "{{.spec.replicas}}") for i in (1, 2, 3)] == ["2", "2", "1"]
+    assert replicas() == ["2", "2", "1"]
     assert api.kubectl("-n", ns, "scale", "deploy", "--replicas=3", "--all").code == 0
-    assert [field(api, ns, f"deploy scale-{i}", "{{.spec.replicas}}") for i in (1, 2, 3)] == ["3", "3", "3"]
+    assert replicas() == ["3", "3", "3"]
 
 
 # ------------------------------------------------------------------------------------- kubectl autoscale
