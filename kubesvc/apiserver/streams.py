@@ -609,20 +609,9 @@ async def _pump_stream(stream: asyncio.StreamReader, ch: _Channels, channel: int
 
 
 async def _pump_fd(fd: int, ch: _Channels, channel: int) -> None:
-    loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
     while True:
-        ready: asyncio.Future[None] = loop.create_future()
-
-        def wake(f: asyncio.Future[None] = ready) -> None:
-            if not f.done():
-                f.set_result(None)
-
-        loop.add_reader(fd, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
+        await execs.fd_ready(fd)
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:

@@ -91,26 +91,29 @@ def resize_frame(width: int, height: int) -> bytes:
     return tty_frame(TTY_RESIZE, struct.pack("!HH", max(0, min(width, 65535)), max(0, min(height, 65535))))
 
 
+async def fd_ready(fd: int, write: bool = False) -> None:
+    """Wait until ``fd`` is readable (or writable, with ``write``), through the running loop."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    (loop.add_writer if write else loop.add_reader)(fd, wake)
+    try:
+        await ready
+    finally:
+        (loop.remove_writer if write else loop.remove_reader)(fd)
+
+
 async def write_all(fd: int, data: bytes) -> None:
     """Write all of ``data`` to a non-blocking descriptor, waiting while the reader has not taken the rest."""
-    loop = asyncio.get_running_loop()
     while data:
         try:
             data = data[os.write(fd, data):]
-            continue
         except BlockingIOError:
-            pass
-        ready: asyncio.Future[None] = loop.create_future()
-
-        def wake(f: asyncio.Future[None] = ready) -> None:
-            if not f.done():
-                f.set_result(None)
-
-        loop.add_writer(fd, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_writer(fd)
+            await fd_ready(fd, write=True)
 
 
 @dataclass
@@ -340,17 +343,25 @@ class AttachStdin:
                 os.kill(self.holder, signal.SIGKILL)
 
 
-def attach_stdin(store_path: str, pod: Obj, container: str) -> AttachStdin | None:
-    """The stdin of a running container whose spec asks for one (``stdin: true``), else None: a runtime
-    drops the stdin of an attach to a container that has none."""
+def _live_exec_part(store_path: str, pod: Obj, container: str, key: str) -> Obj | None:
+    """``exec[key]`` of the record of a running container whose spec sets ``key`` (``stdin``/``tty``), else None."""
     spec: Obj = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container), {})
-    if not spec.get("stdin"):
+    if not spec.get(key):
         return None
     rec = tracking.read(tracking.record_path(logs.pod_dir(store_path, pod) / container))
     ctx = (rec or {}).get("exec")
-    if not tracking.live(rec) or not isinstance(ctx, dict) or not isinstance(ctx.get("stdin"), dict):
+    if not tracking.live(rec) or not isinstance(ctx, dict) or not isinstance(ctx.get(key), dict):
         return None
-    st = ctx["stdin"]
+    part: Obj = ctx[key]
+    return part
+
+
+def attach_stdin(store_path: str, pod: Obj, container: str) -> AttachStdin | None:
+    """The stdin of a running container whose spec asks for one (``stdin: true``), else None: a runtime
+    drops the stdin of an attach to a container that has none."""
+    st = _live_exec_part(store_path, pod, container, "stdin")
+    if st is None:
+        return None
     return AttachStdin(str(st.get("path") or ""), bool(st.get("once")), int(st.get("holder") or 0),
                        str(st.get("holderStart") or ""))
 
@@ -358,14 +369,10 @@ def attach_stdin(store_path: str, pod: Obj, container: str) -> AttachStdin | Non
 def attach_tty(store_path: str, pod: Obj, container: str) -> str | None:
     """The tty socket of a running ``tty: true`` container, else None (no terminal, or an adopted container's,
     whose master end its kubelet took with it)."""
-    spec: Obj = next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container), {})
-    if not spec.get("tty"):
+    tty = _live_exec_part(store_path, pod, container, "tty")
+    if tty is None:
         return None
-    rec = tracking.read(tracking.record_path(logs.pod_dir(store_path, pod) / container))
-    ctx = (rec or {}).get("exec")
-    if not tracking.live(rec) or not isinstance(ctx, dict) or not isinstance(ctx.get("tty"), dict):
-        return None
-    path = str(ctx["tty"].get("socket") or "")
+    path = str(tty.get("socket") or "")
     return path if path and os.path.exists(path) else None
 
 

@@ -68,6 +68,15 @@ class Container:
     tty: execs.Tty | None = None  # ``tty: true``: the terminal the kubelet keeps the master end of (execs)
     probe_tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    async def close_io(self) -> None:
+        """Let go of the stdin FIFO and the terminal the kubelet holds for this container, if any."""
+        if self.stdin is not None:
+            await self.stdin.close()
+            self.stdin = None
+        if self.tty is not None:
+            await self.tty.close()
+            self.tty = None
+
 
 class PodWorker:
     def __init__(self, node: Node, pod: Obj) -> None:
@@ -156,12 +165,7 @@ class PodWorker:
                 tracking.kill_leftovers(c.proc.pid)  # just exited: its group id cannot be someone else's yet
         for c in self.containers:
             tracking.remove(self.node.record_path(self, c.view.name))
-            if c.stdin is not None:
-                await c.stdin.close()
-                c.stdin = None
-            if c.tty is not None:
-                await c.tty.close()
-                c.tty = None
+            await c.close_io()
         if reason == "node-stopped":
             self.node_stopped = True
             for c in self.containers:
@@ -254,12 +258,7 @@ class PodWorker:
                         c.stdin.started()
                         await c.stdin.hold(c.proc.pid)
                 except OSError as e:
-                    if c.stdin is not None:
-                        await c.stdin.close()
-                        c.stdin = None
-                    if c.tty is not None:
-                        await c.tty.close()
-                        c.tty = None
+                    await c.close_io()
                     c.proc = None
                     hint = ""
                     if isinstance(e, PermissionError) and c.identity.uid != 0:
@@ -312,12 +311,7 @@ class PodWorker:
         rc = await c.proc.wait()
         tracking.kill_leftovers(c.proc.pid)  # the rest of the container's process group
         tracking.remove(record)
-        if c.stdin is not None:
-            await c.stdin.close()
-            c.stdin = None
-        if c.tty is not None:
-            await c.tty.close()
-            c.tty = None
+        await c.close_io()
         for t in c.probe_tasks:
             t.cancel()
         c.probe_tasks.clear()
