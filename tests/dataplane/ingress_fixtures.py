@@ -331,3 +331,53 @@ def shared_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
         yield bed
     finally:
         bed.close()
+
+
+class HeadBackend:
+    """A raw backend on 127.0.0.1 for bodyless requests: one thread per connection reads each request head, keeps
+    it in ``heads`` and calls ``answer(conn, head)``, which writes the answer and returns False to close the
+    connection. ``stop`` closes the listener and every connection."""
+
+    def __init__(self) -> None:
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.heads: list[bytes] = []
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def answer(self, c: socket.socket, head: bytes) -> bool:
+        raise NotImplementedError
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c: socket.socket) -> None:
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                self.heads.append(head)
+                if not self.answer(c, head):
+                    return
+        except (OSError, ValueError, IndexError):
+            pass
+        finally:
+            c.close()
+
+    def stop(self) -> None:
+        self.srv.close()
+        for c in self.conns:
+            c.close()
+        self.thread.join(5)

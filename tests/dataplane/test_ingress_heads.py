@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from kubesvc.dataplane.ingress import http, upstream
 from kubesvc.dataplane.ingress.exchange import HTTPConfig, Shared, request_py, valid_host
 from kubesvc.dataplane.ingress.http import ClientConn, request_c
 from kubesvc.dataplane.ingress.upstream import SERVER_LINE, STATUS_LINES, Pool, UpstreamConn, answer_c, answer_py
-from tests.dataplane.ingress_fixtures import Bed
+from tests.dataplane.ingress_fixtures import Bed, HeadBackend
 from tests.support.procs import Proc, ready_fields
 
 needs_c = pytest.mark.skipif(answer_c is None or request_c is None, reason="kubesvc was installed without a C compiler: no _heads module")
@@ -321,51 +320,15 @@ ANSWERS = [d for d in HOSTILE if b"chunked" not in d and not incomplete(d) and n
     NGINX.replace(b"X-Id: 0123", b"X-Id: 9999"), NGINX.replace(b"Content-Length: 2", b"Content-Length: 5")[:-2] + b"hello"]
 
 
-class CannedBackend:
+class CannedBackend(HeadBackend):
     """Answers ``GET /a/N`` with ``ANSWERS[N]`` (any other path with ``NGINX``) in one ``sendall``, then reads the next
     request on the connection (closes it after an answer without Content-Length). Keeps every request head."""
 
-    def __init__(self) -> None:
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self.heads: list[bytes] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c: socket.socket) -> None:
-        buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                self.heads.append(head)
-                path = head.split(b" ", 2)[1]
-                answer = ANSWERS[int(path.rsplit(b"/", 1)[1])] if path.startswith(b"/a/") else NGINX
-                c.sendall(answer)
-                if b"content-length:" not in answer.lower():
-                    return  # close-delimited
-        except (OSError, ValueError, IndexError):
-            pass
-        finally:
-            c.close()
-
-    def stop(self) -> None:
-        self.srv.close()
-        for c in self.conns:
-            c.close()
+    def answer(self, c: socket.socket, head: bytes) -> bool:
+        path = head.split(b" ", 2)[1]
+        answer = ANSWERS[int(path.rsplit(b"/", 1)[1])] if path.startswith(b"/a/") else NGINX
+        c.sendall(answer)
+        return b"content-length:" in answer.lower()  # else close-delimited
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,63 +24,31 @@ HEAD = (b"HTTP/1.1 200 OK\r\nServer: t\r\nContent-Type: text/plain\r\nContent-Le
 CLIENT_HEAD = b"HTTP/1.1 200 OK\r\nServer: t\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n"  # hop-by-hop gone
 
 
-class OneWriteBackend:
+class OneWriteBackend(ingress_fixtures.HeadBackend):
     """Answers every request on a kept-alive connection with HEAD + an 8-byte body naming the path, in one write
     (``/split...``: the head, then the body 50 ms later). Records each request head it received."""
 
     def __init__(self, head: bytes = HEAD) -> None:
         self.head = head
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        self.heads: list[bytes] = []
-        self.conns: list[socket.socket] = []
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while not self.stopping:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c: socket.socket) -> None:
-        buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)  # the router sends bodyless GET/HEADs here
-                self.heads.append(head)
-                method, path = head.split(b" ", 2)[:2]
-                body = path.ljust(8, b".")[:8]
-                if method == b"HEAD":
-                    c.sendall(self.head)
-                elif path.startswith(b"/split"):
-                    c.sendall(self.head)
-                    time.sleep(0.05)
-                    c.sendall(body)
-                else:
-                    c.sendall(self.head + body)
-        except OSError:
-            pass
+    def answer(self, c: socket.socket, head: bytes) -> bool:  # the router sends bodyless GET/HEADs here
+        method, path = head.split(b" ", 2)[:2]
+        body = path.ljust(8, b".")[:8]
+        if method == b"HEAD":
+            c.sendall(self.head)
+        elif path.startswith(b"/split"):
+            c.sendall(self.head)
+            time.sleep(0.05)
+            c.sendall(body)
+        else:
+            c.sendall(self.head + body)
+        return True
 
     def headers(self, i: int) -> dict[bytes, bytes]:
         lines = self.heads[i].split(b"\r\n")[1:]
         return {k.lower(): v for k, v in (line.split(b": ", 1) for line in lines)}
 
-    def stop(self) -> None:
-        self.stopping = True
-        self.srv.close()
-        for c in self.conns:
-            c.close()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")
