@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from kubesvc.dataplane.kubelet.netns import PodNetworks
 from tests.workloads.fixtures import POD_UID, Bed, container_pid, running_ready, server_container
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2")
@@ -26,10 +27,10 @@ def netns_names() -> set[str]:
 
 
 def test_two_pods_bind_same_port_in_own_namespaces(bed: Bed) -> None:
-    probe = subprocess.run(["ip", "netns", "add", "kubesvc-probe-perm"], capture_output=True, check=False)
+    probe = subprocess.run(["ip", "netns", "add", f"kubesvc-probe-{os.getpid()}"], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip("cannot create network namespaces here")
-    subprocess.run(["ip", "netns", "del", "kubesvc-probe-perm"], capture_output=True, check=False)
+    subprocess.run(["ip", "netns", "del", f"kubesvc-probe-{os.getpid()}"], capture_output=True, check=False)
     before = netns_names()
     bed.start_kubelet("--isolation", "netns", "--pod-cidr", "10.231.0.0/16")
     for name in ("twin-a", "twin-b"):
@@ -51,17 +52,17 @@ def test_two_pods_bind_same_port_in_own_namespaces(bed: Bed) -> None:
     for p in pods:  # the user changes after the namespace switch (setpriv): not root there either
         status = Path(f"/proc/{container_pid(p)}/status").read_text()
         assert f"Uid:\t{POD_UID}\t" in status, status
-    made = netns_names() - before
-    assert len(made) == 2 and all(n.startswith("kubesvc-") for n in made)
+    made = {PodNetworks.names(p["metadata"]["uid"])[0] for p in pods}  # by uid: other tests make namespaces too
+    assert len(made) == 2 and made <= netns_names() - before
     assert bed.kubelet is not None and bed.kubelet.stop() == 0
     assert not (netns_names() & made), "namespaces left behind"
 
 
 def test_adopted_pod_keeps_its_namespace(bed: Bed) -> None:
-    probe = subprocess.run(["ip", "netns", "add", "kubesvc-probe-perm"], capture_output=True, check=False)
+    probe = subprocess.run(["ip", "netns", "add", f"kubesvc-probe-{os.getpid()}"], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip("cannot create network namespaces here")
-    subprocess.run(["ip", "netns", "del", "kubesvc-probe-perm"], capture_output=True, check=False)
+    subprocess.run(["ip", "netns", "del", f"kubesvc-probe-{os.getpid()}"], capture_output=True, check=False)
     before = netns_names()
     args = ("--isolation", "netns", "--pod-cidr", "10.232.0.0/16")
     bed.start_kubelet(*args)
@@ -71,7 +72,8 @@ def test_adopted_pod_keeps_its_namespace(bed: Bed) -> None:
                 "spec": {"terminationGracePeriodSeconds": 1, "containers": [c]}})
     pod = bed.wait(lambda: (p := bed.pod("solo")) and running_ready(p) and p, timeout=20, what="ready")
     pid, ip = container_pid(pod), pod["status"]["podIP"]
-    made = netns_names() - before
+    made = {PodNetworks.names(pod["metadata"]["uid"])[0]}
+    assert made <= netns_names() - before
     bed.kill_kubelet()
     bed.start_kubelet(*args)
     bed.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sentinel"},
@@ -87,17 +89,17 @@ def test_adopted_pod_keeps_its_namespace(bed: Bed) -> None:
 
 
 def test_down_after_killed_kubelet_removes_orphan_namespaces(bed: Bed) -> None:
-    probe = subprocess.run(["ip", "netns", "add", "kubesvc-probe-perm"], capture_output=True, check=False)
+    probe = subprocess.run(["ip", "netns", "add", f"kubesvc-probe-{os.getpid()}"], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip("cannot create network namespaces here")
-    subprocess.run(["ip", "netns", "del", "kubesvc-probe-perm"], capture_output=True, check=False)
+    subprocess.run(["ip", "netns", "del", f"kubesvc-probe-{os.getpid()}"], capture_output=True, check=False)
     before = netns_names()
     bed.start_kubelet("--isolation", "netns", "--pod-cidr", "10.233.0.0/16")
     bed.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo"},
                 "spec": {"terminationGracePeriodSeconds": 1, "containers": [server_container()]}})
     pid = bed.wait(lambda: (p := bed.pod("solo")) and running_ready(p) and container_pid(p), timeout=20, what="ready")
-    made = netns_names() - before
-    assert len(made) == 1
+    made = {PodNetworks.names(bed.pod("solo")["metadata"]["uid"])[0]}  # by uid: other tests make namespaces too
+    assert made <= netns_names() - before
     bed.kill_kubelet()
     r = bed.ks("down")
     assert r.returncode == 0 and "pods: stopped 1 container process(es)" in r.stdout, (r.stdout, r.stderr)

@@ -111,8 +111,9 @@ def test_volumes_under_the_pod_dir_in_loopback_mode(bed: Bed) -> None:
 def _netns_ok() -> bool:
     if not ROOT_USER or shutil.which("ip") is None:
         return False
-    r = subprocess.run(["ip", "netns", "add", "kubesvc-probe-pv"], capture_output=True, check=False)
-    subprocess.run(["ip", "netns", "del", "kubesvc-probe-pv"], capture_output=True, check=False)
+    name = f"kubesvc-probe-{os.getpid()}"  # per process: every xdist worker runs this at collection, at once
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, check=False)
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
     return r.returncode == 0
 
 
