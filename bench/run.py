@@ -8,7 +8,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHES = ["cli_bench.py", "api_bench.py", "proxy_bench.py", "proxy_scale_bench.py",
-           "dns_bench.py", "ingress_bench.py", "portforward_bench.py", "plugin_bench.py"]
+           "dns_bench.py", "ingress_bench.py", "ingress_floor.py", "portforward_bench.py", "plugin_bench.py"]
 
 
 def main() -> int:
