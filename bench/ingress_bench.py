@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -159,37 +160,50 @@ def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int, 
         ng.stop()
 
 
-def main() -> int:
+def arguments(name: str) -> tuple[float, int, list[int]] | None:
+    """(seconds, rounds, worker counts) from the command line; None (said why) when wrk or nginx is missing."""
     missing = _peers.have("wrk", "nginx")
     if missing:
-        print(f"ingress_bench: {', '.join(missing)} needed (BENCH=1 bash scripts/sysdeps.sh); skipped")
-        return 0
+        print(f"{name}: {', '.join(missing)} needed (BENCH=1 bash scripts/sysdeps.sh); skipped")
+        return None
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else ROUNDS
-    counts = [int(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else [1, 2]
+    return seconds, rounds, [int(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else [1, 2]
+
+
+def main() -> int:
+    args = arguments("ingress_bench")
+    if args is None:
+        return 0
+    seconds, rounds, counts = args
     which = sys.argv[4].split(",") if len(sys.argv) > 4 else list(ROWS)
     if set(which) - set(ROWS):
         print(f"ingress_bench: rows are {', '.join(ROWS)}")
         return 2
+    print_table(counts, lambda tmp, backend, n: compare(tmp, backend, n, seconds, rounds, which),
+                f"wrk -t1 through each proxy to the same nginx backend (`return 200`, 1 worker), kept-alive connections; "
+                f"median of {rounds} alternating rounds of {seconds:g} s. Nw = kubesvc --workers N vs nginx worker_processes N.",
+                ["kubesvc ingress", "nginx proxy_pass", "ratio (kubesvc/nginx)", "per-round ratio spread"])
+    return 0
+
+
+def print_table(counts: list[int], rows_for: Callable[[str, Addr, int], list[str]], intro: str, columns: list[str]) -> None:
+    """A Markdown table of ``rows_for(tmp, backend, n)`` for each worker count ``n``, run with a temporary directory
+    and the nginx backend (``_peers.nginx``) on a free loopback port, both gone afterwards."""
     tmp = tempfile.mkdtemp()
     backend_proc: Spawned | None = None
     try:
         backend = ("127.0.0.1", free_port("127.0.0.1"))
         backend_proc = _peers.nginx(tmp, backend)
-        rows = []
-        for n in counts:
-            rows += compare(tmp, backend, n, seconds, rounds, which)
-        print(f"wrk -t1 through each proxy to the same nginx backend (`return 200`, 1 worker), kept-alive connections; "
-              f"median of {rounds} alternating rounds of {seconds:g} s. Nw = kubesvc --workers N vs nginx worker_processes N.\n")
-        print("| workload | kubesvc ingress | nginx proxy_pass | ratio (kubesvc/nginx) | per-round ratio spread |")
-        print("|---|---|---|---|---|")
-        print("\n".join(rows))
-        return 0
+        rows = [row for n in counts for row in rows_for(tmp, backend, n)]
     finally:
         if backend_proc is not None:
             backend_proc.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-
+    print(intro + "\n")
+    print("| workload | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    print("\n".join(rows))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,10 +16,8 @@ new, the default) and `same` (wrk's one request over and over: the head caches' 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -86,37 +84,20 @@ def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int, 
 
 
 def main() -> int:
-    missing = _peers.have("wrk", "nginx")
-    if missing:
-        print(f"ingress_floor: {', '.join(missing)} needed (BENCH=1 scripts/sysdeps.sh); skipped")
+    args = ingress_bench.arguments("ingress_floor")
+    if args is None:
         return 0
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    counts = [int(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else [1, 2]
+    seconds, rounds, counts = args
     which = sys.argv[4].split(",") if len(sys.argv) > 4 else ["new"]
     if set(which) - {"new", "same"}:
         print("ingress_floor: rows are new (every head new) and same (wrk's one request, kept alive)")
         return 2
-    tmp = tempfile.mkdtemp()
-    backend_proc: _peers.Spawned | None = None
-    try:
-        backend = ("127.0.0.1", free_port("127.0.0.1"))
-        backend_proc = _peers.nginx(tmp, backend)
-        rows = []
-        for n in counts:
-            rows += compare(tmp, backend, n, seconds, rounds, which)
-        print(f"wrk -t1, 50 kept-alive connections, through each to the same nginx backend; median of "
-              f"{rounds} alternating rounds of {seconds:g} s. Nw = N processes each.\n")
-        print("| workload | nginx proxy_pass | kubesvc ingress | relay floor (uvloop, Python protocols) "
-              "| kubesvc / nginx | relay / nginx |")
-        print("|---|---|---|---|---|---|")
-        print("\n".join(rows))
-        return 0
-    finally:
-        if backend_proc is not None:
-            backend_proc.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-
+    ingress_bench.print_table(
+        counts, lambda tmp, backend, n: compare(tmp, backend, n, seconds, rounds, which),
+        f"wrk -t1, 50 kept-alive connections, through each to the same nginx backend; median of {rounds} alternating "
+        f"rounds of {seconds:g} s. Nw = N processes each.",
+        ["nginx proxy_pass", "kubesvc ingress", "relay floor (uvloop, Python protocols)", "kubesvc / nginx", "relay / nginx"])
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
