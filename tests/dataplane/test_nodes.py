@@ -206,6 +206,25 @@ def _wait_ready(c: Cluster, want: int) -> list[dict]:
     raise AssertionError(f"pods not ready: {[(p['metadata']['name'], p.get('status')) for p in items]}; {logs}")
 
 
+def _wait_serving(c: Cluster) -> None:
+    """Bounded: until every node's proxy answers on each NodePort that has an endpoint for it (both web Services on
+    both nodes, solo-local on node 2). Pods Ready is not yet that: each Service's endpoints are published, then each
+    node's proxy syncs them; once, under the whole suite in parallel, node 1 refused eTP Local's first request (its
+    proxy had no local endpoint for it yet)."""
+    fabric = nodes.fabric(c.store)
+    one, two = c.nodes
+    urls = [f"http://{n.ip}:{c.node_port(svc)}/hostname" for svc in ("web", "web-local") for n in (one, two)]
+    urls.append(f"http://{two.ip}:{c.node_port('solo-local')}/hostname")
+    for url in urls:
+        r = c.curl(fabric, url)
+        for _ in range(60):
+            if r.returncode == 0:
+                break
+            time.sleep(0.5)
+            r = c.curl(fabric, url)
+        assert r.returncode == 0, ("not serving after 30 s", url, r.stderr)
+
+
 MODES = ["userspace", "nftables"]
 
 
@@ -236,6 +255,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         uids = [p["metadata"]["uid"] for p in ready]
         c.pods = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in ready if p["metadata"]["name"] != "solo"}
         assert set(c.pods) == {"kubesvc-node", "kubesvc-node-2"}, ready  # spread: one web pod per node
+        _wait_serving(c)
         yield c
     finally:
         kubesvc(store, "down")
