@@ -119,6 +119,13 @@ def median(xs: list[float]) -> float:
     return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2
 
 
+def measure(addr: Addr, pids: list[int], conns: int, seconds: float, script: str = "") -> tuple[float, float, float]:
+    """One wrk round against ``addr``: (requests/s, p99 ms, CPU us per request of the processes ``pids``)."""
+    c0 = cpu_seconds(pids)
+    rps, p99 = wrk(addr, conns, seconds, script=script)
+    return rps, p99, (cpu_seconds(pids) - c0) / (rps * max(1, round(seconds))) * 1e6
+
+
 ROWS = {"keepalive": (50, False), "single": (1, False), "new": (50, True)}
 
 
@@ -141,10 +148,7 @@ def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int, 
             res: dict[str, list[tuple[float, float, float]]] = {"ks": [], "ng": []}  # (rps, p99, cpu us/request)
             for _ in range(rounds):
                 for name, addr in (("ks", ks_addr), ("ng", ng_addr)):
-                    c0 = cpu_seconds(pids[name])
-                    rps, p99 = wrk(addr, conns, seconds, script=lua)
-                    cpu = (cpu_seconds(pids[name]) - c0) / (rps * max(1, round(seconds))) * 1e6
-                    res[name].append((rps, p99, cpu))
+                    res[name].append(measure(addr, pids[name], conns, seconds, lua))
             label = f"{workers}w, {conns} conn{'s' if conns > 1 else ''}" + (", every head new" if lua else "")
             for col, what, fmt in ((0, "req/s", "{:,.0f}"), (1, "p99 latency (ms)", "{:.2f}"), (2, "CPU per request (us)", "{:.1f}")):
                 if conns == 1 and col == 2:
@@ -204,6 +208,7 @@ def print_table(counts: list[int], rows_for: Callable[[str, Addr, int], list[str
     print("| workload | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     print("\n".join(rows))
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,7 +25,7 @@ sys.path.insert(0, HERE)
 
 import _peers  # noqa: E402
 import ingress_bench  # noqa: E402
-from _peers import Addr, children, cpu_seconds, free_port, wrk  # noqa: E402
+from _peers import Addr, children, free_port, wrk  # noqa: E402
 
 
 def relays(addr: Addr, backend: Addr, n: int) -> list[subprocess.Popen[str]]:
@@ -65,9 +65,7 @@ def compare(tmp: str, backend: Addr, workers: int, seconds: float, rounds: int, 
             res: dict[str, list[tuple[float, float, float]]] = {name: [] for name in addrs}
             for _ in range(rounds):
                 for name, addr in addrs.items():
-                    c0 = cpu_seconds(pids[name])
-                    rps, p99 = wrk(addr, 50, seconds, script=lua)
-                    res[name].append((rps, p99, (cpu_seconds(pids[name]) - c0) / (rps * max(1, round(seconds))) * 1e6))
+                    res[name].append(ingress_bench.measure(addr, pids[name], 50, seconds, lua))
             med = {name: [ingress_bench.median([r[col] for r in rs]) for col in range(3)] for name, rs in res.items()}
             label = f"{workers}w, " + ("every head new" if row == "new" else "same request")
             for col, what, fmt in ((0, "req/s", "{:,.0f}"), (1, "p99 latency (ms)", "{:.2f}"), (2, "CPU per request (us)", "{:.1f}")):
@@ -98,6 +96,7 @@ def main() -> int:
         f"rounds of {seconds:g} s. Nw = N processes each.",
         ["nginx proxy_pass", "kubesvc ingress", "relay floor (uvloop, Python protocols)", "kubesvc / nginx", "relay / nginx"])
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,15 +4,13 @@ with the real kubectl on the same store where they print the same."""
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.apiserver.fixtures import *  # noqa: F403
 from tests.apiserver.fixtures import Api, needs_kubectl
-from tests.support.procs import ROOT
+from tests.support.procs import ROOT, wait_for
 
 pytestmark = needs_kubectl
 
@@ -42,25 +40,16 @@ def test_wait_prints_and_exits_as_kubectl(api: Api, ns: str) -> None:
         assert (k.code, k.out, k.err) == (s.code, s.out, s.err), (args, k, s)
 
 
-# clock_nanosleep, what time.sleep calls; a `wait` sleeps only in its polling loop, after it read its objects
-NANOSLEEP = {"x86_64": "230", "aarch64": "115"}.get(platform.machine())
-
-
 def _polling(p: subprocess.Popen[str]) -> None:
-    """Until the `kubesvc wait` process ``p`` sleeps in its polling loop: it has read its object, so a change made
-    now is one it sees happen (made before, `--for=delete` would find nothing to report)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and p.poll() is None:
-        if NANOSLEEP is None:  # another architecture: no number to look for; give it the time a start takes
-            time.sleep(3)
-            return
-        try:
-            if Path(f"/proc/{p.pid}/syscall").read_text().split()[0] == NANOSLEEP:
-                return
-        except (OSError, IndexError):
-            pass
-        time.sleep(0.02)
-    raise AssertionError(f"kubesvc wait (pid {p.pid}) did not start polling: exit {p.poll()}")
+    """Until the `kubesvc wait` process ``p`` sleeps in its polling loop (its wait channel is the kernel's nanosleep,
+    what time.sleep blocks in; nothing before its first read sleeps): it has read its object, so a change made now is
+    one it sees happen (made before, `--for=delete` would find nothing to report)."""
+
+    def sleeping() -> bool:
+        assert p.poll() is None, f"kubesvc wait exited ({p.returncode}) before polling"
+        return "nanosleep" in Path(f"/proc/{p.pid}/wchan").read_text()
+
+    wait_for(sleeping, timeout=30, interval=0.02, what=f"kubesvc wait (pid {p.pid}) polling")
 
 
 def test_wait_returns_when_the_change_happens(api: Api, ns: str) -> None:

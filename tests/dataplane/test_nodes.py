@@ -19,6 +19,7 @@ from kubesvc.controllers.scheduler import pick_node
 from kubesvc.dataplane import nodes
 from kubesvc.dataplane.kubelet.netns import PodNetworks
 from tests.dataplane.test_up_rootless import Rootless, rootless, user_store  # noqa: F401 (fixtures)
+from tests.support.procs import wait_for
 
 
 def node(name: str, labels: dict[str, str] | None = None, ready: str = "True") -> dict:
@@ -215,15 +216,14 @@ def _wait_serving(c: Cluster) -> None:
     one, two = c.nodes
     urls = [f"http://{n.ip}:{c.node_port(svc)}/hostname" for svc in ("web", "web-local") for n in (one, two)]
     urls.append(f"http://{two.ip}:{c.node_port('solo-local')}/hostname")
-    for url in urls:
-        r = c.curl(fabric, url)
-        for _ in range(60):
-            if r.returncode == 0:
-                break
-            time.sleep(0.5)
-            r = c.curl(fabric, url)
-        assert r.returncode == 0, ("not serving after 30 s", url, r.stderr)
 
+    def answers(url: str) -> bool:
+        r = c.curl(fabric, url)
+        assert r.returncode == 0, r.stderr
+        return True
+
+    for url in urls:
+        wait_for(lambda url=url: answers(url), timeout=30, interval=0.5, what=f"{url} answering")
 
 MODES = ["userspace", "nftables"]
 
