@@ -16,7 +16,7 @@ from typing import Any
 
 import httptools
 
-from kubesvc.dataplane.ingress import responses
+from kubesvc.dataplane.ingress import lane, responses
 from kubesvc.dataplane.ingress.exchange import BUFFER_LIMIT, HSTS, IDEMPOTENT, PLAIN_CONNECTION, Exchange, Hit, drop_listed
 from kubesvc.dataplane.ingress.flow import FlowControl
 from kubesvc.dataplane.ingress.upstream import STATUS_LINES, Clock, Endpoint, Upstream, UpstreamConn, reason_phrase
@@ -56,6 +56,28 @@ class Cycle(FlowControl):
         ex.body_done = True
         self.cur = ex
         self.route(ex, host, url, hit)
+
+    def materialize(self, data: bytes, rid: bytes, hit: Hit, ep: Endpoint, conn: UpstreamConn | None, started: float,
+                    status: int, sent: int) -> Exchange:
+        """The ``Exchange`` of a fast-lane exchange (``lane``), as ``replay`` and ``route`` would have left it:
+        request ``data`` sent on ``conn`` to ``ep`` (``hit`` its route-cache entry), answered with ``status`` and
+        ``sent`` body bytes when ``status`` is set. Called by the compiled ``cur`` when Python code reads it."""
+        ex = Exchange()
+        ex.method, ex.version, ex.keep_alive, ex.host, ex.url, _, ex.prefix, ex.tail, ex.special = lane.request(data, self.cfg.max_headers)
+        ex.req_id = rid
+        ex.complete_head = True
+        ex.body_done = True
+        ex.route = hit[0]
+        ex.limit = hit[3]
+        ex.endpoint = ep
+        ex.reused = True
+        ex.up = conn
+        ex.started = started
+        if status:
+            ex.status = ex.upstream_status = status
+            ex.head_sent = True
+            ex.sent = sent
+        return ex
 
     # ------------------------------------------------------------------------------ routing
     def start(self, ex: Exchange) -> None:

@@ -13,14 +13,14 @@ Rules kept here (see ``http`` for the whole list):
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from kubesvc.dataplane.ingress.exchange import LINGER, Exchange, HTTPConfig, Shared
+from kubesvc.dataplane.ingress.lane import ClientRoot
 from kubesvc.dataplane.ingress.upstream import Clock, UpstreamConn
 
 
-class FlowControl(asyncio.Protocol):
+class FlowControl(ClientRoot):
     """The connection state every part shares, and the flow-control methods. Not used alone: see ``ClientConn``."""
 
     shared: Shared

@@ -46,9 +46,11 @@ from typing import Any
 
 import httptools
 
+from kubesvc.dataplane.ingress import lane
 from kubesvc.dataplane.ingress.cycle import Cycle
-from kubesvc.dataplane.ingress.exchange import BUFFER_LIMIT, HOP, RECORD, Exchange, Hit, HTTPConfig, Reject, Shared, valid_host
-from kubesvc.dataplane.ingress.upstream import Clock, UpstreamConn
+from kubesvc.dataplane.ingress.exchange import BUFFER_LIMIT, HOP, HSTS, RECORD, Exchange, Hit, HTTPConfig, Reject, Shared, valid_host
+from kubesvc.dataplane.ingress.upstream import SERVER_LINE, STATUS_LINES, Clock, UpstreamConn
+from kubesvc.dataplane.observe import HUB
 
 log = logging.getLogger("kubesvc.ingress")
 
@@ -62,6 +64,14 @@ REQUEST_HEAD = request_c if os.environ.get("KUBESVC_INGRESS_COMPILED", "1") != "
 
 class _NoCallbacks:
     """The protocol of ``ClientConn.checker``: llhttp only validates and frames (no callback at all)."""
+
+
+def _request_checker() -> httptools.HttpRequestParser:
+    return httptools.HttpRequestParser(_NoCallbacks())
+
+
+if lane.ENABLED:
+    lane.setup(STATUS_LINES, SERVER_LINE, Clock, HUB, _request_checker)
 
 __all__ = ["ClientConn", "HTTPConfig", "Shared", "valid_host"]
 
@@ -113,6 +123,10 @@ class ClientConn(Cycle):
                           b"\r\nX-Forwarded-Scheme: %s\r\nX-Scheme: %s\r\n" % (peer_b, peer_b, self.port, scheme, scheme, scheme))
         self.shared.conns.add(self)
         self._deadline("header", self.cfg.header_timeout)
+        if lane.ENABLED:
+            cfg = self.cfg
+            self.lane_setup(self.shared, transport, self.forwarded, HSTS if self.https and cfg.hsts else None, self.quick_max,
+                            cfg.max_headers, self.read_timeout, cfg.keepalive_timeout, self.https)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -127,7 +141,8 @@ class ClientConn(Cycle):
         self.cur = None
         self.pending.clear()
 
-    def data_received(self, data: bytes) -> None:
+    def general_data_received(self, data: bytes) -> None:
+        """Every chunk the fast lane does not take (see ``lane``)."""
         if self.tunnel_up is not None:
             self.tunnel_up.write(data)
             return
@@ -183,6 +198,9 @@ class ClientConn(Cycle):
             if self.learning == 2 and self.learned is not None and self.parsing is None:
                 self.shared.request_heads.remember(data, self.learned)
 
+    if not lane.ENABLED:
+        data_received = general_data_received
+
     def quick_checks(self, data: bytes, seen: tuple[Any, ...]) -> Hit | None:
         """What ``start`` checks of a request read by ``_heads.request``: the Host's form (the host cache), and llhttp
         accepts ``data`` (a second parser without callbacks, at a message boundary as the main one stands); and the
@@ -199,7 +217,7 @@ class ClientConn(Cycle):
             return None
         checker = self.checker
         if checker is None:
-            checker = self.checker = httptools.HttpRequestParser(_NoCallbacks())
+            checker = self.checker = _request_checker()
         try:
             checker.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
+from kubesvc.dataplane.ingress import lane
+
 if TYPE_CHECKING:
     from kubesvc.dataplane.ingress.cycle import Cycle
 
@@ -221,7 +223,7 @@ class Upstream:
         return eps[i]
 
 
-class UpstreamConn(asyncio.Protocol):
+class UpstreamConn(lane.UpstreamRoot):
     __slots__ = ("pool", "addr", "transport", "parser", "owner", "deadline", "closed", "hout", "special",
                  "idle_since", "tunnel", "paused", "got_data", "in_message", "learned", "learning", "has_server", "checker")
 
@@ -250,7 +252,8 @@ class UpstreamConn(asyncio.Protocol):
         self.transport = transport
         self.pool.live.add(self)
 
-    def data_received(self, data: bytes) -> None:
+    def general_data_received(self, data: bytes) -> None:
+        """Every answer chunk the fast lane does not take (see ``lane``)."""
         owner = self.owner
         if owner is None:  # an idle connection should not speak: drop it
             self.close()
@@ -300,6 +303,9 @@ class UpstreamConn(asyncio.Protocol):
                 self.pool.response_heads.remember(data[:head_end], learned)
         finally:
             owner.flush()
+
+    if not lane.ENABLED:
+        data_received = general_data_received
 
     def valid(self, data: bytes) -> bool:
         """Whether llhttp accepts ``data`` as one whole answer (``quick_answer`` framed it: head and the exact
