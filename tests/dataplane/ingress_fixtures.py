@@ -377,6 +377,10 @@ class HeadBackend:
             c.close()
 
     def stop(self) -> None:
+        try:
+            self.srv.shutdown(socket.SHUT_RDWR)  # wakes the accept() in the thread (close alone does not)
+        except OSError:
+            pass
         self.srv.close()
         for c in self.conns:
             c.close()
