@@ -637,6 +637,7 @@ static int client_fast(ClientBase *s, PyObject *data) {
     if (!r.keep && PyObject_SetAttr((PyObject *)s, s_checker, Py_None) < 0) goto fail; /* nothing after a closing request */
     /* committed: take the connection, move the round robin on */
     Py_ssize_t n = PyList_GET_SIZE(lst);
+    if (n == 0) goto out; /* (nothing above runs Python code that could take it) */
     conn = PyList_GET_ITEM(lst, n - 1);
     Py_INCREF(conn);
     if (PyList_SetSlice(lst, n - 1, n, NULL) < 0) goto fail;

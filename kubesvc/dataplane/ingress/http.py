@@ -35,6 +35,9 @@ Rules kept here (dataplane spec §3.3, §3.4):
   compiled ``_heads`` module where it was built (optional, C; ``exchange.request_py`` and ``upstream.answer_py``
   are its references), llhttp only validating it, then replayed as a cached one would be; anything else, and every
   head where the module is missing or ``KUBESVC_INGRESS_COMPILED=0``, takes the parser's callbacks. Same bytes out.
+- Where the module was built, a plain exchange (such a request to an idle pooled connection, answered plainly and
+  whole) never reaches this module's Python at all: ``ClientConn``'s compiled base forwards it (the fast lane, see
+  ``lane``), and ``data_received`` hands everything else to ``general_data_received``.
 """
 
 from __future__ import annotations
