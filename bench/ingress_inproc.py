@@ -4,9 +4,12 @@ backend gives under ``/u/`` (a unique ``X-Id`` header each time), so every reque
 sockets, no event loop: only the router's Python (and httptools) per request. Prints microseconds per request
 (best of the rounds), for the parsed path and, for comparison, with both heads replayed from the caches.
 
+Each row is measured with the fast lane (``kubesvc.dataplane.ingress.lane``: the compiled bases forward the plain
+exchange) and without it (the same connections with their Python ``general_data_received`` as ``data_received``).
+
 With ``steps`` as a third argument it measures the general path ("every head new") with each speed-up turned off
 and on in turn, in the same process (alternating, best of each): the compiled head transforms (``_heads``, answers
-then requests) and the one-rule-host route shortcut.
+then requests), the one-rule-host route shortcut, then the fast lane.
 
 Run: .venv/bin/python bench/ingress_inproc.py [requests per round [rounds [steps]]]
 """
@@ -22,7 +25,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from kubesvc.dataplane.ingress import exchange, http, routes, upstream  # noqa: E402
+from kubesvc.dataplane.ingress import exchange, http, lane, routes, upstream  # noqa: E402
 from kubesvc.dataplane.ingress.exchange import HTTPConfig, Shared  # noqa: E402
 from kubesvc.dataplane.ingress.http import ClientConn  # noqa: E402
 from kubesvc.dataplane.ingress.upstream import UpstreamConn  # noqa: E402
@@ -66,7 +69,20 @@ class Sink:
     abort = close
 
 
-def setup() -> tuple[ClientConn, UpstreamConn, Sink]:
+class PyClient(ClientConn):
+    """A client connection without the fast lane."""
+
+    data_received = ClientConn.general_data_received
+
+
+class PyUpstream(UpstreamConn):
+    """An upstream connection without the fast lane."""
+
+    __slots__ = ()
+    data_received = UpstreamConn.general_data_received
+
+
+def setup(fast: bool = True) -> tuple[ClientConn, UpstreamConn, Sink]:
     ing = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "default"},
            "spec": {"ingressClassName": "kubesvc", "rules": [{"http": {"paths": [
                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
@@ -75,17 +91,17 @@ def setup() -> tuple[ClientConn, UpstreamConn, Sink]:
     table = routes.build([ing], [cls])
     shared = Shared(HTTPConfig(), None)
     shared.install(table, {key: [BACKEND] for key in table.backends})
-    client = ClientConn(shared, "http")
+    client = (ClientConn if fast else PyClient)(shared, "http")
     client_t = Sink(("127.0.0.1", 40000), ("127.0.0.1", 8080))
     client.connection_made(client_t)
-    up = UpstreamConn(shared.pool, BACKEND)
+    up = (UpstreamConn if fast else PyUpstream)(shared.pool, BACKEND)
     up.connection_made(Sink(BACKEND, ("127.0.0.1", 40001)))
     shared.pool.release(up)
     return client, up, client_t
 
 
-def run(n: int, rounds: int, new_requests: bool, new_answers: bool) -> float:
-    client, up, sink = setup()
+def run(n: int, rounds: int, new_requests: bool, new_answers: bool, fast: bool = False) -> float:
+    client, up, sink = setup(fast)
     best = float("inf")
     for r in range(rounds):  # new paths and ids every round too (the route cache would remember a path)
         reqs = [REQUEST % (r * n + i if new_requests else 0) for i in range(n)]
@@ -108,14 +124,16 @@ def steps(n: int, rounds: int) -> None:
         self.hosts[h] = hit = (*hit[:3], None)
         return hit
 
-    configs = [("parsed path (none of them)", None, None, no_shortcut), ("+ compiled answer heads", answer_c, None, no_shortcut),
-               ("+ compiled request heads", answer_c, request_c, no_shortcut), ("+ one-rule host shortcut", answer_c, request_c, host)]
+    configs = [("parsed path (none of them)", None, None, no_shortcut, False),
+               ("+ compiled answer heads", answer_c, None, no_shortcut, False),
+               ("+ compiled request heads", answer_c, request_c, no_shortcut, False),
+               ("+ one-rule host shortcut", answer_c, request_c, host, False), ("+ fast lane", answer_c, request_c, host, True)]
     best = {label: float("inf") for label, *_ in configs}
     for _ in range(5):
-        for label, a, r, h in configs:
+        for label, a, r, h, fast in configs:
             upstream.ANSWER_HEAD, http.REQUEST_HEAD = a, r
             exchange.Shared.host = h  # type: ignore[method-assign]
-            best[label] = min(best[label], run(n, rounds, True, True))
+            best[label] = min(best[label], run(n, rounds, True, True, fast))
     upstream.ANSWER_HEAD, http.REQUEST_HEAD, exchange.Shared.host = answer_c, request_c, host  # type: ignore[method-assign]
     for label, us in best.items():
         print(f"{label}: {us:.2f} us per request")
@@ -127,7 +145,7 @@ def main() -> int:
     gc.collect()
     gc.freeze()
     if len(sys.argv) > 3 and sys.argv[3] == "steps":
-        if upstream.ANSWER_HEAD is None or http.REQUEST_HEAD is None:
+        if upstream.ANSWER_HEAD is None or http.REQUEST_HEAD is None or not lane.ENABLED:
             print("the compiled _heads module is not built (or KUBESVC_INGRESS_COMPILED=0): no steps to compare")
             return 1
         steps(n, rounds)
@@ -138,7 +156,8 @@ def main() -> int:
     print(repr(sink.last))
     for label, new_requests, new_answers in (("every head new", True, True), ("new requests, answers replayed", True, False),
                                              ("requests replayed, new answers", False, True), ("both replayed", False, False)):
-        print(f"{label}: {run(n, rounds, new_requests, new_answers):.2f} us per request")
+        lanes = f", fast lane {run(n, rounds, new_requests, new_answers, True):.2f}" if lane.ENABLED else ""
+        print(f"{label}: {run(n, rounds, new_requests, new_answers):.2f} us per request{lanes}")
     return 0
 
 

@@ -783,7 +783,6 @@ static PyTypeObject ClientBaseType = {
     .tp_basicsize = sizeof(ClientBase),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The base of http.ClientConn: the fast lane's client side.",
-    .tp_new = PyType_GenericNew,
     .tp_dealloc = (destructor)cb_dealloc,
     .tp_traverse = (traverseproc)cb_traverse,
     .tp_clear = (inquiry)cb_clear,
@@ -946,7 +945,6 @@ static PyTypeObject UpstreamBaseType = {
     .tp_basicsize = sizeof(PyObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "The base of upstream.UpstreamConn: the fast lane's upstream side.",
-    .tp_new = PyType_GenericNew,
     .tp_methods = ub_methods,
 };
 
@@ -991,6 +989,9 @@ PyMODINIT_FUNC PyInit__heads(void) {
     for (int i = 0; names[i].slot != NULL; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL) return NULL;
     if ((g_zero = PyFloat_FromDouble(0.0)) == NULL || (g_one = PyLong_FromLong(1)) == NULL) return NULL;
+    /* object's own __new__, not PyType_GenericNew: it lays out the instance dict's values inline, which the
+     * interpreter's attribute specializations need (with GenericNew every attribute of a ClientConn costs twice) */
+    ClientBaseType.tp_new = UpstreamBaseType.tp_new = PyBaseObject_Type.tp_new;
     if (PyType_Ready(&ClientBaseType) < 0 || PyType_Ready(&UpstreamBaseType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
