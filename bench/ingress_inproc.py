@@ -11,7 +11,10 @@ With ``steps`` as a third argument it measures the general path ("every head new
 and on in turn, in the same process (alternating, best of each): the compiled head transforms (``_heads``, answers
 then requests), the one-rule-host route shortcut, then the fast lane.
 
-Run: .venv/bin/python bench/ingress_inproc.py [requests per round [rounds [steps]]]
+With ``log`` as a third argument it measures the general path with an access log (a writer that drops the lines),
+with and without the lane: the lane then makes the Python ``Exchange`` and leaves the end of the exchange to Python.
+
+Run: .venv/bin/python bench/ingress_inproc.py [requests per round [rounds [steps | log]]]
 """
 
 from __future__ import annotations
@@ -82,14 +85,14 @@ class PyUpstream(UpstreamConn):
     data_received = UpstreamConn.general_data_received
 
 
-def setup(fast: bool = True) -> tuple[ClientConn, UpstreamConn, Sink]:
+def setup(fast: bool = True, log: bool = False) -> tuple[ClientConn, UpstreamConn, Sink]:
     ing = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "default"},
            "spec": {"ingressClassName": "kubesvc", "rules": [{"http": {"paths": [
                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
     cls = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "kubesvc"},
            "spec": {"controller": routes.CONTROLLER}}
     table = routes.build([ing], [cls])
-    shared = Shared(HTTPConfig(), None)
+    shared = Shared(HTTPConfig(), (lambda line: None) if log else None)
     shared.install(table, {key: [BACKEND] for key in table.backends})
     client = (ClientConn if fast else PyClient)(shared, "http")
     client_t = Sink(("127.0.0.1", 40000), ("127.0.0.1", 8080))
@@ -100,8 +103,8 @@ def setup(fast: bool = True) -> tuple[ClientConn, UpstreamConn, Sink]:
     return client, up, client_t
 
 
-def run(n: int, rounds: int, new_requests: bool, new_answers: bool, fast: bool = False) -> float:
-    client, up, sink = setup(fast)
+def run(n: int, rounds: int, new_requests: bool, new_answers: bool, fast: bool = False, log: bool = False) -> float:
+    client, up, sink = setup(fast, log)
     best = float("inf")
     for r in range(rounds):  # new paths and ids every round too (the route cache would remember a path)
         reqs = [REQUEST % (r * n + i if new_requests else 0) for i in range(n)]
@@ -149,6 +152,10 @@ def main() -> int:
             print("the compiled _heads module is not built (or KUBESVC_INGRESS_COMPILED=0): no steps to compare")
             return 1
         steps(n, rounds)
+        return 0
+    if len(sys.argv) > 3 and sys.argv[3] == "log":
+        for fast in (False, True) * 2 if lane.ENABLED else (False,):
+            print(f"every head new, access log on, {'fast lane' if fast else 'Python path'}: {run(n, rounds, True, True, fast, True):.2f} us")
         return 0
     client, up, sink = setup()
     client.data_received(REQUEST % 1)
