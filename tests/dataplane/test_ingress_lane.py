@@ -79,50 +79,58 @@ def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         be.stop()
 
 
-def send(s: socket.socket, method: str, path: str, extra: str = "") -> None:
-    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: lane.test\r\n{extra}\r\n".encode())
+class Client:
+    """A kept-alive client connection that reads answers off one buffer (bytes past an answer are the next one's)."""
 
+    def __init__(self, b: Bed) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", b.http_port), timeout=10)
+        self.buf = b""
 
-def read_answer(s: socket.socket, head_only: bool = False) -> tuple[bytes, bytes]:
-    """One answer: (head, body); the body read by its Content-Length or de-chunked."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        assert d, f"connection closed after {buf!r}"
-        buf += d
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    m = re.search(rb"\r\ncontent-length: (\d+)", head, re.I)
-    if head_only:
-        return head, rest
-    if m is not None:
-        n = int(m.group(1))
-        while len(rest) < n:
-            d = s.recv(65536)
-            assert d, "connection closed inside the body"
-            rest += d
-        return head, rest
-    assert re.search(rb"\r\ntransfer-encoding: chunked", head, re.I), head
-    while not rest.endswith(b"0\r\n\r\n"):
-        d = s.recv(65536)
-        assert d, "connection closed inside the chunks"
-        rest += d
-    body, pos = b"", 0
-    while True:
-        end = rest.index(b"\r\n", pos)
-        size = int(rest[pos:end], 16)
-        if size == 0:
-            return head, body
-        body += rest[end + 2 : end + 2 + size]
-        pos = end + 4 + size
+    def __enter__(self) -> Client:
+        return self
 
+    def __exit__(self, *exc: Any) -> None:
+        self.sock.close()
 
-def client(b: Bed) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", b.http_port), timeout=10)
+    def send(self, method: str, path: str, extra: str = "") -> None:
+        self.sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: lane.test\r\n{extra}\r\n".encode())
 
+    def _fill(self, what: str) -> None:
+        d = self.sock.recv(65536)
+        assert d, f"connection closed {what}: {self.buf!r}"
+        self.buf += d
 
-def get(s: socket.socket, path: str, extra: str = "") -> tuple[bytes, bytes]:
-    send(s, "GET", path, extra)
-    return read_answer(s)
+    def _take(self, n: int, what: str) -> bytes:
+        while len(self.buf) < n:
+            self._fill(what)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def answer(self, head_only: bool = False) -> tuple[bytes, bytes]:
+        """One answer: (head, body); the body read by its Content-Length or de-chunked, none when ``head_only``."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill("before a whole head")
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        if head_only:
+            return head, b""
+        m = re.search(rb"\r\ncontent-length: (\d+)", head, re.I)
+        if m is not None:
+            return head, self._take(int(m.group(1)), "inside the body")
+        assert re.search(rb"\r\ntransfer-encoding: chunked", head, re.I), head
+        body = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill("inside the chunks")
+            size_line, self.buf = self.buf.split(b"\r\n", 1)
+            size = int(size_line, 16)
+            chunk = self._take(size + 2, "inside a chunk")
+            if size == 0:
+                return head, body
+            body += chunk[:-2]
+
+    def get(self, path: str, extra: str = "") -> tuple[bytes, bytes]:
+        self.send("GET", path, extra)
+        return self.answer()
 
 
 def status(head: bytes) -> int:
@@ -139,12 +147,12 @@ def log_line(b: Bed, needle: str) -> str:
 
 def test_plain_exchanges_answer_as_the_python_path_and_are_logged(bed: tuple[Bed, LaneBackend]) -> None:
     b, be = bed
-    with client(b) as s:
-        heads = [get(s, f"/p{i}") for i in range(4)]  # the first dials (Python), the next ones take the pooled connection
+    with Client(b) as s:
+        heads = [s.get(f"/p{i}") for i in range(4)]  # the first dials (Python), the next ones take the pooled connection
         assert [body for _, body in heads] == [f"/p{i}".encode().ljust(8, b".") for i in range(4)]
         for head, _ in heads:
             assert head == b"HTTP/1.1 200 OK\r\nServer: t\r\nContent-Length: 8", head
-        head, body = get(s, "/given", "X-Request-ID: rid-lane-1\r\nUser-Agent: lane/1\r\n")
+        head, body = s.get("/given", "X-Request-ID: rid-lane-1\r\nUser-Agent: lane/1\r\n")
         assert status(head) == 200 and body == b"/given.."
     ids = [dict(ln.split(b": ", 1) for ln in be.requests(f"/p{i}".encode())[0].split(b"\r\n")[1:])[b"X-Request-ID"] for i in range(4)]
     assert all(re.fullmatch(rb"[0-9a-f]{32}", i) for i in ids) and len(set(ids)) == 4, ids
@@ -156,10 +164,10 @@ def test_plain_exchanges_answer_as_the_python_path_and_are_logged(bed: tuple[Bed
 
 def test_an_upstream_that_does_not_answer_gets_504(bed: tuple[Bed, LaneBackend]) -> None:
     b, _ = bed
-    with client(b) as s:
-        assert status(get(s, "/warm")[0]) == 200
+    with Client(b) as s:
+        assert status(s.get("/warm")[0]) == 200
         t0 = time.monotonic()
-        head, _ = get(s, "/hang", "X-Request-ID: rid-hang\r\n")
+        head, _ = s.get("/hang", "X-Request-ID: rid-hang\r\n")
         assert status(head) == 504 and 0.5 < time.monotonic() - t0 < 5
     if b.flags == ("file",):
         assert '"GET /hang HTTP/1.1" 504 ' in log_line(b, "rid-hang")
@@ -168,61 +176,62 @@ def test_an_upstream_that_does_not_answer_gets_504(bed: tuple[Bed, LaneBackend])
 def test_a_pooled_connection_the_upstream_closed_is_retried_on_a_fresh_one(bed: tuple[Bed, LaneBackend]) -> None:
     b, be = bed
     tag = f"/drop-once/{b.flags[0]}"
-    with client(b) as s:
-        assert status(get(s, "/warm")[0]) == 200
-        head, body = get(s, tag)
+    with Client(b) as s:
+        assert status(s.get("/warm")[0]) == 200
+        head, body = s.get(tag)
         assert status(head) == 200 and body == tag.encode()[:8]
     assert len(be.requests(tag.encode())) == 2  # dropped once, then answered on a new connection
 
 
 def test_a_request_pipelined_behind_a_lane_exchange_is_answered_after_it(bed: tuple[Bed, LaneBackend]) -> None:
     b, _ = bed
-    with client(b) as s:
-        assert status(get(s, "/warm")[0]) == 200
-        send(s, "GET", "/slow")
+    with Client(b) as s:
+        assert status(s.get("/warm")[0]) == 200
+        s.send("GET", "/slow")
         time.sleep(0.1)
-        send(s, "GET", "/next")
-        assert read_answer(s)[1] == b"/slow..."
-        assert read_answer(s)[1] == b"/next..."
-        assert get(s, "/after")[1] == b"/after.."
+        s.send("GET", "/next")
+        assert s.answer()[1] == b"/slow..."
+        assert s.answer()[1] == b"/next..."
+        assert s.get("/after")[1] == b"/after.."
 
 
 def test_answers_the_lane_does_not_take_chunked_and_head(bed: tuple[Bed, LaneBackend]) -> None:
     b, _ = bed
-    with client(b) as s:
-        assert status(get(s, "/warm")[0]) == 200
-        head, body = get(s, "/chunked")
+    with Client(b) as s:
+        assert status(s.get("/warm")[0]) == 200
+        head, body = s.get("/chunked")
         assert status(head) == 200 and body == b"hello" and b"Transfer-Encoding: chunked" in head
-        send(s, "HEAD", "/h")
-        head, rest = read_answer(s, head_only=True)
-        assert status(head) == 200 and b"Content-Length: 8" in head and rest == b""
-        assert get(s, "/c")[1] == b"/c......"  # nothing of a body after the HEAD answer
+        s.send("HEAD", "/h")
+        head, _ = s.answer(head_only=True)
+        assert status(head) == 200 and b"Content-Length: 8" in head
+        assert s.get("/c")[1] == b"/c......"  # nothing of a body after the HEAD answer (it would be read as this one)
 
 
 def test_a_client_that_reads_late_gets_a_big_answer_whole(bed: tuple[Bed, LaneBackend]) -> None:
     b, _ = bed
-    with client(b) as s:
-        assert status(get(s, "/warm")[0]) == 200
-        send(s, "GET", "/big")
+    with Client(b) as s:
+        assert status(s.get("/warm")[0]) == 200
+        s.send("GET", "/big")
         time.sleep(0.3)  # the router's writes to this client pause meanwhile
-        head, body = read_answer(s)
+        head, body = s.answer()
         assert status(head) == 200 and body == b"b" * BIG
-        assert get(s, "/d")[1] == b"/d......"
+        assert s.get("/d")[1] == b"/d......"
 
 
 def test_a_client_gone_mid_exchange_never_gets_its_answer_to_another(bed: tuple[Bed, LaneBackend]) -> None:
     b, _ = bed
-    with client(b) as s:
-        assert status(get(s, "/warm")[0]) == 200
-        send(s, "GET", "/slow")
+    with Client(b) as s:
+        assert status(s.get("/warm")[0]) == 200
+        s.send("GET", "/slow")
         time.sleep(0.05)
+        s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # closed with a reset: lost
     # the upstream connection answering /slow must not go back to the pool: /f would read /slow's answer
     for i in range(3):
-        with client(b) as s:
-            assert get(s, f"/f{i}")[1] == f"/f{i}".encode().ljust(8, b".")
+        with Client(b) as s:
+            assert s.get(f"/f{i}")[1] == f"/f{i}".encode().ljust(8, b".")
     time.sleep(0.4)
-    with client(b) as s:
-        assert get(s, "/g")[1] == b"/g......"
+    with Client(b) as s:
+        assert s.get("/g")[1] == b"/g......"
 
 
 def test_a_graceful_stop_lets_a_lane_exchange_finish(make_bed: Any) -> None:
@@ -232,13 +241,13 @@ def test_a_graceful_stop_lets_a_lane_exchange_finish(make_bed: Any) -> None:
         b.service("lane", [("127.0.0.1", be.port)])
         b.ingress("lane", [("lane.test", [("/", "Prefix", "lane")])])
         b.start("--access-log", "off")
-        with client(b) as s:
-            assert status(get(s, "/warm")[0]) == 200
-            send(s, "GET", "/slow")
+        with Client(b) as s:
+            assert status(s.get("/warm")[0]) == 200
+            s.send("GET", "/slow")
             time.sleep(0.1)
             assert b.proc is not None
             b.proc.p.terminate()
-            head, body = read_answer(s)
+            head, body = s.answer()
             assert status(head) == 200 and body == b"/slow..."
         assert b.proc.p.wait(10) == 0
     finally:
@@ -278,6 +287,11 @@ async def _in_process(backend: tuple[str, int]) -> None:
         assert await reader.readexactly(8) == b"/warm..."
         (conn,) = shared.conns
         assert not conn.in_lane()  # the first request dialled: the Python path
+        (up,) = shared.pool.live
+        writer.write(b"GET /again HTTP/1.1\r\nHost: lane.test\r\n\r\n")  # the lane, on that pooled connection
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        assert await reader.readexactly(8) == b"/again.."
+        assert shared.pool.live == {up} and shared.pool.idle[backend] == [up] and up.owner is None and conn.cur is None
         writer.write(b"GET /hang?q=1 HTTP/1.1\r\nHost: lane.test\r\nUser-Agent: t/1\r\n\r\n")
         for _ in range(200):
             if conn.in_lane():
