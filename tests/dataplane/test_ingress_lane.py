@@ -13,7 +13,7 @@ import re
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -256,9 +256,14 @@ def test_a_graceful_stop_lets_a_lane_exchange_finish(make_bed: Any) -> None:
 
 @pytest.mark.skipif(not lane.ENABLED, reason="the compiled _heads module is not built (or KUBESVC_INGRESS_COMPILED=0)")
 def test_in_process_a_plain_exchange_stays_in_the_lane_until_cur_is_read() -> None:
+    _with_backend(_in_process)
+
+
+def _with_backend(check: Callable[[tuple[str, int]], Coroutine[Any, Any, None]]) -> None:
+    """Run ``check(backend address)`` on a fresh event loop with a ``LaneBackend``, stopped afterwards."""
     be = LaneBackend()
     try:
-        asyncio.run(_in_process(("127.0.0.1", be.port)))
+        asyncio.run(check(("127.0.0.1", be.port)))
     finally:
         be.stop()
 
@@ -321,11 +326,7 @@ async def _in_process(backend: tuple[str, int]) -> None:
 
 @pytest.mark.skipif(not lane.ENABLED, reason="the compiled _heads module is not built (or KUBESVC_INGRESS_COMPILED=0)")
 def test_in_process_a_write_that_pauses_the_client_makes_the_exchange_python_s() -> None:
-    be = LaneBackend()
-    try:
-        asyncio.run(_paused_write(("127.0.0.1", be.port)))
-    finally:
-        be.stop()
+    _with_backend(_paused_write)
 
 
 async def _paused_write(backend: tuple[str, int]) -> None:
