@@ -38,6 +38,7 @@ class LaneBackend(HeadBackend):
 
     def __init__(self) -> None:
         self.dropped: set[bytes] = set()
+        self.woke = 0  # /slow requests whose 0.3 s are over (their answer is being written)
         super().__init__()
 
     def answer(self, c: socket.socket, head: bytes) -> bool:
@@ -49,6 +50,7 @@ class LaneBackend(HeadBackend):
             return False
         if path == b"/slow":
             time.sleep(0.3)
+            self.woke += 1
         if method == b"HEAD":
             c.sendall(PLAIN)
         elif path == b"/chunked":
@@ -62,18 +64,28 @@ class LaneBackend(HeadBackend):
     def requests(self, path: bytes) -> list[bytes]:
         return [h for h in self.heads if h.split(b" ", 2)[1] == path]
 
+    def wait_request(self, path: bytes, count: int) -> None:
+        """Until the ``count``-th request for ``path`` reached the backend (the router sent it upstream)."""
+        wait_for(lambda: len(self.requests(path)) >= count, timeout=10, what=f"request {count} for {path!r} upstream")
+
+
+class Lane:
+    """A router with its lane backend; ``logged``: its access log goes to ``router.access_log`` (Python finishes
+    the lane's exchanges) rather than off (the lane finishes them)."""
+
+    def __init__(self, router: Bed, backend: LaneBackend, logged: bool) -> None:
+        self.router, self.backend, self.logged = router, backend, logged
+
 
 @pytest.fixture(scope="module", params=["off", "file"])
-def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bed, LaneBackend]]:
-    """A router with ``--access-log off`` (the lane finishes exchanges) or to a file (Python finishes them)."""
+def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lane]:
     b = Bed(tmp_path_factory.mktemp("lane"), *FAST_FLAGS)
     be = LaneBackend()
     try:
         b.service("lane", [("127.0.0.1", be.port)])
         b.ingress("lane", [("lane.test", [("/", "Prefix", "lane")])])
         b.start(*(["--access-log", "off"] if request.param == "off" else []))
-        b.flags = (request.param,)
-        yield b, be
+        yield Lane(b, be, request.param == "file")
     finally:
         b.close()
         be.stop()
@@ -150,8 +162,8 @@ def log_line(b: Bed, needle: str) -> str:
     return str(wait_for(find, timeout=5, what=f"access log line with {needle}"))
 
 
-def test_plain_exchanges_answer_as_the_python_path_and_are_logged(bed: tuple[Bed, LaneBackend]) -> None:
-    b, be = bed
+def test_plain_exchanges_answer_as_the_python_path_and_are_logged(bed: Lane) -> None:
+    b, be = bed.router, bed.backend
     with Client(b, warm=False) as s:
         heads = [s.get(f"/p{i}") for i in range(4)]  # the first dials (Python), the next ones take the pooled connection
         assert [body for _, body in heads] == [f"/p{i}".encode().ljust(8, b".") for i in range(4)]
@@ -162,43 +174,44 @@ def test_plain_exchanges_answer_as_the_python_path_and_are_logged(bed: tuple[Bed
     ids = [dict(ln.split(b": ", 1) for ln in be.requests(f"/p{i}".encode())[0].split(b"\r\n")[1:])[b"X-Request-ID"] for i in range(4)]
     assert all(re.fullmatch(rb"[0-9a-f]{32}", i) for i in ids) and len(set(ids)) == 4, ids
     assert b"X-Request-ID: rid-lane-1" in be.requests(b"/given")[0]
-    if b.flags == ("file",):
+    if bed.logged:
         ln = log_line(b, "rid-lane-1")
         assert '"GET /given HTTP/1.1" 200 8 "-" "lane/1"' in ln and f"127.0.0.1:{be.port} 200 rid-lane-1" in ln, ln
 
 
-def test_an_upstream_that_does_not_answer_gets_504(bed: tuple[Bed, LaneBackend]) -> None:
-    b, _ = bed
+def test_an_upstream_that_does_not_answer_gets_504(bed: Lane) -> None:
+    b = bed.router
     with Client(b) as s:
         t0 = time.monotonic()
         head, _ = s.get("/hang", "X-Request-ID: rid-hang\r\n")
         assert status(head) == 504 and 0.5 < time.monotonic() - t0 < 5
-    if b.flags == ("file",):
+    if bed.logged:
         assert '"GET /hang HTTP/1.1" 504 ' in log_line(b, "rid-hang")
 
 
-def test_a_pooled_connection_the_upstream_closed_is_retried_on_a_fresh_one(bed: tuple[Bed, LaneBackend]) -> None:
-    b, be = bed
-    tag = f"/drop-once/{b.flags[0]}"
+def test_a_pooled_connection_the_upstream_closed_is_retried_on_a_fresh_one(bed: Lane) -> None:
+    b, be = bed.router, bed.backend
+    tag = f"/drop-once/{bed.logged}"
     with Client(b) as s:
         head, body = s.get(tag)
         assert status(head) == 200 and body == tag.encode()[:8]
     assert len(be.requests(tag.encode())) == 2  # dropped once, then answered on a new connection
 
 
-def test_a_request_pipelined_behind_a_lane_exchange_is_answered_after_it(bed: tuple[Bed, LaneBackend]) -> None:
-    b, _ = bed
+def test_a_request_pipelined_behind_a_lane_exchange_is_answered_after_it(bed: Lane) -> None:
+    b, be = bed.router, bed.backend
     with Client(b) as s:
+        slow = len(be.requests(b"/slow")) + 1
         s.send("GET", "/slow")
-        time.sleep(0.1)
+        be.wait_request(b"/slow", slow)  # in flight: /next comes behind it
         s.send("GET", "/next")
         assert s.answer()[1] == b"/slow..."
         assert s.answer()[1] == b"/next..."
         assert s.get("/after")[1] == b"/after.."
 
 
-def test_answers_the_lane_does_not_take_chunked_and_head(bed: tuple[Bed, LaneBackend]) -> None:
-    b, _ = bed
+def test_answers_the_lane_does_not_take_chunked_and_head(bed: Lane) -> None:
+    b = bed.router
     with Client(b) as s:
         head, body = s.get("/chunked")
         assert status(head) == 200 and body == b"hello" and b"Transfer-Encoding: chunked" in head
@@ -208,8 +221,8 @@ def test_answers_the_lane_does_not_take_chunked_and_head(bed: tuple[Bed, LaneBac
         assert s.get("/c")[1] == b"/c......"  # nothing of a body after the HEAD answer (it would be read as this one)
 
 
-def test_a_client_that_reads_late_gets_a_big_answer_whole(bed: tuple[Bed, LaneBackend]) -> None:
-    b, _ = bed
+def test_a_client_that_reads_late_gets_a_big_answer_whole(bed: Lane) -> None:
+    b = bed.router
     with Client(b) as s:
         s.send("GET", "/big")
         time.sleep(0.3)  # the router's writes to this client pause meanwhile
@@ -218,17 +231,18 @@ def test_a_client_that_reads_late_gets_a_big_answer_whole(bed: tuple[Bed, LaneBa
         assert s.get("/d")[1] == b"/d......"
 
 
-def test_a_client_gone_mid_exchange_never_gets_its_answer_to_another(bed: tuple[Bed, LaneBackend]) -> None:
-    b, _ = bed
+def test_a_client_gone_mid_exchange_never_gets_its_answer_to_another(bed: Lane) -> None:
+    b, be = bed.router, bed.backend
     with Client(b) as s:
+        slow, woke = len(be.requests(b"/slow")) + 1, be.woke + 1
         s.send("GET", "/slow")
-        time.sleep(0.05)
+        be.wait_request(b"/slow", slow)
         s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # closed with a reset: lost
     # the upstream connection answering /slow must not go back to the pool: /f would read /slow's answer
     for i in range(3):
         with Client(b, warm=False) as s:
             assert s.get(f"/f{i}")[1] == f"/f{i}".encode().ljust(8, b".")
-    time.sleep(0.4)
+    wait_for(lambda: be.woke >= woke, timeout=10, what="the backend answering /slow")
     with Client(b, warm=False) as s:
         assert s.get("/g")[1] == b"/g......"
 
@@ -242,7 +256,7 @@ def test_a_graceful_stop_lets_a_lane_exchange_finish(make_bed: Any) -> None:
         b.start("--access-log", "off")
         with Client(b) as s:
             s.send("GET", "/slow")
-            time.sleep(0.1)
+            be.wait_request(b"/slow", 1)  # in flight when the stop comes
             assert b.proc is not None
             b.proc.p.terminate()
             head, body = s.answer()
@@ -264,6 +278,14 @@ def _with_backend(check: Callable[[tuple[str, int]], Coroutine[Any, Any, None]])
         asyncio.run(check(("127.0.0.1", be.port)))
     finally:
         be.stop()
+
+
+async def _until(cond: Callable[[], bool], what: str) -> None:
+    """Let the event loop run until ``cond()`` holds (at most 5 s)."""
+    deadline = time.monotonic() + 5
+    while not cond():
+        assert time.monotonic() < deadline, f"not within 5 s: {what}"
+        await asyncio.sleep(0.01)
 
 
 async def _router(backend: tuple[str, int]) -> tuple[Shared, asyncio.Server, int]:
@@ -296,11 +318,7 @@ async def _in_process(backend: tuple[str, int]) -> None:
         assert await reader.readexactly(8) == b"/again.."
         assert shared.pool.live == {up} and shared.pool.idle[backend] == [up] and up.owner is None and conn.cur is None
         writer.write(b"GET /hang?q=1 HTTP/1.1\r\nHost: lane.test\r\nUser-Agent: t/1\r\n\r\n")
-        for _ in range(200):
-            if conn.in_lane():
-                break
-            await asyncio.sleep(0.01)
-        assert conn.in_lane()  # nothing read cur yet
+        await _until(conn.in_lane, "the request in the lane")  # and nothing read cur yet
         ex = conn.cur  # made now, as the Python path would have left it
         assert not conn.in_lane() and conn.cur is ex
         assert (ex.method, ex.url, ex.host, ex.version, ex.keep_alive) == (b"GET", b"/hang?q=1", b"lane.test", "1.1", True)
@@ -311,11 +329,8 @@ async def _in_process(backend: tuple[str, int]) -> None:
         writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.close()  # a reset: the connection is lost (a FIN alone would still wait for the answer)
         await writer.wait_closed()
-        for _ in range(200):
-            if not shared.conns:
-                break
-            await asyncio.sleep(0.01)
-        assert not shared.conns and ex.up is None  # the client went away: its upstream connection was dropped
+        await _until(lambda: not shared.conns, "the connection lost")
+        assert ex.up is None  # the client went away: its upstream connection was dropped
     finally:
         srv.close()
         shared.pool.close_all()
@@ -344,11 +359,7 @@ async def _paused_write(backend: tuple[str, int]) -> None:
         (conn,) = shared.conns
         conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         writer.write(b"GET /hang HTTP/1.1\r\nHost: lane.test\r\n\r\n")
-        for _ in range(200):
-            if conn.in_lane():
-                break
-            await asyncio.sleep(0.01)
-        assert conn.in_lane()
+        await _until(conn.in_lane, "the request in the lane")
         (up,) = [u for u in shared.pool.live if u.owner is conn]
         n = 1_000_000
         up.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (n, b"y" * n))  # as the loop would, whole

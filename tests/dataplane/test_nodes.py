@@ -225,6 +225,7 @@ def _wait_serving(c: Cluster) -> None:
     for url in urls:
         wait_for(lambda url=url: answers(url), timeout=30, interval=0.5, what=f"{url} answering")
 
+
 MODES = ["userspace", "nftables"]
 
 

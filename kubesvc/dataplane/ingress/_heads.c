@@ -558,7 +558,8 @@ static int client_fast(ClientBase *s, PyObject *data) {
     host = PyBytes_FromStringAndSize(r.host ? r.host : "", r.host_len);
     if (host == NULL) goto fail;
     hosts = PyObject_GetAttr(s->shared, s_hosts);
-    if (hosts == NULL || !PyDict_Check(hosts)) goto fail_or_decline;
+    if (hosts == NULL) goto fail;
+    if (!PyDict_Check(hosts)) goto out;
     hh = PyDict_GetItemWithError(hosts, host);
     if (hh != NULL) {
         Py_INCREF(hh);
@@ -696,8 +697,6 @@ static int client_fast(ClientBase *s, PyObject *data) {
     double now;
     if (clock_now(&now) < 0 || set_attr_float(conn, s_deadline, now + s->read_timeout) < 0) goto fail;
     goto out;
-fail_or_decline:
-    if (!PyErr_Occurred()) goto out;
 fail:
     result = -1;
 out:

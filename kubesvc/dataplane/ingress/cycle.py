@@ -63,7 +63,7 @@ class Cycle(FlowControl):
         request ``data`` sent on ``conn`` to ``ep`` (``hit`` its route-cache entry), answered with ``status`` and
         ``sent`` body bytes when ``status`` is set. Called by the compiled ``cur`` when Python code reads it."""
         ex = Exchange()
-        ex.method, ex.version, ex.keep_alive, ex.host, ex.url, _, ex.prefix, ex.tail, ex.special = lane.request(data, self.cfg.max_headers)
+        ex.method, ex.version, ex.keep_alive, ex.host, ex.url, _, ex.prefix, ex.tail, ex.special = lane.BUILT.request(data, self.cfg.max_headers)
         ex.req_id = rid
         ex.complete_head = True
         ex.body_done = True

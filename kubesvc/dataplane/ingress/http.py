@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 from typing import Any
 
 import httptools
@@ -57,12 +56,9 @@ from kubesvc.dataplane.observe import HUB
 
 log = logging.getLogger("kubesvc.ingress")
 
-try:
-    from kubesvc.dataplane.ingress._heads import request as request_c
-except ImportError:  # built without a C compiler: the parsed path routes the same way
-    request_c = None
+request_c = lane.BUILT.request if lane.BUILT is not None else None  # None: built without a C compiler
 # what ``ClientConn.data_received`` uses for a new request head; KUBESVC_INGRESS_COMPILED=0 turns it off
-REQUEST_HEAD = request_c if os.environ.get("KUBESVC_INGRESS_COMPILED", "1") != "0" else None
+REQUEST_HEAD = request_c if lane.ENABLED else None
 
 
 class _NoCallbacks:
@@ -74,7 +70,7 @@ def _request_checker() -> httptools.HttpRequestParser:
 
 
 if lane.ENABLED:
-    lane.setup(STATUS_LINES, SERVER_LINE, Clock, HUB, _request_checker)
+    lane.BUILT.setup(STATUS_LINES, SERVER_LINE, Clock, HUB, _request_checker)
 
 __all__ = ["ClientConn", "HTTPConfig", "Shared", "valid_host"]
 

@@ -1,6 +1,10 @@
-"""The fast lane: plain exchanges forwarded by compiled code (``_heads.ClientBase``/``UpstreamBase``, C, optional).
+"""The compiled module ``_heads`` (C, optional), and the fast lane: plain exchanges forwarded by compiled code
+(``_heads.ClientBase``/``UpstreamBase``).
 
 Rules kept here:
+- ``BUILT`` is the compiled module, or None where kubesvc was installed without a C compiler; ``ENABLED`` says the
+  router uses it (it is built and ``KUBESVC_INGRESS_COMPILED`` is not ``0``): the compiled head readers
+  (``http.REQUEST_HEAD``, ``upstream.ANSWER_HEAD``) and the lane. This is the only place that imports it.
 - ``http.ClientConn`` and ``upstream.UpstreamConn`` are built on ``ClientRoot`` and ``UpstreamRoot``. Where the
   compiled module was built (and ``KUBESVC_INGRESS_COMPILED`` is not ``0``) those are the compiled bases, whose
   ``data_received`` takes a plain exchange itself and hands everything else to the Python
@@ -26,9 +30,13 @@ import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
-ENABLED = False
-request: Any = None  # _heads.request, for Cycle.materialize
-setup: Any = None
+BUILT: Any = None
+if not TYPE_CHECKING:
+    try:
+        from kubesvc.dataplane.ingress import _heads as BUILT
+    except ImportError:  # built without a C compiler: the Python path writes the same bytes
+        pass
+ENABLED = BUILT is not None and os.environ.get("KUBESVC_INGRESS_COMPILED", "1") != "0"
 
 if TYPE_CHECKING:
     class ClientRoot(asyncio.Protocol):
@@ -37,19 +45,11 @@ if TYPE_CHECKING:
 
     class UpstreamRoot(asyncio.Protocol):
         pass
+elif ENABLED:
+    class ClientRoot(BUILT.ClientBase, asyncio.Protocol):
+        __slots__ = ()
+
+    class UpstreamRoot(BUILT.UpstreamBase, asyncio.Protocol):
+        __slots__ = ()
 else:
-    try:
-        from kubesvc.dataplane.ingress import _heads
-    except ImportError:  # built without a C compiler: the Python path writes the same bytes
-        _heads = None
-    ENABLED = _heads is not None and os.environ.get("KUBESVC_INGRESS_COMPILED", "1") != "0"
-    if ENABLED:
-        request, setup = _heads.request, _heads.setup
-
-        class ClientRoot(_heads.ClientBase, asyncio.Protocol):
-            __slots__ = ()
-
-        class UpstreamRoot(_heads.UpstreamBase, asyncio.Protocol):
-            __slots__ = ()
-    else:
-        ClientRoot = UpstreamRoot = asyncio.Protocol
+    ClientRoot = UpstreamRoot = asyncio.Protocol

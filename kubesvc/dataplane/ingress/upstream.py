@@ -27,7 +27,6 @@ Rules kept here (dataplane spec §3.4):
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import time
@@ -161,13 +160,10 @@ def answer_py(data: bytes, head_end: int, status_lines: dict[int, bytes], server
             lines, b"Content-Length: %s\r\n" % clen)
 
 
-try:
-    from kubesvc.dataplane.ingress._heads import answer as answer_c
-except ImportError:  # built without a C compiler: the parsed path writes the same bytes
-    answer_c = None
+answer_c = lane.BUILT.answer if lane.BUILT is not None else None  # None: built without a C compiler
 # what ``UpstreamConn.data_received`` uses for a new answer head; KUBESVC_INGRESS_COMPILED=0 turns it off (the tests
 # compare the two routers' answers byte for byte)
-ANSWER_HEAD = answer_c if os.environ.get("KUBESVC_INGRESS_COMPILED", "1") != "0" else None
+ANSWER_HEAD = answer_c if lane.ENABLED else None
 
 
 class _NoCallbacks:
